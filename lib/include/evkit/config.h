@@ -1,0 +1,122 @@
+/**
+ * @file config.h
+ * @brief evkit configuration: a libconfig file, environment and CLI overrides.
+ *
+ * A configuration is built in layers, later ones winning:
+ *   1. built-in defaults (acks=all, enable.idempotence=true, ...);
+ *   2. the file given to evk_config_load() (libconfig syntax, see
+ *      config/evkit.cfg for a commented example);
+ *   3. the environment, applied by evk_config_apply_env();
+ *   4. explicit calls to evk_config_set_kafka() / evk_config_set() (CLI -X).
+ *
+ * File layout:
+ * @code
+ * kafka = {                       # librdkafka properties, passed through
+ *   bootstrap_servers = "k1:9092,k2:9092";   # '_' stands for '.', because
+ *   security_protocol = "SASL_SSL";          # libconfig names cannot hold dots
+ *   sasl_password = "...";
+ * };
+ * schemas = { dir = "schemas"; };             # catalog directory
+ * inventory = { seed_file = "config/stock.cfg"; };   # one group per service
+ * @endcode
+ *
+ * Environment: EVK_BOOTSTRAP_SERVERS sets bootstrap.servers, EVK_SCHEMAS_DIR
+ * sets schemas.dir, and any EVK_KAFKA_<NAME> sets the librdkafka property
+ * <name> lowercased with '_' turned into '.' (EVK_KAFKA_SASL_PASSWORD ->
+ * sasl.password).
+ */
+#ifndef EVKIT_CONFIG_H
+#define EVKIT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct evk_config_s evk_config_t;
+
+/** @brief New configuration holding only the built-in defaults. */
+evk_config_t *evk_config_new(void);
+
+/** @brief Free @p cfg. NULL is allowed. */
+void evk_config_destroy(evk_config_t *cfg);
+
+/**
+ * @brief Merge the libconfig file at @p path into @p cfg.
+ *
+ * @returns EVK_OK; EVK_ERR_IO if the file cannot be opened; EVK_ERR_CONFIG for
+ *          a syntax error or a value of the wrong kind. errstr then reads
+ *          "<path>:<line>: <reason>".
+ */
+evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
+                          size_t errstr_size);
+
+/** @brief Apply EVK_* environment overrides (see file comment). */
+evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Set librdkafka property @p name (dotted form) to @p value.
+ * The value is checked against librdkafka at once, so a typo fails here.
+ * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>").
+ */
+evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
+                               char *errstr, size_t errstr_size);
+
+/**
+ * @brief Parse "name=value" (kcat's -X) and call evk_config_set_kafka().
+ * @returns EVK_ERR_CONFIG if there is no '='.
+ */
+evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
+                                  size_t errstr_size);
+
+/** @brief Current value of librdkafka property @p name, or NULL. Owned by @p cfg. */
+const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name);
+
+/**
+ * @brief A new rd_kafka_conf_t holding every kafka property of @p cfg.
+ * Ownership passes to the caller (usually on to rd_kafka_new()).
+ * @returns NULL with errstr set if librdkafka refuses a property.
+ */
+rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
+                                       size_t errstr_size);
+
+/**
+ * @brief Set a non-Kafka setting, @p path dotted ("inventory.seed_file").
+ * Used for CLI overrides and tests.
+ */
+evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const char *value);
+
+/**
+ * @brief String setting at dotted @p path, or @p def when absent.
+ * Numbers and booleans in the file are returned in their text form.
+ * The result is owned by @p cfg and valid until it changes.
+ */
+const char *evk_config_get_string(const evk_config_t *cfg, const char *path,
+                                  const char *def);
+
+/**
+ * @brief Integer setting at @p path, or @p def when absent.
+ * @returns EVK_ERR_CONFIG ("<path>: expected integer, got \"abc\"") when
+ *          present but not an integer.
+ */
+evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
+                             int64_t *out, char *errstr, size_t errstr_size);
+
+/** @brief Boolean setting (true/false/1/0/yes/no) at @p path, like evk_config_get_int(). */
+evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def,
+                              int *out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Directory of the schema catalog: schemas.dir, else the installed
+ *        data directory (EVK_DATADIR/schemas).
+ */
+const char *evk_config_schemas_dir(const evk_config_t *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

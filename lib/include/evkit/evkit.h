@@ -1,0 +1,18 @@
+/**
+ * @file evkit.h
+ * @brief Umbrella header: include this to use all of libevkit.
+ */
+#ifndef EVKIT_EVKIT_H
+#define EVKIT_EVKIT_H
+
+#define EVK_VERSION_STR "0.1.0"
+
+#include "error.h"
+#include "config.h"
+#include "schema.h"
+#include "event.h"
+#include "producer.h"
+#include "service.h"
+#include "devbroker.h"
+
+#endif

@@ -1,0 +1,159 @@
+/**
+ * @file service.h
+ * @brief The service loop: consume, decode, dispatch to handlers, produce,
+ *        commit, with exactly-once effects.
+ *
+ * A service subscribes to the topics of the event types it handles. Each
+ * batch of input runs in one Kafka transaction: the handlers' output events,
+ * their state-store writes (changelog records) and any dead letters are
+ * produced in the transaction together with the input offsets
+ * (send_offsets_to_transaction), then the transaction commits. Consumers read
+ * with isolation.level=read_committed. So a crash at any point either commits
+ * all of a batch's effects or none, and the batch is processed again.
+ *
+ * A batch commits when the input queue is momentarily empty, after
+ * `batch_max` messages, or after `commit_interval_ms`, whichever comes first:
+ * at low rates every event commits at once (low latency), under load batches
+ * grow (high throughput).
+ *
+ * Handler results:
+ *   EVK_OK         outputs are kept;
+ *   EVK_ERR_RETRY  outputs are dropped, the event is retried with exponential
+ *                  backoff (retry_backoff_ms, doubling, up to retry_max tries),
+ *                  then dead-lettered;
+ *   other          outputs are dropped, the event is dead-lettered at once.
+ * Undecodable input (not a Confluent frame, unknown schema id, bad Avro) is
+ * dead-lettered at once. Dead letters go to "<topic>.dlq" with the original
+ * key, value and headers plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic,
+ * evk_dlq_partition, evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
+ *
+ * Settings, from the config group named after the service (defaults):
+ *   group_id ("<name>"), instance_id (host name), batch_max (1000),
+ *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
+ *   retry_backoff_max_ms (5000).
+ * The transactional.id is "<group_id>-<instance_id>": a restarted instance
+ * fences its predecessor and aborts whatever it left open.
+ */
+#ifndef EVKIT_SERVICE_H
+#define EVKIT_SERVICE_H
+
+#include <stddef.h>
+#include "config.h"
+#include "error.h"
+#include "event.h"
+#include "schema.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct evk_service_s evk_service_t;
+/** Per-event context handed to handlers; valid only during the call. */
+typedef struct evk_ctx_s evk_ctx_t;
+/** Key -> latest event map, changelogged to its type's (compacted) topic. */
+typedef struct evk_store_s evk_store_t;
+
+/** @brief Handles one event. @p ev is owned by the service. */
+typedef evk_err_t(evk_handler_t)(evk_ctx_t *ctx, const evk_event_t *ev, void *opaque);
+
+/**
+ * @brief Called once the stores are restored, before the first event, inside
+ *        a transaction (e.g. to seed an empty store). Non-OK aborts the run.
+ */
+typedef evk_err_t(evk_ready_cb_t)(evk_ctx_t *ctx, void *opaque);
+
+/**
+ * @brief New service called @p name (also its ce_source and config group).
+ *        @p cfg and @p cat must outlive it.
+ */
+evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
+                          const evk_catalog_t *cat, evk_service_t **out, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief Route events of @p type (full or short name) to @p handler and
+ *        subscribe to its topic. Other types on the same topic are skipped.
+ */
+evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
+                         void *opaque, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Add a state store whose values are events of @p type; they are
+ *        changelogged to that type's topic (keyed by the event key) and
+ *        restored from it on start and after each rebalance.
+ */
+evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
+                                char *errstr, size_t errstr_size);
+
+/** @brief Set the callback run after restore, before the first event. */
+void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
+
+/**
+ * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
+ *        installed for the duration of the call). On stop the current batch
+ *        is finished and committed, the consumer closed, the producer flushed.
+ * @returns EVK_OK after a clean stop; EVK_ERR_FATAL (e.g. fenced by a newer
+ *          instance) or EVK_ERR_KAFKA with errstr set.
+ */
+evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
+
+/** @brief Ask evk_service_run() to return. Async-signal-safe; any thread. */
+void evk_service_stop(evk_service_t *svc);
+
+/** @brief Free @p svc (not while running). NULL is allowed. */
+void evk_service_destroy(evk_service_t *svc);
+
+/** @brief The service's name. */
+const char *evk_service_name(const evk_service_t *svc);
+
+/** @brief Counters since start, for logs and metrics. */
+typedef struct evk_service_stats_s {
+    uint64_t consumed;     /**< input events handled (any outcome) */
+    uint64_t produced;     /**< output events emitted and committed */
+    uint64_t dead_letters; /**< events sent to a DLQ */
+    uint64_t retries;      /**< handler retries */
+    uint64_t commits;      /**< committed transactions */
+    uint64_t aborts;       /**< aborted transactions */
+} evk_service_stats_t;
+void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
+
+/* ---- Handler context ---- */
+
+/**
+ * @brief New event of @p type caused by the current input (same key and
+ *        correlation id; causation id = input's id). In the ready callback it
+ *        has no cause. NULL if @p type is not in the catalog.
+ */
+evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type);
+
+/** @brief Emit @p ev in the current transaction. @p ev is always consumed. */
+evk_err_t evk_ctx_emit(evk_ctx_t *ctx, evk_event_t *ev);
+
+/** @brief The service's config and catalog (e.g. for handler settings). */
+const evk_config_t *evk_ctx_config(const evk_ctx_t *ctx);
+const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
+
+/* ---- State stores ---- */
+
+/** @brief Latest value for @p key (including writes earlier in this batch), or NULL. */
+const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
+
+/**
+ * @brief Set the value of key evk_event_key(@p value) in the current
+ *        transaction. Reverted if the handler fails or the transaction
+ *        aborts. @p value is always consumed.
+ */
+evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
+
+/** @brief Number of keys. */
+size_t evk_store_count(const evk_store_t *st);
+
+/** @brief Call @p cb for every key in unspecified order; stops when @p cb returns non-zero. */
+void evk_store_foreach(const evk_store_t *st,
+                       int (*cb)(const char *key, const evk_event_t *value, void *opaque),
+                       void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
