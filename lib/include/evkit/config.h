@@ -46,6 +46,14 @@ evk_config_t *evk_config_new(void);
 void evk_config_destroy(evk_config_t *cfg);
 
 /**
+ * @brief What every evkit program does at start: new config, load @p path
+ *        (NULL: $EVK_CONFIG if set, else no file), then evk_config_apply_env().
+ * @returns EVK_OK and *out, or the error of the failing step with errstr set.
+ */
+evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
+                          size_t errstr_size);
+
+/**
  * @brief Merge the libconfig file at @p path into @p cfg.
  *
  * @returns EVK_OK; EVK_ERR_IO if the file cannot be opened; EVK_ERR_CONFIG for
