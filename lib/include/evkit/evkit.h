@@ -14,5 +14,6 @@
 #include "producer.h"
 #include "service.h"
 #include "devbroker.h"
+#include "cli.h"
 
 #endif

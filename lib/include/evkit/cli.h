@@ -1,0 +1,49 @@
+/**
+ * @file cli.h
+ * @brief What evkit's command-line programs share: kcat-style options and
+ *        documented exit codes (docs/CLI.md).
+ */
+#ifndef EVKIT_CLI_H
+#define EVKIT_CLI_H
+
+#include <stddef.h>
+#include "config.h"
+#include "error.h"
+#include "schema.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Exit codes of every evkit program. */
+enum {
+    EVK_EXIT_OK = 0,       /**< success */
+    EVK_EXIT_USAGE = 1,    /**< bad command line */
+    EVK_EXIT_CONFIG = 2,   /**< bad config, catalog or unreachable setup */
+    EVK_EXIT_INPUT = 3,    /**< some input was invalid (see the program's docs for what was sent) */
+    EVK_EXIT_DELIVERY = 4, /**< a message could not be delivered / Kafka failed */
+    EVK_EXIT_NOT_FOUND = 5 /**< the thing asked for does not exist (e.g. evk-order status) */
+};
+
+/**
+ * @brief Build a program's configuration from kcat-style options:
+ *        @p config_file (-F, may be NULL: $EVK_CONFIG), environment,
+ *        @p brokers (-b, may be NULL), then each "prop=value" of @p props (-X).
+ *        Fails with EVK_ERR_CONFIG "no bootstrap servers: use -b, ..." when
+ *        none is configured anywhere, since every program needs a cluster.
+ */
+evk_err_t evk_cli_config(const char *config_file, const char *brokers,
+                         char *const *props, size_t nprops, evk_config_t **out,
+                         char *errstr, size_t errstr_size);
+
+/**
+ * @brief Load the schema catalog named by @p cfg (schemas.dir), with the
+ *        error prefixed by the directory.
+ */
+evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
+                          size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
