@@ -15,5 +15,6 @@
 #include "service.h"
 #include "devbroker.h"
 #include "cli.h"
+#include "log.h"
 
 #endif
