@@ -1,0 +1,1 @@
+evk_test(test_log SOURCES test_log.c)

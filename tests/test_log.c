@@ -1,0 +1,85 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "evkit/log.h"
+
+/* Captures what evk_log writes to stderr (fd 2) into a temporary file. */
+static char *capture(void (*fn)(void)) {
+    char path[] = "/tmp/evk-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    static char out[8192];
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    assert_true(n >= 0);
+    out[n] = 0;
+    close(fd);
+    unlink(path);
+    return out;
+}
+
+static void log_reserved(void) {
+    evk_log(EVK_LOG_INFO, "inventory-service", "reserved", "order_id", "o-1", "reason",
+            "two words", "sasl.password", "hunter2", NULL);
+}
+
+static void log_debug(void) {
+    evk_log(EVK_LOG_DEBUG, "svc", "hidden", NULL);
+}
+
+static void test_logfmt(void **state) {
+    (void)state;
+    unsetenv("EVK_LOG_FORMAT");
+    unsetenv("EVK_LOG_LEVEL");
+    assert_int_equal(evk_log_setup(NULL, NULL, 0), EVK_OK);
+    const char *out = capture(log_reserved);
+    assert_non_null(strstr(out, " level=info component=inventory-service msg=reserved "
+                                "order_id=o-1 reason=\"two words\" "
+                                "sasl.password=<redacted>\n"));
+    assert_int_equal(strncmp(out, "time=", 5), 0);
+    assert_string_equal(capture(log_debug), "");
+}
+
+static void test_json_and_level_from_env(void **state) {
+    (void)state;
+    setenv("EVK_LOG_FORMAT", "json", 1);
+    setenv("EVK_LOG_LEVEL", "debug", 1);
+    assert_int_equal(evk_log_setup(NULL, NULL, 0), EVK_OK);
+    const char *out = capture(log_debug);
+    assert_non_null(
+        strstr(out, ",\"level\":\"debug\",\"component\":\"svc\",\"msg\":\"hidden\"}\n"));
+    assert_int_equal(strncmp(out, "{\"time\":\"", 9), 0);
+    assert_true(evk_log_enabled(EVK_LOG_DEBUG));
+}
+
+static void test_bad_level(void **state) {
+    (void)state;
+    char err[256];
+    setenv("EVK_LOG_LEVEL", "loud", 1);
+    assert_int_equal(evk_log_setup(NULL, err, sizeof err), EVK_ERR_CONFIG);
+    assert_string_equal(err,
+                        "EVK_LOG_LEVEL: unknown log level \"loud\" (debug, info, warn, error)");
+    setenv("EVK_LOG_LEVEL", "info", 1);
+    setenv("EVK_LOG_FORMAT", "xml", 1);
+    assert_int_equal(evk_log_setup(NULL, err, sizeof err), EVK_ERR_CONFIG);
+    assert_string_equal(err, "EVK_LOG_FORMAT: unknown log format \"xml\" (logfmt, json)");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_logfmt),
+        cmocka_unit_test(test_json_and_level_from_env),
+        cmocka_unit_test(test_bad_level),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
