@@ -1,3 +1,5 @@
+#include <stddef.h>
+
 #include "evkit/error.h"
 
 struct evk_err_desc {
@@ -5,8 +7,9 @@ struct evk_err_desc {
     const char *desc;
 };
 
-/* Indexed by code, so that a new code without an entry is caught by the
- * static assertion below rather than by a wrong message at run time. */
+/* Indexed by code: a code added at the end without an entry fails the static
+ * assertion below, one added in the middle leaves a hole that reads as an
+ * unknown code instead of shifting every later message. */
 static const struct evk_err_desc evk_errs[] = {
     [EVK_OK] = {"EVK_OK", "success"},
     [EVK_ERR_INVALID_ARG] = {"EVK_ERR_INVALID_ARG", "invalid argument"},
@@ -33,7 +36,7 @@ _Static_assert(sizeof(evk_errs) / sizeof(evk_errs[0]) == EVK_ERR__CNT,
                "every evk_err_t needs a name and a description");
 
 static const struct evk_err_desc *evk_err_lookup(evk_err_t err) {
-    if ((unsigned)err >= EVK_ERR__CNT) return NULL;
+    if ((unsigned)err >= EVK_ERR__CNT || !evk_errs[err].name) return NULL;
     return &evk_errs[err];
 }
 

@@ -1,0 +1,522 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <libconfig.h>
+
+#include "evkit/config.h"
+#include "internal.h"
+
+/* POSIX defines environ but glibc declares it only under _GNU_SOURCE. */
+extern char **environ;
+
+#define EVK_REASON_MAX 512
+#define EVK_REDACTED "<redacted>"
+
+/* A configuration holds a few dozen entries and is read at startup only, so
+ * insertion-ordered arrays with a linear lookup are plenty. Order matters for
+ * the kafka list: librdkafka sees the properties in the order they were set. */
+struct evk_kv {
+    char *key;
+    char *val;
+};
+
+struct evk_kvs {
+    struct evk_kv *v;
+    size_t n, cap;
+};
+
+struct evk_config_s {
+    struct evk_kvs kafka;    /* librdkafka property (dotted name) -> value */
+    struct evk_kvs settings; /* dotted path of everything outside kafka -> value */
+};
+
+/* Everything a file needs while it is loaded; the file's values go to a
+ * staging config first so that a failed load leaves the target unchanged. */
+struct evk_load {
+    const char *path;
+    evk_config_t stage;
+    char *errstr;
+    size_t errstr_size;
+};
+
+static struct evk_kv *kvs_find(const struct evk_kvs *kvs, const char *key) {
+    for (size_t i = 0; i < kvs->n; i++)
+        if (!strcmp(kvs->v[i].key, key)) return &kvs->v[i];
+    return NULL;
+}
+
+static evk_err_t kvs_replace(struct evk_kv *kv, const char *val) {
+    char *copy = strdup(val);
+    if (!copy) return EVK_ERR_NOMEM;
+    free(kv->val);
+    kv->val = copy;
+    return EVK_OK;
+}
+
+static evk_err_t kvs_grow(struct evk_kvs *kvs) {
+    size_t cap = kvs->cap ? kvs->cap * 2 : 16;
+    struct evk_kv *v = realloc(kvs->v, cap * sizeof(*v));
+    if (!v) return EVK_ERR_NOMEM;
+    kvs->v = v;
+    kvs->cap = cap;
+    return EVK_OK;
+}
+
+static evk_err_t kvs_put(struct evk_kvs *kvs, const char *key, const char *val) {
+    struct evk_kv *kv = kvs_find(kvs, key);
+    if (kv) return kvs_replace(kv, val);
+    if (kvs->n == kvs->cap && kvs_grow(kvs) != EVK_OK) return EVK_ERR_NOMEM;
+    kv = &kvs->v[kvs->n];
+    kv->key = strdup(key);
+    kv->val = strdup(val);
+    if (!kv->key || !kv->val) {
+        free(kv->key);
+        free(kv->val);
+        return EVK_ERR_NOMEM;
+    }
+    kvs->n++;
+    return EVK_OK;
+}
+
+static evk_err_t kvs_merge(struct evk_kvs *dst, const struct evk_kvs *src) {
+    for (size_t i = 0; i < src->n; i++)
+        if (kvs_put(dst, src->v[i].key, src->v[i].val) != EVK_OK) return EVK_ERR_NOMEM;
+    return EVK_OK;
+}
+
+static void kvs_clear(struct evk_kvs *kvs) {
+    for (size_t i = 0; i < kvs->n; i++) {
+        free(kvs->v[i].key);
+        free(kvs->v[i].val);
+    }
+    free(kvs->v);
+    memset(kvs, 0, sizeof(*kvs));
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Names whose values must never reach an error message or a log. */
+static int is_secret(const char *name) {
+    return strstr(name, "password") || strstr(name, "secret") || ends_with(name, ".key") ||
+           ends_with(name, "key.pem");
+}
+
+/* Value of @p name as it may be shown to a user. */
+static const char *shown(const char *name, const char *value) {
+    return is_secret(name) ? EVK_REDACTED : value;
+}
+
+/* librdkafka quotes some values in its messages ('Invalid value "x" for ...'),
+ * so a secret's value is cut out of them wherever it appears. */
+static void redact(char *msg, size_t size, const char *value) {
+    char out[EVK_REASON_MAX] = "";
+    size_t vlen = strlen(value), used = 0;
+    const char *p = msg, *hit;
+    if (!vlen) return;
+    while ((hit = strstr(p, value)) && used < sizeof(out)) {
+        used +=
+            snprintf(out + used, sizeof(out) - used, "%.*s%s", (int)(hit - p), p, EVK_REDACTED);
+        p = hit + vlen;
+    }
+    if (used < sizeof(out)) snprintf(out + used, sizeof(out) - used, "%s", p);
+    snprintf(msg, size, "%s", out);
+}
+
+static void chomp(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+static int kafka_value_is(const rd_kafka_conf_t *conf, const char *name, const char *want) {
+    char val[64];
+    size_t size = sizeof(val);
+    return rd_kafka_conf_get(conf, name, val, &size) == RD_KAFKA_CONF_OK && !strcmp(val, want);
+}
+
+/* evkit's delivery guarantee rests on the idempotent producer, which needs
+ * acks=all; reading the values back from librdkafka catches every spelling
+ * ("all", "-1", "t", "1", the request.required.acks alias). */
+static evk_err_t kafka_policy(const rd_kafka_conf_t *conf, const char *name, char *reason,
+                              size_t size) {
+    if ((!strcmp(name, "acks") || !strcmp(name, "request.required.acks")) &&
+        !kafka_value_is(conf, "acks", "-1"))
+        return evk_fail(EVK_ERR_CONFIG, reason, size,
+                        "kafka.%s: evkit requires acks=all (idempotent producer)", name);
+    if (!strcmp(name, "enable.idempotence") && !kafka_value_is(conf, name, "true"))
+        return evk_fail(
+            EVK_ERR_CONFIG, reason, size,
+            "kafka.%s: evkit requires enable.idempotence=true (idempotent producer)", name);
+    return EVK_OK;
+}
+
+/* rd_kafka_conf_set() with its message turned into "kafka.<name>: ...". */
+static evk_err_t kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                           char *reason, size_t size) {
+    char msg[EVK_REASON_MAX];
+    if (rd_kafka_conf_set(conf, name, value, msg, sizeof(msg)) == RD_KAFKA_CONF_OK)
+        return EVK_OK;
+    chomp(msg);
+    if (is_secret(name)) redact(msg, sizeof(msg), value);
+    return evk_fail(EVK_ERR_CONFIG, reason, size, "kafka.%s: %s", name, msg);
+}
+
+/* Each property is tried on a scratch conf of its own, so that a typo or a
+ * bad value fails where it is written rather than at rd_kafka_new(). */
+static evk_err_t kafka_check(const char *name, const char *value, char *reason, size_t size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    evk_err_t err = kafka_set(conf, name, value, reason, size);
+    if (!err) err = kafka_policy(conf, name, reason, size);
+    rd_kafka_conf_destroy(conf);
+    return err;
+}
+
+evk_config_t *evk_config_new(void) {
+    evk_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) return NULL;
+    if (kvs_put(&cfg->kafka, "enable.idempotence", "true") != EVK_OK ||
+        kvs_put(&cfg->kafka, "acks", "all") != EVK_OK) {
+        evk_config_destroy(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+void evk_config_destroy(evk_config_t *cfg) {
+    if (!cfg) return;
+    kvs_clear(&cfg->kafka);
+    kvs_clear(&cfg->settings);
+    free(cfg);
+}
+
+evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
+                               char *errstr, size_t errstr_size) {
+    if (!cfg || !name || !value)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    evk_err_t err = kafka_check(name, value, errstr, errstr_size);
+    if (err) return err;
+    if (kvs_put(&cfg->kafka, name, value) != EVK_OK)
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return EVK_OK;
+}
+
+evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
+                                  size_t errstr_size) {
+    if (!cfg || !kv) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    const char *eq = strchr(kv, '=');
+    if (!eq)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value",
+                        shown(kv, kv));
+    char *name = strndup(kv, (size_t)(eq - kv));
+    if (!name) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, errstr, errstr_size);
+    free(name);
+    return err;
+}
+
+const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name) {
+    const struct evk_kv *kv = cfg && name ? kvs_find(&cfg->kafka, name) : NULL;
+    return kv ? kv->val : NULL;
+}
+
+rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
+                                       size_t errstr_size) {
+    if (!cfg) {
+        evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < cfg->kafka.n; i++) {
+        const struct evk_kv *kv = &cfg->kafka.v[i];
+        if (kafka_set(conf, kv->key, kv->val, errstr, errstr_size)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+/* Settings under "kafka." are librdkafka properties: they must go through
+ * evk_config_set_kafka() to be checked, never be stored unchecked here. */
+evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const char *value) {
+    if (!cfg || !path || !*path || !value || !strncmp(path, "kafka.", 6))
+        return EVK_ERR_INVALID_ARG;
+    return kvs_put(&cfg->settings, path, value);
+}
+
+const char *evk_config_get_string(const evk_config_t *cfg, const char *path, const char *def) {
+    const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
+    return kv ? kv->val : def;
+}
+
+static int parse_int(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out) {
+    static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (!strcasecmp(s, yes[i]) || !strcasecmp(s, no[i])) {
+            *out = !strcasecmp(s, yes[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
+                             int64_t *out, char *errstr, size_t errstr_size) {
+    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    const char *v = evk_config_get_string(cfg, path, NULL);
+    *out = def;
+    if (v && parse_int(v, out))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected integer, got \"%s\"",
+                        path, shown(path, v));
+    return EVK_OK;
+}
+
+evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def, int *out,
+                              char *errstr, size_t errstr_size) {
+    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    const char *v = evk_config_get_string(cfg, path, NULL);
+    *out = def;
+    if (v && parse_bool(v, out))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected boolean, got \"%s\"",
+                        path, shown(path, v));
+    return EVK_OK;
+}
+
+const char *evk_config_schemas_dir(const evk_config_t *cfg) {
+    return evk_config_get_string(cfg, "schemas.dir", EVK_DATADIR "/schemas");
+}
+
+/* Loading a file. */
+
+/* Prefix @p reason with the setting's place in the file. */
+static evk_err_t load_fail(struct evk_load *ld, const config_setting_t *s, evk_err_t err,
+                           const char *reason) {
+    const char *file = config_setting_source_file(s);
+    return evk_fail(err, ld->errstr, ld->errstr_size, "%s:%u: %s", file ? file : ld->path,
+                    config_setting_source_line(s), reason);
+}
+
+/* Scalars of every kind become text: librdkafka takes text, and the typed
+ * getters parse it again, so "retries = 5" and "retries = \"5\"" are one. */
+static const char *scalar_text(const config_setting_t *s, char *buf, size_t size) {
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_STRING:
+        return config_setting_get_string(s);
+    case CONFIG_TYPE_INT:
+        snprintf(buf, size, "%d", config_setting_get_int(s));
+        return buf;
+    case CONFIG_TYPE_INT64:
+        snprintf(buf, size, "%lld", config_setting_get_int64(s));
+        return buf;
+    case CONFIG_TYPE_FLOAT:
+        snprintf(buf, size, "%.15g", config_setting_get_float(s));
+        return buf;
+    case CONFIG_TYPE_BOOL:
+        return config_setting_get_bool(s) ? "true" : "false";
+    default:
+        return "";
+    }
+}
+
+static const char *aggregate_kind(const config_setting_t *s) {
+    if (config_setting_is_group(s)) return "group";
+    return config_setting_is_list(s) ? "list" : "array";
+}
+
+static evk_err_t load_kafka_property(struct evk_load *ld, const config_setting_t *s) {
+    char reason[EVK_REASON_MAX], buf[64];
+    char *name = strdup(config_setting_name(s));
+    evk_err_t err = EVK_OK;
+    if (!name) return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+    for (char *p = name; *p; p++)
+        if (*p == '_') *p = '.';
+    if (config_setting_is_aggregate(s)) {
+        snprintf(reason, sizeof(reason), "kafka.%s: expected a value, not a %s", name,
+                 aggregate_kind(s));
+        err = load_fail(ld, s, EVK_ERR_CONFIG, reason);
+    } else {
+        const char *text = scalar_text(s, buf, sizeof(buf));
+        err = kafka_check(name, text, reason, sizeof(reason));
+        if (err)
+            err = load_fail(ld, s, err, reason);
+        else if (kvs_put(&ld->stage.kafka, name, text) != EVK_OK)
+            err = evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+    }
+    free(name);
+    return err;
+}
+
+static evk_err_t load_kafka(struct evk_load *ld, const config_setting_t *group) {
+    if (!config_setting_is_group(group))
+        return load_fail(ld, group, EVK_ERR_CONFIG, "kafka: expected a group");
+    for (int i = 0; i < config_setting_length(group); i++) {
+        evk_err_t err = load_kafka_property(ld, config_setting_get_elem(group, i));
+        if (err) return err;
+    }
+    return EVK_OK;
+}
+
+/* Path of child @p s of @p parent: "a.b" in groups, "a[2]" in lists and arrays. */
+static char *child_path(const char *parent, const config_setting_t *s) {
+    const char *name = config_setting_name(s);
+    int n = name ? snprintf(NULL, 0, "%s.%s", parent, name)
+                 : snprintf(NULL, 0, "%s[%d]", parent, config_setting_index(s));
+    char *path = malloc((size_t)n + 1);
+    if (!path) return NULL;
+    if (name)
+        snprintf(path, (size_t)n + 1, "%s.%s", parent, name);
+    else
+        snprintf(path, (size_t)n + 1, "%s[%d]", parent, config_setting_index(s));
+    return path;
+}
+
+static evk_err_t load_setting(struct evk_load *ld, const config_setting_t *s, const char *path);
+
+static evk_err_t load_children(struct evk_load *ld, const config_setting_t *s,
+                               const char *path) {
+    for (int i = 0; i < config_setting_length(s); i++) {
+        char *child = child_path(path, config_setting_get_elem(s, i));
+        if (!child)
+            return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+        evk_err_t err = load_setting(ld, config_setting_get_elem(s, i), child);
+        free(child);
+        if (err) return err;
+    }
+    return EVK_OK;
+}
+
+static evk_err_t load_setting(struct evk_load *ld, const config_setting_t *s,
+                              const char *path) {
+    char buf[64];
+    if (config_setting_is_aggregate(s)) return load_children(ld, s, path);
+    if (kvs_put(&ld->stage.settings, path, scalar_text(s, buf, sizeof(buf))) != EVK_OK)
+        return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+    return EVK_OK;
+}
+
+static evk_err_t load_root(struct evk_load *ld, const config_setting_t *root) {
+    for (int i = 0; i < config_setting_length(root); i++) {
+        const config_setting_t *s = config_setting_get_elem(root, i);
+        const char *name = config_setting_name(s);
+        evk_err_t err = !strcmp(name, "kafka") ? load_kafka(ld, s) : load_setting(ld, s, name);
+        if (err) return err;
+    }
+    return EVK_OK;
+}
+
+/* libconfig says "file I/O error" for a missing file; the caller wants errno. */
+static evk_err_t check_readable(const char *path, char *errstr, size_t errstr_size) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return evk_fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    fclose(fp);
+    return EVK_OK;
+}
+
+static evk_err_t parse_file(struct evk_load *ld) {
+    config_t lc;
+    evk_err_t err;
+    config_init(&lc);
+    if (!config_read_file(&lc, ld->path)) {
+        const char *file = config_error_file(&lc);
+        err = config_error_type(&lc) == CONFIG_ERR_FILE_IO ? EVK_ERR_IO : EVK_ERR_CONFIG;
+        evk_fail(err, ld->errstr, ld->errstr_size, "%s:%d: %s", file ? file : ld->path,
+                 config_error_line(&lc), config_error_text(&lc));
+    } else {
+        err = load_root(ld, config_root_setting(&lc));
+    }
+    config_destroy(&lc);
+    return err;
+}
+
+evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
+                          size_t errstr_size) {
+    if (!cfg || !path)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    evk_err_t err = check_readable(path, errstr, errstr_size);
+    if (err) return err;
+    struct evk_load ld = {.path = path, .errstr = errstr, .errstr_size = errstr_size};
+    err = parse_file(&ld);
+    if (!err && (kvs_merge(&cfg->kafka, &ld.stage.kafka) ||
+                 kvs_merge(&cfg->settings, &ld.stage.settings)))
+        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    kvs_clear(&ld.stage.kafka);
+    kvs_clear(&ld.stage.settings);
+    return err;
+}
+
+/* Environment. */
+
+#define EVK_ENV_KAFKA "EVK_KAFKA_"
+
+/* EVK_KAFKA_SASL_PASSWORD=x -> sasl.password = x. */
+static evk_err_t apply_env_kafka(evk_config_t *cfg, const char *entry, char *errstr,
+                                 size_t errstr_size) {
+    char reason[EVK_REASON_MAX];
+    const char *eq = strchr(entry, '=');
+    size_t var_len = (size_t)(eq - entry), prefix_len = strlen(EVK_ENV_KAFKA);
+    char *name = strndup(entry + prefix_len, var_len - prefix_len);
+    if (!name) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    for (char *p = name; *p; p++)
+        *p = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+    evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, reason, sizeof(reason));
+    if (err) evk_fail(err, errstr, errstr_size, "%.*s: %s", (int)var_len, entry, reason);
+    free(name);
+    return err;
+}
+
+/* An empty shortcut variable counts as unset, so that a launcher can pass
+ * EVK_BOOTSTRAP_SERVERS= through to mean "use the dev broker". */
+static const char *env_nonempty(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_size) {
+    char reason[EVK_REASON_MAX];
+    const char *v;
+    evk_err_t err;
+    if (!cfg) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, EVK_ENV_KAFKA, strlen(EVK_ENV_KAFKA)) || !strchr(*e, '=')) continue;
+        if ((err = apply_env_kafka(cfg, *e, errstr, errstr_size))) return err;
+    }
+    /* The named shortcuts come last so that they win over EVK_KAFKA_*. */
+    if ((v = env_nonempty("EVK_BOOTSTRAP_SERVERS")) &&
+        (err = evk_config_set_kafka(cfg, "bootstrap.servers", v, reason, sizeof(reason))))
+        return evk_fail(err, errstr, errstr_size, "EVK_BOOTSTRAP_SERVERS: %s", reason);
+    if ((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v))
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return EVK_OK;
+}
+
+evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
+                          size_t errstr_size) {
+    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    *out = NULL;
+    evk_config_t *cfg = evk_config_new();
+    if (!cfg) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!path) path = env_nonempty("EVK_CONFIG");
+    evk_err_t err = path ? evk_config_load(cfg, path, errstr, errstr_size) : EVK_OK;
+    if (!err) err = evk_config_apply_env(cfg, errstr, errstr_size);
+    if (err) {
+        evk_config_destroy(cfg);
+        return err;
+    }
+    *out = cfg;
+    return EVK_OK;
+}

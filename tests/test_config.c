@@ -1,0 +1,411 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "evkit/config.h"
+#include "evkit/error.h"
+
+extern char **environ;
+
+static char errstr[512];
+
+/* Path of a fixture under tests/data/config. */
+static const char *fixture(const char *name) {
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/config/%s", getenv("EVK_TEST_DATA"), name);
+    return path;
+}
+
+static evk_config_t *load_ok(const char *name) {
+    evk_config_t *cfg = evk_config_new();
+    assert_non_null(cfg);
+    evk_err_t err = evk_config_load(cfg, fixture(name), errstr, sizeof(errstr));
+    if (err) fail_msg("%s: %s", name, errstr);
+    return cfg;
+}
+
+/* Loading @p name fails with @p want and errstr "<path>:<rest>". */
+static void assert_load_fails(const char *name, evk_err_t want, const char *rest) {
+    char expect[2048];
+    evk_config_t *cfg = evk_config_new();
+    snprintf(expect, sizeof(expect), "%s:%s", fixture(name), rest);
+    assert_int_equal(evk_config_load(cfg, fixture(name), errstr, sizeof(errstr)), want);
+    assert_string_equal(errstr, expect);
+    evk_config_destroy(cfg);
+}
+
+/* Tests must not see the configuration variables of the shell or of ctest
+ * (the EVK_* paths to test data stay). */
+static int is_config_var(const char *entry) {
+    static const char *const vars[] = {
+        "EVK_CONFIG=", "EVK_BOOTSTRAP_SERVERS=", "EVK_SCHEMAS_DIR=", "EVK_KAFKA_"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        if (!strncmp(entry, vars[i], strlen(vars[i]))) return 1;
+    return 0;
+}
+
+static void clear_evk_env(void) {
+    char name[256];
+    for (char **e = environ; *e;) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || !is_config_var(*e)) {
+            e++;
+            continue;
+        }
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - *e), *e);
+        unsetenv(name); /* environ shifts down: look at the same slot again */
+    }
+}
+
+static int reset_env(void **state) {
+    (void)state;
+    clear_evk_env();
+    return 0;
+}
+
+static void test_error_names(void **state) {
+    (void)state;
+    for (int e = 0; e < EVK_ERR__CNT; e++) {
+        assert_non_null(evk_err2str((evk_err_t)e));
+        assert_string_not_equal(evk_err2str((evk_err_t)e), "unknown error");
+        assert_memory_equal(evk_err_name((evk_err_t)e), "EVK_", 4);
+        for (int o = 0; o < e; o++)
+            assert_string_not_equal(evk_err_name((evk_err_t)e), evk_err_name((evk_err_t)o));
+    }
+    assert_string_equal(evk_err_name(EVK_ERR_BAD_MAGIC), "EVK_ERR_BAD_MAGIC");
+    assert_string_equal(evk_err2str(EVK_ERR_UNKNOWN_SCHEMA_ID), "unknown schema id");
+    assert_string_equal(evk_err2str(EVK_ERR__CNT), "unknown error");
+    assert_string_equal(evk_err2str((evk_err_t)-1), "unknown error");
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    evk_config_t *cfg = evk_config_new();
+    assert_string_equal(evk_config_kafka_get(cfg, "acks"), "all");
+    assert_string_equal(evk_config_kafka_get(cfg, "enable.idempotence"), "true");
+    assert_null(evk_config_kafka_get(cfg, "bootstrap.servers"));
+    const char *dir = evk_config_schemas_dir(cfg);
+    assert_true(dir[0] == '/');
+    assert_string_equal(dir + strlen(dir) - strlen("/evkit/schemas"), "/evkit/schemas");
+    assert_string_equal(evk_config_get_string(cfg, "nowhere", "def"), "def");
+    evk_config_destroy(cfg);
+    evk_config_destroy(NULL);
+}
+
+static void test_load_values(void **state) {
+    (void)state;
+    evk_config_t *cfg = load_ok("full.cfg");
+    assert_string_equal(evk_config_kafka_get(cfg, "bootstrap.servers"),
+                        "file1:9092,file2:9092");
+    assert_string_equal(evk_config_kafka_get(cfg, "socket.timeout.ms"), "30000");
+    assert_string_equal(evk_config_kafka_get(cfg, "enable.idempotence"), "true");
+    assert_string_equal(evk_config_kafka_get(cfg, "acks"), "all");
+    assert_string_equal(evk_config_schemas_dir(cfg), "/srv/evkit/schemas");
+    assert_string_equal(evk_config_get_string(cfg, "inventory-service.seed_file", NULL),
+                        "config/stock.cfg");
+    assert_string_equal(evk_config_get_string(cfg, "inventory-service.ratio", NULL), "0.25");
+    assert_string_equal(evk_config_get_string(cfg, "inventory-service.warehouses[1]", NULL),
+                        "south");
+    assert_string_equal(evk_config_get_string(cfg, "inventory-service.limits[0]", NULL), "1");
+
+    int64_t n;
+    int b;
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.retries", 0, &n, errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.big", 0, &n, errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_int_equal(n, 9000000000LL);
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.absent", 42, &n, errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_int_equal(n, 42);
+    assert_int_equal(
+        evk_config_get_bool(cfg, "inventory-service.enabled", 0, &b, errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_true(b);
+    evk_config_destroy(cfg);
+}
+
+static void test_get_type_errors(void **state) {
+    (void)state;
+    evk_config_t *cfg = load_ok("full.cfg");
+    int64_t n;
+    int b;
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.max", 7, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "inventory-service.max: expected integer, got \"abc\"");
+    assert_int_equal(n, 7);
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.ratio", 0, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "inventory-service.ratio: expected integer, got \"0.25\"");
+    assert_int_equal(
+        evk_config_get_bool(cfg, "inventory-service.flag", 1, &b, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "inventory-service.flag: expected boolean, got \"maybe\"");
+    evk_config_destroy(cfg);
+}
+
+static void test_bool_spellings(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        int want;
+    } cases[] = {{"true", 1}, {"YES", 1}, {"1", 1}, {"false", 0}, {"no", 0}, {"0", 0}};
+    evk_config_t *cfg = evk_config_new();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int b = -1;
+        assert_int_equal(evk_config_set(cfg, "svc.on", cases[i].text), EVK_OK);
+        assert_int_equal(evk_config_get_bool(cfg, "svc.on", -1, &b, errstr, sizeof(errstr)),
+                         EVK_OK);
+        assert_int_equal(b, cases[i].want);
+    }
+    evk_config_destroy(cfg);
+}
+
+static void test_layering(void **state) {
+    (void)state;
+    evk_config_t *cfg = load_ok("full.cfg");
+    setenv("EVK_BOOTSTRAP_SERVERS", "env:9092", 1);
+    setenv("EVK_SCHEMAS_DIR", "/env/schemas", 1);
+    setenv("EVK_KAFKA_CLIENT_ID", "from-env", 1);
+    setenv("EVK_KAFKA_SOCKET_TIMEOUT_MS", "12345", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "bootstrap.servers"), "env:9092");
+    assert_string_equal(evk_config_kafka_get(cfg, "client.id"), "from-env");
+    assert_string_equal(evk_config_kafka_get(cfg, "socket.timeout.ms"), "12345");
+    assert_string_equal(evk_config_schemas_dir(cfg), "/env/schemas");
+
+    assert_int_equal(
+        evk_config_set_kafka(cfg, "bootstrap.servers", "cli:9092", errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_int_equal(evk_config_set_kafka_kv(cfg, "client.id=from-cli", errstr, sizeof(errstr)),
+                     EVK_OK);
+    assert_int_equal(evk_config_set(cfg, "schemas.dir", "/cli/schemas"), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "bootstrap.servers"), "cli:9092");
+    assert_string_equal(evk_config_kafka_get(cfg, "client.id"), "from-cli");
+    assert_string_equal(evk_config_schemas_dir(cfg), "/cli/schemas");
+    evk_config_destroy(cfg);
+}
+
+/* EVK_BOOTSTRAP_SERVERS wins over EVK_KAFKA_BOOTSTRAP_SERVERS; an empty one is unset. */
+static void test_env_shortcuts(void **state) {
+    (void)state;
+    evk_config_t *cfg = evk_config_new();
+    setenv("EVK_KAFKA_BOOTSTRAP_SERVERS", "generic:9092", 1);
+    setenv("EVK_BOOTSTRAP_SERVERS", "named:9092", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "bootstrap.servers"), "named:9092");
+    evk_config_destroy(cfg);
+
+    clear_evk_env();
+    cfg = evk_config_new();
+    setenv("EVK_BOOTSTRAP_SERVERS", "", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_null(evk_config_kafka_get(cfg, "bootstrap.servers"));
+    evk_config_destroy(cfg);
+}
+
+static void test_env_unknown_property(void **state) {
+    (void)state;
+    evk_config_t *cfg = evk_config_new();
+    setenv("EVK_KAFKA_SOCKET_TIMOUT_MS", "5", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "EVK_KAFKA_SOCKET_TIMOUT_MS: kafka.socket.timout.ms: No such "
+                                "configuration property: \"socket.timout.ms\"");
+    evk_config_destroy(cfg);
+}
+
+static void test_open(void **state) {
+    (void)state;
+    evk_config_t *cfg = NULL;
+    setenv("EVK_CONFIG", fixture("full.cfg"), 1);
+    setenv("EVK_BOOTSTRAP_SERVERS", "env:9092", 1);
+    assert_int_equal(evk_config_open(NULL, &cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "client.id"), "evkit-test");
+    assert_string_equal(evk_config_kafka_get(cfg, "bootstrap.servers"), "env:9092");
+    evk_config_destroy(cfg);
+
+    /* An explicit path wins over $EVK_CONFIG. */
+    assert_int_equal(evk_config_open(fixture("acks.cfg"), &cfg, errstr, sizeof(errstr)),
+                     EVK_ERR_CONFIG);
+    assert_null(cfg);
+
+    unsetenv("EVK_CONFIG");
+    assert_int_equal(evk_config_open(NULL, &cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_null(evk_config_kafka_get(cfg, "client.id"));
+    assert_string_equal(evk_config_kafka_get(cfg, "bootstrap.servers"), "env:9092");
+    evk_config_destroy(cfg);
+}
+
+static void test_missing_file(void **state) {
+    (void)state;
+    evk_config_t *cfg = NULL;
+    char expect[2048];
+    snprintf(expect, sizeof(expect), "%s: No such file or directory", fixture("absent.cfg"));
+    assert_int_equal(evk_config_open(fixture("absent.cfg"), &cfg, errstr, sizeof(errstr)),
+                     EVK_ERR_IO);
+    assert_string_equal(errstr, expect);
+    assert_null(cfg);
+}
+
+static void test_file_errors(void **state) {
+    (void)state;
+    assert_load_fails("syntax.cfg", EVK_ERR_CONFIG, "3: syntax error");
+    assert_load_fails("unknown.cfg", EVK_ERR_CONFIG,
+                      "3: kafka.socket.timout.ms: No such configuration property: "
+                      "\"socket.timout.ms\"");
+    assert_load_fails("badvalue.cfg", EVK_ERR_CONFIG,
+                      "2: kafka.security.protocol: Invalid value \"bogus\" for configuration "
+                      "property \"security.protocol\"");
+    assert_load_fails("nested.cfg", EVK_ERR_CONFIG,
+                      "3: kafka.ssl: expected a value, not a group");
+    assert_load_fails("notgroup.cfg", EVK_ERR_CONFIG, "1: kafka: expected a group");
+    assert_load_fails("acks.cfg", EVK_ERR_CONFIG,
+                      "2: kafka.acks: evkit requires acks=all (idempotent producer)");
+    assert_load_fails("idempotence.cfg", EVK_ERR_CONFIG,
+                      "2: kafka.enable.idempotence: evkit requires enable.idempotence=true "
+                      "(idempotent producer)");
+}
+
+/* unknown.cfg sets bootstrap_servers before its bad line: none of it may stick. */
+static void test_failed_load_changes_nothing(void **state) {
+    (void)state;
+    evk_config_t *cfg = evk_config_new();
+    assert_int_equal(evk_config_load(cfg, fixture("unknown.cfg"), errstr, sizeof(errstr)),
+                     EVK_ERR_CONFIG);
+    assert_null(evk_config_kafka_get(cfg, "bootstrap.servers"));
+    evk_config_destroy(cfg);
+}
+
+static void test_acks_policy(void **state) {
+    (void)state;
+    evk_config_t *cfg = evk_config_new();
+    assert_int_equal(evk_config_set_kafka(cfg, "acks", "1", errstr, sizeof(errstr)),
+                     EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "kafka.acks: evkit requires acks=all (idempotent producer)");
+    assert_int_equal(
+        evk_config_set_kafka_kv(cfg, "request.required.acks=0", errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "kafka.request.required.acks: evkit requires acks=all "
+                                "(idempotent producer)");
+    assert_int_equal(
+        evk_config_set_kafka(cfg, "enable.idempotence", "0", errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "kafka.enable.idempotence: evkit requires "
+                                "enable.idempotence=true (idempotent producer)");
+    assert_string_equal(evk_config_kafka_get(cfg, "acks"), "all");
+
+    assert_int_equal(evk_config_set_kafka(cfg, "acks", "-1", errstr, sizeof(errstr)), EVK_OK);
+    assert_int_equal(evk_config_set_kafka(cfg, "acks", "all", errstr, sizeof(errstr)), EVK_OK);
+
+    setenv("EVK_KAFKA_ACKS", "1", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "EVK_KAFKA_ACKS: kafka.acks: evkit requires acks=all "
+                                "(idempotent producer)");
+    evk_config_destroy(cfg);
+}
+
+static void test_set_kafka_errors(void **state) {
+    (void)state;
+    evk_config_t *cfg = evk_config_new();
+    assert_int_equal(
+        evk_config_set_kafka(cfg, "socket.timeout.ms", "abc", errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "kafka.socket.timeout.ms: Invalid value for configuration "
+                                "property \"socket.timeout.ms\"");
+    assert_int_equal(evk_config_set_kafka_kv(cfg, "socket.timeout.ms", errstr, sizeof(errstr)),
+                     EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "socket.timeout.ms: expected name=value");
+    assert_null(evk_config_kafka_get(cfg, "socket.timeout.ms"));
+    /* librdkafka properties cannot be smuggled in unchecked. */
+    assert_int_equal(evk_config_set(cfg, "kafka.acks", "0"), EVK_ERR_INVALID_ARG);
+    evk_config_destroy(cfg);
+}
+
+static void test_secrets_never_printed(void **state) {
+    (void)state;
+    evk_config_t *cfg = load_ok("full.cfg");
+    int64_t n;
+    int b;
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "hunter2");
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.db.password", 0, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr,
+                        "inventory-service.db.password: expected integer, got \"<redacted>\"");
+    assert_int_equal(
+        evk_config_set_kafka_kv(cfg, "sasl.password:hunter2", errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "<redacted>: expected name=value");
+    assert_int_equal(evk_config_set(cfg, "svc.api_secret", "xyz"), EVK_OK);
+    assert_int_equal(evk_config_get_bool(cfg, "svc.api_secret", 0, &b, errstr, sizeof(errstr)),
+                     EVK_ERR_CONFIG);
+    assert_null(strstr(errstr, "xyz"));
+    evk_config_destroy(cfg);
+}
+
+static void test_kafka_conf(void **state) {
+    (void)state;
+    char val[256];
+    size_t size = sizeof(val);
+    evk_config_t *cfg = load_ok("full.cfg");
+    rd_kafka_conf_t *conf = evk_config_kafka_conf(cfg, errstr, sizeof(errstr));
+    assert_non_null(conf);
+    assert_int_equal(rd_kafka_conf_get(conf, "bootstrap.servers", val, &size),
+                     RD_KAFKA_CONF_OK);
+    assert_string_equal(val, "file1:9092,file2:9092");
+    size = sizeof(val);
+    assert_int_equal(rd_kafka_conf_get(conf, "enable.idempotence", val, &size),
+                     RD_KAFKA_CONF_OK);
+    assert_string_equal(val, "true");
+    size = sizeof(val);
+    assert_int_equal(rd_kafka_conf_get(conf, "acks", val, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(val, "-1");
+    rd_kafka_conf_destroy(conf);
+    evk_config_destroy(cfg);
+}
+
+/* The shipped example must load as it is. */
+static void test_example_config(void **state) {
+    (void)state;
+    char path[1024];
+    evk_config_t *cfg = evk_config_new();
+    snprintf(path, sizeof(path), "%s/config/evkit.cfg", getenv("EVK_SOURCE_DIR"));
+    assert_int_equal(evk_config_load(cfg, path, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_schemas_dir(cfg), "schemas");
+    assert_null(evk_config_kafka_get(cfg, "bootstrap.servers"));
+    evk_config_destroy(cfg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_names),
+        cmocka_unit_test_setup(test_defaults, reset_env),
+        cmocka_unit_test_setup(test_load_values, reset_env),
+        cmocka_unit_test_setup(test_get_type_errors, reset_env),
+        cmocka_unit_test_setup(test_bool_spellings, reset_env),
+        cmocka_unit_test_setup(test_layering, reset_env),
+        cmocka_unit_test_setup(test_env_shortcuts, reset_env),
+        cmocka_unit_test_setup(test_env_unknown_property, reset_env),
+        cmocka_unit_test_setup(test_open, reset_env),
+        cmocka_unit_test_setup(test_missing_file, reset_env),
+        cmocka_unit_test_setup(test_file_errors, reset_env),
+        cmocka_unit_test_setup(test_failed_load_changes_nothing, reset_env),
+        cmocka_unit_test_setup(test_acks_policy, reset_env),
+        cmocka_unit_test_setup(test_set_kafka_errors, reset_env),
+        cmocka_unit_test_setup(test_secrets_never_printed, reset_env),
+        cmocka_unit_test_setup(test_kafka_conf, reset_env),
+        cmocka_unit_test_setup(test_example_config, reset_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
