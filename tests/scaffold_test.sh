@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# scripts/new-consumer end to end, in a copy of the repository: refusals
+# change nothing; fraud-check --on OrderPlaced --emit FraudScored builds, turns
+# an OrderPlaced into a FraudScored on the dev broker, and its scaffolded test
+# passes.
+set -euo pipefail
+src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+tmp=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait; rm -rf "$tmp"' EXIT
+
+# Poll "$@" until it succeeds; give up after $1 seconds.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+fail() {
+  echo "scaffold_test: $*" >&2
+  exit 1
+}
+
+# The working tree as git sees it: tracked and new files, no build output.
+repo=$tmp/repo
+mkdir "$repo"
+(cd "$src" && git ls-files -z -co --exclude-standard) |
+  while IFS= read -r -d '' f; do [ -e "$src/$f" ] && printf '%s\0' "$f"; done |
+  tar -C "$src" --null -T - -cf - | tar -C "$repo" -xf -
+cd "$repo"
+
+tree_sum() { find . -type f -print0 | sort -z | xargs -0 sha1sum; }
+tree_sum >"$tmp/before"
+
+# refuse "what" ARGS...: exit code 1, a message, and the tree as it was.
+refuse() {
+  local what=$1 rc=0
+  shift
+  scripts/new-consumer "$@" >/dev/null 2>"$tmp/err" || rc=$?
+  [ "$rc" -eq 1 ] || fail "new-consumer $*: exit code $rc, expected 1"
+  grep -q "$what" "$tmp/err" || fail "new-consumer $*: no \"$what\" in: $(cat "$tmp/err")"
+  tree_sum | cmp -s - "$tmp/before" || fail "new-consumer $* changed the tree"
+}
+refuse "not a valid name" Fraud_Check --on OrderPlaced
+refuse "not a valid name" 9lives --on OrderPlaced
+refuse "payment-service exists" payment-service --on OrderPlaced
+refuse "evk-tail exists" evk-tail --on OrderPlaced
+refuse "not in schemas/catalog.cfg" fraud-check --on OrderPlacd --emit FraudScored
+refuse "not a valid type name" fraud-check --on OrderPlaced --emit fraud-scored
+refuse "a loop" fraud-check --on OrderPlaced --emit OrderPlaced
+refuse "required" fraud-check
+
+scripts/new-consumer fraud-check --on OrderPlaced --emit FraudScored >/dev/null
+for f in consumers/fraud-check.c tests/fraud-check_test.sh schemas/FraudScored.avsc; do
+  [ -f "$f" ] || fail "$f was not written"
+done
+grep -q 'FraudScored.*id = 14;' schemas/catalog.cfg || fail "no catalog entry with id 14"
+grep -q '^evk_binary(fraud-check fraud-check.c)$' consumers/CMakeLists.txt ||
+  fail "fraud-check is not in consumers/CMakeLists.txt"
+grep -q '^fraud-check = {' config/evkit.cfg || fail "no fraud-check section in config/evkit.cfg"
+if command -v clang-format >/dev/null; then
+  clang-format --dry-run -Werror consumers/fraud-check.c || fail "fraud-check.c is not formatted"
+fi
+tree_sum >"$tmp/before"
+refuse "fraud-check exists" fraud-check --on OrderPlaced --emit FraudScored
+
+# Built as the calling build is, so that the sanitizer run checks the scaffold too.
+sanitize=OFF
+grep -qx 'EVK_SANITIZE:BOOL=ON' "${EVK_BIN_DIR:-/nonexistent}/CMakeCache.txt" 2>/dev/null &&
+  sanitize=ON
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVK_SANITIZE=$sanitize >"$tmp/build.log" ||
+  fail "cmake: $(cat "$tmp/build.log")"
+cmake --build build -j"$(nproc)" --target fraud-check evk-dev-broker evk-produce evk-tail \
+  >>"$tmp/build.log" 2>&1 || fail "build: $(tail -40 "$tmp/build.log")"
+
+build/lib/evk-dev-broker --bootstrap-file "$tmp/bootstrap" >/dev/null &
+pids+=($!)
+wait_for 30 test -s "$tmp/bootstrap" || fail "the dev broker did not start"
+EVK_BOOTSTRAP_SERVERS=$(<"$tmp/bootstrap")
+export EVK_BOOTSTRAP_SERVERS EVK_SCHEMAS_DIR=$repo/schemas EVK_LOG_FORMAT=logfmt
+
+build/consumers/fraud-check -F config/evkit.cfg 2>"$tmp/service.log" &
+svc=$!
+pids+=("$svc")
+ready() {
+  grep -q 'msg=ready' "$tmp/service.log" && return
+  kill -0 "$svc" 2>/dev/null || fail "fraud-check exited: $(cat "$tmp/service.log")"
+  return 1
+}
+wait_for 60 ready || fail "fraud-check did not get ready: $(cat "$tmp/service.log")"
+
+id=o-scaffold-$$
+lines='[{"sku":"sku-1","quantity":1,"unit_price_cents":500}]'
+printf '{"order_id":"%s","customer_id":"c-1","items":%s,"currency":"EUR","created_at":%s}\n' \
+  "$id" "$lines" 1700000000000 |
+  build/producers/evk-produce -t OrderPlaced 2>"$tmp/produce.log" ||
+  fail "cannot produce the OrderPlaced: $(cat "$tmp/produce.log")"
+
+# tail_has TOPIC TYPE FILE: TOPIC holds an event of TYPE keyed by the order id.
+tail_has() {
+  build/consumers/evk-tail -e "$1" >"$3" 2>/dev/null &&
+    grep -q "\"key\":\"$id\".*\"ce_type\":\"$2\"" "$3"
+}
+wait_for 30 tail_has fraud-check shop.fraud_check.FraudScored "$tmp/scored.jsonl" ||
+  fail "no FraudScored for $id: $(cat "$tmp/service.log")"
+wait_for 30 tail_has orders shop.orders.OrderPlaced "$tmp/orders.jsonl" ||
+  fail "the OrderPlaced is not on orders"
+python3 - "$id" "$tmp/orders.jsonl" "$tmp/scored.jsonl" <<'PY' || fail "wrong FraudScored"
+import json, sys
+
+def one(path, ce_type):
+    found = [m for m in map(json.loads, open(path))
+             if m["key"] == sys.argv[1] and m["headers"]["ce_type"] == ce_type]
+    assert len(found) == 1, (ce_type, found)
+    return found[0]
+
+placed = one(sys.argv[2], "shop.orders.OrderPlaced")
+scored = one(sys.argv[3], "shop.fraud_check.FraudScored")
+h = scored["headers"]
+assert scored["value"] == {"order_id": sys.argv[1]}, scored["value"]
+assert h["ce_source"] == "fraud-check", h
+assert h["causation_id"] == placed["headers"]["ce_id"], h
+# evk-produce sets no correlation id, so the OrderPlaced's id starts the chain.
+assert h["correlation_id"] == placed["headers"].get("correlation_id", placed["headers"]["ce_id"]), h
+PY
+
+kill -TERM "$svc"
+wait "$svc" || fail "fraud-check exited with $? after SIGTERM, expected 0"
+
+# The scaffolded test is registered with ctest and passes.
+ctest --test-dir build -R '^fraud-check_test$' --no-tests=error --output-on-failure \
+  >"$tmp/ctest.log" || fail "fraud-check_test: $(cat "$tmp/ctest.log")"
+echo "scaffold_test: ok"
