@@ -114,7 +114,7 @@ evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t *index);
  *   EVK_ERR_VALIDATION "items[0].quantity: expected int, got string"
  *   EVK_ERR_VALIDATION "customer_id: missing required field"
  *   EVK_ERR_VALIDATION "coupon: unknown field"
- *   EVK_ERR_JSON       "line 1, column 17: unexpected end of input"
+ *   EVK_ERR_JSON       "line 1, column 18: '}' expected near end of file" (jansson's text)
  * Fields with a schema default may be omitted. If the schema names a key
  * field, the event's key is set from it.
  */
