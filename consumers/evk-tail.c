@@ -1,0 +1,624 @@
+/* evk-tail: print the events of Kafka topics as JSON lines, like kcat -C -J
+ * with the Avro value decoded. See docs/CLI.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evkit/evkit.h"
+
+#define PROG "evk-tail"
+#define METADATA_TIMEOUT_MS 10000
+
+typedef struct {
+    const char *brokers;
+    const char *config_file;
+    char **props;
+    size_t nprops;
+    const char *group;
+    const char *offset; /* as given to -o, NULL when absent */
+    int64_t start;      /* -o as a librdkafka offset, for assign() */
+    long long count;    /* -c, 0 = unlimited */
+    int exit_eof;
+    char **topics;
+    int ntopics;
+} options_t;
+
+/* Each line is built in one reused buffer and written with a single fwrite:
+ * at tens of thousands of messages a second, per-field stdio calls show. */
+typedef struct {
+    char *p;
+    size_t len;
+    size_t cap;
+    int oom; /* sticky: later writes are dropped, the line is reported instead */
+} line_t;
+
+/* One assigned partition and whether it has reached its end (for -e). */
+typedef struct {
+    char *topic;
+    int32_t partition;
+    int eof;
+} part_t;
+
+typedef struct {
+    rd_kafka_t *rk;
+    const evk_catalog_t *cat;
+    part_t *parts;
+    int nparts;
+    long long printed;
+    long long undecodable;
+    int failed; /* a fatal error stopped the run */
+    line_t line;
+} tail_t;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-G group]\n"
+                 "       [-o beginning|end|<offset>|-<n>] [-c count] [-e] TOPIC...\n"
+                 "Print each message as a JSON line with its Avro value decoded.\n"
+                 "  -G group  consume as a member of a balanced consumer group\n"
+                 "  -o        where to start (default beginning; -<n>: n before the end)\n"
+                 "  -c count  exit after count messages\n"
+                 "  -e        exit when every partition has reached its end\n");
+}
+
+/* ---- options ---- */
+
+static int parse_offset(options_t *o) {
+    if (!strcmp(o->offset, "beginning")) {
+        o->start = RD_KAFKA_OFFSET_BEGINNING;
+        return 0;
+    }
+    if (!strcmp(o->offset, "end")) {
+        o->start = RD_KAFKA_OFFSET_END;
+        return 0;
+    }
+    if (o->group) return -1; /* a group resumes from its committed offsets */
+    char *end;
+    errno = 0;
+    long long v = strtoll(o->offset, &end, 10);
+    if (errno || end == o->offset || *end) return -1;
+    o->start = v < 0 ? RD_KAFKA_OFFSET_TAIL(-v) : v;
+    return 0;
+}
+
+static int parse_count(const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno || end == s || *end || *out < 1 ? -1 : 0;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, PROG ": ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    usage(stderr);
+    return EVK_EXIT_USAGE;
+}
+
+static int parse_options(int argc, char **argv, options_t *o) {
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "b:X:F:G:o:c:eh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            o->brokers = optarg;
+            break;
+        case 'X':
+            o->props[o->nprops++] = optarg;
+            break;
+        case 'F':
+            o->config_file = optarg;
+            break;
+        case 'G':
+            o->group = optarg;
+            break;
+        case 'o':
+            o->offset = optarg;
+            break;
+        case 'e':
+            o->exit_eof = 1;
+            break;
+        case 'c':
+            if (parse_count(optarg, &o->count))
+                return usage_error("-c: expected a positive count, got \"%s\"", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(EVK_EXIT_OK);
+        default:
+            usage(stderr);
+            return EVK_EXIT_USAGE;
+        }
+    }
+    if (optind == argc) return usage_error("%s", "at least one TOPIC is required");
+    o->topics = argv + optind;
+    o->ntopics = argc - optind;
+    o->start = RD_KAFKA_OFFSET_BEGINNING;
+    if (o->offset && parse_offset(o))
+        return usage_error(o->group ? "-o with -G: expected beginning or end, got \"%s\""
+                                    : "-o: expected beginning, end or an offset, got \"%s\"",
+                           o->offset);
+    return EVK_EXIT_OK;
+}
+
+/* ---- configuration ---- */
+
+/* evk-tail's defaults yield to the user's config; -o and -G do not. */
+static evk_err_t set_default(evk_config_t *cfg, const char *name, const char *value,
+                             char *errstr, size_t errstr_size) {
+    if (evk_config_kafka_get(cfg, name)) return EVK_OK;
+    return evk_config_set_kafka(cfg, name, value, errstr, errstr_size);
+}
+
+static evk_err_t consumer_settings(const options_t *o, evk_config_t *cfg, char *errstr,
+                                   size_t errstr_size) {
+    evk_err_t err = set_default(cfg, "isolation.level", "read_committed", errstr, errstr_size);
+    if (!err && o->exit_eof)
+        err = evk_config_set_kafka(cfg, "enable.partition.eof", "true", errstr, errstr_size);
+    if (!err && o->group)
+        err = evk_config_set_kafka(cfg, "group.id", o->group, errstr, errstr_size);
+    /* librdkafka wants a group.id even for assign(); nothing is committed. */
+    if (!err && !o->group) err = set_default(cfg, "group.id", PROG, errstr, errstr_size);
+    if (!err && !o->group)
+        err = evk_config_set_kafka(cfg, "enable.auto.commit", "false", errstr, errstr_size);
+    if (!err && o->group) {
+        const char *reset = o->start == RD_KAFKA_OFFSET_END ? "latest" : "earliest";
+        err = o->offset
+                  ? evk_config_set_kafka(cfg, "auto.offset.reset", reset, errstr, errstr_size)
+                  : set_default(cfg, "auto.offset.reset", reset, errstr, errstr_size);
+    }
+    return err;
+}
+
+/* ---- JSON output ---- */
+
+static void put(line_t *b, const void *data, size_t n) {
+    if (b->len + n > b->cap && !b->oom) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *grown = realloc(b->p, cap);
+        if (grown)
+            b->p = grown, b->cap = cap;
+        else
+            b->oom = 1;
+    }
+    if (b->oom) return;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void put_str(line_t *b, const char *s) {
+    put(b, s, strlen(s));
+}
+
+static void put_i64(line_t *b, int64_t v) {
+    char digits[24], *d = digits + sizeof(digits);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--d = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--d = '-';
+    put(b, d, (size_t)(digits + sizeof(digits) - d));
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if there is none. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    uint32_t min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
+    if (n < len) return 0;
+    uint32_t cp = c & (0x7fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : len;
+}
+
+static void put_escape(line_t *b, unsigned char c) {
+    static const char hex[] = "0123456789abcdef";
+    switch (c) {
+    case '"':
+        put_str(b, "\\\"");
+        break;
+    case '\\':
+        put_str(b, "\\\\");
+        break;
+    case '\n':
+        put_str(b, "\\n");
+        break;
+    case '\r':
+        put_str(b, "\\r");
+        break;
+    case '\t':
+        put_str(b, "\\t");
+        break;
+    default:
+        if (c < 0x20) {
+            char u[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(b, u, sizeof(u));
+        } else {
+            /* Bytes that are not UTF-8 cannot be carried by JSON text. */
+            put_str(b, "\\ufffd");
+        }
+    }
+}
+
+/* Keys and headers are arbitrary bytes; the output must stay valid JSON. */
+static void put_string(line_t *b, const void *data, size_t n) {
+    const unsigned char *p = data, *end = p + n, *run = p;
+    put(b, "\"", 1);
+    while (p < end) {
+        size_t len = *p >= 0x20 && *p != '"' && *p != '\\' ? utf8_len(p, (size_t)(end - p)) : 0;
+        if (len) {
+            p += len;
+            continue;
+        }
+        put(b, run, (size_t)(p - run));
+        put_escape(b, *p);
+        run = ++p;
+    }
+    put(b, run, (size_t)(p - run));
+    put(b, "\"", 1);
+}
+
+static void put_cstring(line_t *b, const char *s) {
+    put_string(b, s, strlen(s));
+}
+
+static void put_headers(line_t *b, const rd_kafka_message_t *m) {
+    rd_kafka_headers_t *hdrs = NULL;
+    const char *name;
+    const void *value;
+    size_t size;
+    put_str(b, ",\"headers\":{");
+    if (!rd_kafka_message_headers(m, &hdrs)) {
+        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &size); i++) {
+            if (i) put(b, ",", 1);
+            put_cstring(b, name);
+            put(b, ":", 1);
+            if (value)
+                put_string(b, value, size);
+            else
+                put_str(b, "null");
+        }
+    }
+    put(b, "}", 1);
+}
+
+static void put_envelope(line_t *b, const rd_kafka_message_t *m) {
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    put_str(b, "{\"topic\":");
+    put_cstring(b, rd_kafka_topic_name(m->rkt));
+    put_str(b, ",\"partition\":");
+    put_i64(b, m->partition);
+    put_str(b, ",\"offset\":");
+    put_i64(b, m->offset);
+    put_str(b, ",\"ts\":");
+    if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+        put_str(b, "null");
+    else
+        put_i64(b, ts);
+    put_str(b, ",\"key\":");
+    if (m->key)
+        put_string(b, m->key, m->key_len);
+    else
+        put_str(b, "null");
+    put_headers(b, m);
+}
+
+/* The value part of the line; returns 0 when the message decoded (or is a
+ * tombstone, which deletes a key and has no value to decode). */
+static int put_value(line_t *b, const evk_catalog_t *cat, const rd_kafka_message_t *m) {
+    if (!m->payload) {
+        put_str(b, ",\"value\":null");
+        return 0;
+    }
+    evk_event_t *ev = NULL;
+    char errstr[512];
+    char *json = NULL;
+    size_t len = 0;
+    evk_err_t err = evk_event_from_message(cat, m, &ev, errstr, sizeof(errstr));
+    if (!err && (err = evk_event_to_json(ev, &json, &len)))
+        snprintf(errstr, sizeof(errstr), "%s: cannot write JSON: %s", evk_event_type(ev),
+                 evk_err2str(err));
+    if (err) {
+        put_str(b, ",\"error\":");
+        put_cstring(b, errstr);
+    } else {
+        put_str(b, ",\"type\":");
+        put_cstring(b, evk_event_type(ev));
+        put_str(b, ",\"schema_id\":");
+        put_i64(b, evk_schema_id(evk_event_schema(ev)));
+        put_str(b, ",\"value\":");
+        put(b, json, len);
+    }
+    free(json);
+    evk_event_destroy(ev);
+    return err ? -1 : 0;
+}
+
+static void print_message(tail_t *t, const rd_kafka_message_t *m) {
+    t->line.len = 0;
+    put_envelope(&t->line, m);
+    t->undecodable += put_value(&t->line, t->cat, m) ? 1 : 0;
+    put(&t->line, "}\n", 2);
+    if (t->line.oom) {
+        fprintf(stderr,
+                PROG ": out of memory printing %s [%" PRId32 "] at offset %" PRId64 "\n",
+                rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+        t->failed = 1;
+        return;
+    }
+    fwrite(t->line.p, 1, t->line.len, stdout);
+    t->printed++;
+}
+
+/* ---- partitions and end-of-partition tracking ---- */
+
+static void parts_clear(tail_t *t) {
+    for (int i = 0; i < t->nparts; i++)
+        free(t->parts[i].topic);
+    free(t->parts);
+    t->parts = NULL;
+    t->nparts = 0;
+}
+
+static part_t *parts_find(part_t *parts, int n, const char *topic, int32_t partition) {
+    for (int i = 0; i < n; i++)
+        if (parts[i].partition == partition && !strcmp(parts[i].topic, topic)) return &parts[i];
+    return NULL;
+}
+
+/* Track @p list as the assignment, keeping what is known of partitions that
+ * stay assigned (a cooperative rebalance keeps most of them). */
+static int parts_set(tail_t *t, const rd_kafka_topic_partition_list_t *list) {
+    part_t *parts = calloc((size_t)list->cnt + 1, sizeof(*parts));
+    if (!parts) return -1;
+    for (int i = 0; i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+        part_t *old = parts_find(t->parts, t->nparts, tp->topic, tp->partition);
+        parts[i] = (part_t){strdup(tp->topic), tp->partition, old && old->eof};
+        if (!parts[i].topic) {
+            while (i--)
+                free(parts[i].topic);
+            free(parts);
+            return -1;
+        }
+    }
+    parts_clear(t);
+    t->parts = parts;
+    t->nparts = list->cnt;
+    return 0;
+}
+
+static int all_at_eof(const tail_t *t) {
+    for (int i = 0; i < t->nparts; i++)
+        if (!t->parts[i].eof) return 0;
+    return t->nparts > 0;
+}
+
+static void track_assignment(tail_t *t) {
+    rd_kafka_topic_partition_list_t *list = NULL;
+    if (!rd_kafka_assignment(t->rk, &list) && parts_set(t, list))
+        fprintf(stderr, PROG ": out of memory tracking the assignment\n");
+    if (list) rd_kafka_topic_partition_list_destroy(list);
+}
+
+static int rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                     rd_kafka_topic_partition_list_t *parts, char *reason, size_t size) {
+    int assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")) {
+        rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, assign ? parts : NULL);
+        snprintf(reason, size, "%s", rd_kafka_err2str(aerr));
+        return aerr ? -1 : 0;
+    }
+    rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, parts)
+                                     : rd_kafka_incremental_unassign(rk, parts);
+    if (!error) return 0;
+    snprintf(reason, size, "%s", rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return -1;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    char reason[512];
+    if (rebalance(rk, err, parts, reason, sizeof(reason)))
+        fprintf(stderr, PROG ": rebalance: %s\n", reason);
+    track_assignment(opaque);
+}
+
+/* Without a group: every partition of every topic, from -o. */
+static int assign_topic(tail_t *t, const char *topic, int64_t start,
+                        rd_kafka_topic_partition_list_t *list) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(t->rk, 0, rkt, &md, METADATA_TIMEOUT_MS)
+                                  : rd_kafka_last_error();
+    if (!err && md->topic_cnt == 1) err = md->topics[0].err;
+    if (!err)
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)
+                ->offset = start;
+    if (md) rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    if (!err) return EVK_EXIT_OK;
+    fprintf(stderr, PROG ": topic \"%s\": %s\n", topic, rd_kafka_err2str(err));
+    return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? EVK_EXIT_NOT_FOUND
+                                                          : EVK_EXIT_DELIVERY;
+}
+
+static int assign_all(tail_t *t, const options_t *o) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    int rc = EVK_EXIT_OK;
+    for (int i = 0; i < o->ntopics && !rc; i++)
+        rc = assign_topic(t, o->topics[i], o->start, list);
+    rd_kafka_resp_err_t err = rc ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_assign(t->rk, list);
+    if (err) {
+        fprintf(stderr, PROG ": assign: %s\n", rd_kafka_err2str(err));
+        rc = EVK_EXIT_DELIVERY;
+    }
+    if (!rc && parts_set(t, list)) {
+        fprintf(stderr, PROG ": out of memory\n");
+        rc = EVK_EXIT_DELIVERY;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+static int subscribe(tail_t *t, const options_t *o) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(o->ntopics);
+    for (int i = 0; i < o->ntopics; i++)
+        rd_kafka_topic_partition_list_add(list, o->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(t->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (!err) return EVK_EXIT_OK;
+    fprintf(stderr, PROG ": subscribe: %s\n", rd_kafka_err2str(err));
+    return EVK_EXIT_DELIVERY;
+}
+
+/* ---- the consume loop ---- */
+
+static void handle_error(tail_t *t, const rd_kafka_message_t *m) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        part_t *p = parts_find(t->parts, t->nparts, rd_kafka_topic_name(m->rkt), m->partition);
+        if (p) p->eof = 1;
+        return;
+    }
+    if (m->rkt)
+        fprintf(stderr, PROG ": %s [%" PRId32 "]: %s\n", rd_kafka_topic_name(m->rkt),
+                m->partition, rd_kafka_message_errstr(m));
+    else
+        fprintf(stderr, PROG ": %s\n", rd_kafka_message_errstr(m));
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) t->failed = 1;
+}
+
+static int done(const tail_t *t, const options_t *o) {
+    return stop_requested || t->failed || (o->count && t->printed >= o->count) ||
+           (o->exit_eof && all_at_eof(t));
+}
+
+/* Output is block-buffered for throughput and flushed whenever the
+ * consumer runs dry, so that a live tail still shows events at once. */
+static rd_kafka_message_t *next_message(tail_t *t) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(t->rk, 0);
+    if (m) return m;
+    fflush(stdout);
+    return rd_kafka_consumer_poll(t->rk, 200);
+}
+
+static void consume(tail_t *t, const options_t *o) {
+    while (!done(t, o)) {
+        rd_kafka_message_t *m = next_message(t);
+        if (!m) continue;
+        if (m->err) {
+            handle_error(t, m);
+        } else {
+            print_message(t, m);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+}
+
+/* ---- setup ---- */
+
+/* evkit's shared config carries the producer guarantees (acks,
+ * enable.idempotence); a consumer ignores them, and says so in warnings
+ * that would only confuse a reader of evk-tail's stderr. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    if (!strcmp(fac, "CONFWARN") && strstr(buf, "is a producer property")) return;
+    rd_kafka_log_print(rk, level, fac, buf);
+}
+
+static rd_kafka_t *consumer_new(const options_t *o, const evk_config_t *cfg, tail_t *t) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = evk_config_kafka_conf(cfg, errstr, sizeof(errstr));
+    rd_kafka_t *rk = NULL;
+    if (conf) {
+        if (o->group) rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+        rd_kafka_conf_set_opaque(conf, t);
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        if (!rk) rd_kafka_conf_destroy(conf);
+    }
+    if (!rk)
+        fprintf(stderr, PROG ": %s\n", errstr);
+    else
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static int tail(const options_t *o, const evk_config_t *cfg, const evk_catalog_t *cat) {
+    tail_t t = {.cat = cat};
+    t.rk = consumer_new(o, cfg, &t);
+    if (!t.rk) return EVK_EXIT_CONFIG;
+    int rc = o->group ? subscribe(&t, o) : assign_all(&t, o);
+    if (!rc) consume(&t, o);
+    rd_kafka_consumer_close(t.rk);
+    rd_kafka_destroy(t.rk);
+    parts_clear(&t);
+    free(t.line.p);
+    if (rc) return rc;
+    if (t.failed) return EVK_EXIT_DELIVERY;
+    if (t.undecodable)
+        fprintf(stderr, PROG ": %lld message(s) could not be decoded\n", t.undecodable);
+    return t.undecodable ? EVK_EXIT_INPUT : EVK_EXIT_OK;
+}
+
+static void install_signals(void) {
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int main(int argc, char **argv) {
+    static char outbuf[1 << 20];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+    options_t o = {.props = calloc((size_t)argc, sizeof(char *))};
+    if (!o.props) return EVK_EXIT_CONFIG;
+    int rc = parse_options(argc, argv, &o);
+    evk_config_t *cfg = NULL;
+    evk_catalog_t *cat = NULL;
+    char errstr[1024];
+    if (!rc && (evk_cli_config(o.config_file, o.brokers, o.props, o.nprops, &cfg, errstr,
+                               sizeof(errstr)) ||
+                consumer_settings(&o, cfg, errstr, sizeof(errstr)) ||
+                evk_cli_catalog(cfg, &cat, errstr, sizeof(errstr)))) {
+        fprintf(stderr, PROG ": %s\n", errstr);
+        rc = EVK_EXIT_CONFIG;
+    }
+    if (!rc) {
+        install_signals();
+        rc = tail(&o, cfg, cat);
+    }
+    evk_catalog_destroy(cat);
+    evk_config_destroy(cfg);
+    free(o.props);
+    return rc;
+}

@@ -1,0 +1,43 @@
+#include <string.h>
+
+#include "evkit/cli.h"
+#include "internal.h"
+
+static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,
+                               size_t nprops, char *errstr, size_t errstr_size) {
+    evk_err_t err = EVK_OK;
+    if (brokers)
+        err = evk_config_set_kafka(cfg, "bootstrap.servers", brokers, errstr, errstr_size);
+    for (size_t i = 0; i < nprops && !err; i++)
+        err = evk_config_set_kafka_kv(cfg, props[i], errstr, errstr_size);
+    return err;
+}
+
+evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *const *props,
+                         size_t nprops, evk_config_t **out, char *errstr, size_t errstr_size) {
+    evk_config_t *cfg;
+    evk_err_t err = evk_config_open(config_file, &cfg, errstr, errstr_size);
+    if (err) return err;
+    err = apply_options(cfg, brokers, props, nprops, errstr, errstr_size);
+    const char *servers = evk_config_kafka_get(cfg, "bootstrap.servers");
+    if (!err && (!servers || !*servers))
+        err = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                       "no bootstrap servers: use -b, EVK_BOOTSTRAP_SERVERS or "
+                       "kafka.bootstrap_servers in the config file "
+                       "(evk-dev-broker starts a local one)");
+    if (err) {
+        evk_config_destroy(cfg);
+        return err;
+    }
+    *out = cfg;
+    return EVK_OK;
+}
+
+evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
+                          size_t errstr_size) {
+    const char *dir = evk_config_schemas_dir(cfg);
+    char reason[512];
+    evk_err_t err = evk_catalog_load(dir, out, reason, sizeof(reason));
+    if (err) return evk_fail(err, errstr, errstr_size, "%s: %s", dir, reason);
+    return EVK_OK;
+}

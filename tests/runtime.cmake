@@ -1,0 +1,10 @@
+# Runtime: dev broker, producer, and the evk-produce / evk-tail programs
+# against independent Kafka clients (kcat, python3-confluent-kafka, python3-avro).
+evk_test(test_devbroker SOURCES test_devbroker.c runtime_support.c TIMEOUT 120)
+evk_test(test_producer SOURCES test_producer.c runtime_support.c TIMEOUT 120)
+
+add_test(NAME test_interop
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_interop.sh
+    $<TARGET_FILE:evk-dev-broker> $<TARGET_FILE:evk-produce> $<TARGET_FILE:evk-tail>)
+set_tests_properties(test_interop PROPERTIES
+  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 300)
