@@ -1,0 +1,612 @@
+/* The service loop: consume, decode, dispatch, produce and commit in one
+ * Kafka transaction per batch (see service.h). Transactions, staging and
+ * dead letters live in service_txn.c, stores in store.c. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "service_int.h"
+
+#define SVC_POLL_MS 100 /* how long the idle loop waits: bounds stop latency */
+#define SVC_INIT_TIMEOUT_MS 30000
+#define SVC_FLUSH_TIMEOUT_MS 10000
+#define SVC_MAX_POLL_DEFAULT_MS 300000   /* librdkafka's max.poll.interval.ms */
+#define SVC_TXN_TIMEOUT_DEFAULT_MS 60000 /* librdkafka's transaction.timeout.ms */
+
+/* ---- signals ---- */
+
+/* Handlers are process-wide while services are objects: the first running
+ * service installs them, the last one puts back what was there before. */
+static volatile sig_atomic_t svc_signalled;
+static pthread_mutex_t svc_sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned svc_sig_users;
+static struct sigaction svc_old_int, svc_old_term;
+
+static void svc_on_signal(int sig) {
+    (void)sig;
+    svc_signalled = 1;
+}
+
+static void signals_install(void) {
+    pthread_mutex_lock(&svc_sig_lock);
+    if (svc_sig_users++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = svc_on_signal;
+        sigemptyset(&sa.sa_mask);
+        svc_signalled = 0;
+        sigaction(SIGINT, &sa, &svc_old_int);
+        sigaction(SIGTERM, &sa, &svc_old_term);
+    }
+    pthread_mutex_unlock(&svc_sig_lock);
+}
+
+static void signals_restore(void) {
+    pthread_mutex_lock(&svc_sig_lock);
+    if (--svc_sig_users == 0) {
+        sigaction(SIGINT, &svc_old_int, NULL);
+        sigaction(SIGTERM, &svc_old_term, NULL);
+    }
+    pthread_mutex_unlock(&svc_sig_lock);
+}
+
+int svc_stopping(const evk_service_t *svc) {
+    return atomic_load(&svc->stop) || svc_signalled;
+}
+
+void evk_service_stop(evk_service_t *svc) {
+    if (svc) atomic_store(&svc->stop, 1);
+}
+
+int svc_wait(evk_service_t *svc, int64_t ms) {
+    int64_t until = evk_now_ms() + ms;
+    for (int64_t left = ms; left > 0; left = until - evk_now_ms()) {
+        if (svc_stopping(svc)) return 0;
+        rd_kafka_poll(svc->producer, (int)(left < SVC_POLL_MS ? left : SVC_POLL_MS));
+    }
+    return !svc_stopping(svc);
+}
+
+int64_t svc_backoff_ms(const evk_service_t *svc, unsigned attempt) {
+    int64_t d = svc->retry_backoff_ms;
+    for (unsigned i = 1; i < attempt && d < svc->retry_backoff_max_ms; i++)
+        d *= 2;
+    return d < svc->retry_backoff_max_ms ? d : svc->retry_backoff_max_ms;
+}
+
+/* ---- librdkafka clients ---- */
+
+void svc_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    /* The producer and the consumers are built from one property list, so
+     * warnings about the other role's properties are expected noise. */
+    if (!strcmp(fac, "CONFWARN") && strstr(buf, "property and will be ignored by this")) return;
+    rd_kafka_log_print(rk, level, fac, buf);
+}
+
+rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv, char *errstr,
+                                size_t errstr_size) {
+    rd_kafka_conf_t *conf = evk_config_kafka_conf(svc->cfg, errstr, errstr_size);
+    if (!conf) return NULL;
+    char why[512];
+    for (; *kv; kv += 2) {
+        if (rd_kafka_conf_set(conf, kv[0], kv[1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "kafka.%s: %s", kv[0], why);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_log_cb(conf, svc_rdkafka_log);
+    return conf;
+}
+
+static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                              char *errstr, size_t errstr_size) {
+    if (!conf) return NULL;
+    char why[512];
+    rd_kafka_conf_set_opaque(conf, svc);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: %s",
+                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+    }
+    return rk;
+}
+
+/* init_transactions also fences a predecessor with the same
+ * transactional.id and aborts whatever it left open. */
+static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    const char *const kv[] = {
+        "transactional.id", svc->txn_id, "enable.idempotence", "true", "acks", "all", NULL};
+    svc->producer =
+        svc_client(svc, RD_KAFKA_PRODUCER, svc_kafka_conf(svc, kv, errstr, errstr_size), errstr,
+                   errstr_size);
+    if (!svc->producer) return EVK_ERR_KAFKA;
+    for (;;) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(svc->producer, SVC_INIT_TIMEOUT_MS);
+        if (!e) return EVK_OK;
+        int retriable = rd_kafka_error_is_retriable(e);
+        evk_err_t rc = EVK_OK; /* stopping while the cluster is unreachable is a clean stop */
+        if (!retriable)
+            rc = evk_fail(rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA, errstr,
+                          errstr_size, "init_transactions: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        if (!retriable || svc_stopping(svc)) return rc;
+    }
+}
+
+static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+static evk_err_t svc_open_consumer(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    const char *const kv[] = {"group.id",
+                              svc->group_id,
+                              "isolation.level",
+                              "read_committed",
+                              "enable.auto.commit",
+                              "false",
+                              "enable.auto.offset.store",
+                              "false",
+                              "auto.offset.reset",
+                              "earliest",
+                              NULL};
+    rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
+    if (conf) rd_kafka_conf_set_rebalance_cb(conf, svc_rebalance);
+    svc->consumer = svc_client(svc, RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!svc->consumer) return EVK_ERR_KAFKA;
+    rd_kafka_poll_set_consumer(svc->consumer);
+    return EVK_OK;
+}
+
+static evk_err_t svc_subscribe(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    if (!svc->nroutes) return EVK_OK;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < svc->nroutes; i++) {
+        const char *t = evk_schema_topic(svc->routes[i].schema);
+        if (!rd_kafka_topic_partition_list_find(topics, t, RD_KAFKA_PARTITION_UA))
+            rd_kafka_topic_partition_list_add(topics, t, RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(svc->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err)
+        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "subscribe: %s",
+                        rd_kafka_err2str(err));
+    return EVK_OK;
+}
+
+/* ---- stores and rebalancing ---- */
+
+static evk_err_t svc_restore_all(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = EVK_OK;
+    for (size_t i = 0; i < svc->nstores && !rc; i++)
+        rc = svc_store_restore(svc, svc->stores[i], errstr, errstr_size);
+    return rc;
+}
+
+static void svc_cb_fail(evk_service_t *svc, evk_err_t rc) {
+    if (rc && rc != SVC_REPLAY && !svc->cb_err) svc->cb_err = rc;
+}
+
+/* Close the open transaction before the assignment changes: its offsets may
+ * belong to partitions that are leaving. Partitions already lost to another
+ * member cannot commit, so their batch is aborted for the new owner to redo. */
+static void svc_settle(evk_service_t *svc, int lost) {
+    if (svc->cb_err || !svc->txn_open) return;
+    evk_err_t rc = lost ? svc_txn_abort(svc, 0, svc->cb_errstr, sizeof(svc->cb_errstr))
+                        : svc_txn_commit(svc, 0, svc->cb_errstr, sizeof(svc->cb_errstr));
+    svc_cb_fail(svc, rc);
+}
+
+static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
+                       rd_kafka_topic_partition_list_t *parts, int coop) {
+    svc_settle(svc, 0);
+    /* Every assignment reloads the stores, the first included: until it,
+     * the previous owner of the partitions may still have written them. */
+    if (!svc->cb_err)
+        svc_cb_fail(svc, svc_restore_all(svc, svc->cb_errstr, sizeof(svc->cb_errstr)));
+    rd_kafka_error_t *e = coop ? rd_kafka_incremental_assign(rk, parts) : NULL;
+    rd_kafka_resp_err_t err = coop ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_assign(rk, parts);
+    if ((e || err) && !svc->cb_err) {
+        svc->cb_err = EVK_ERR_KAFKA;
+        snprintf(svc->cb_errstr, sizeof(svc->cb_errstr), "assign: %s",
+                 e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
+    }
+    if (e) rd_kafka_error_destroy(e);
+}
+
+static void svc_revoke(evk_service_t *svc, rd_kafka_t *rk,
+                       rd_kafka_topic_partition_list_t *parts, int coop) {
+    svc_settle(svc, rd_kafka_assignment_lost(rk));
+    svc_poison_clear(svc);
+    if (coop) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) rd_kafka_error_destroy(e); /* leaving anyway */
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        svc_assign(opaque, rk, parts, coop);
+    else
+        svc_revoke(opaque, rk, parts, coop);
+}
+
+/* ---- handling one input ---- */
+
+static const svc_route_t *svc_route(const evk_service_t *svc, const evk_schema_t *s) {
+    for (size_t i = 0; i < svc->nroutes; i++)
+        if (svc->routes[i].schema == s) return &svc->routes[i];
+    return NULL;
+}
+
+static evk_err_t svc_give_up(evk_service_t *svc, const rd_kafka_message_t *m,
+                             const evk_event_t *ev, evk_err_t hrc, unsigned attempts,
+                             char *errstr, size_t errstr_size) {
+    char why[512];
+    const char *type = evk_schema_name(evk_event_schema(ev));
+    if (hrc == EVK_ERR_RETRY)
+        snprintf(why, sizeof(why), "%s handler asked for a retry on all %u attempts", type,
+                 attempts);
+    else
+        snprintf(why, sizeof(why), "%s handler failed: %s", type, evk_err2str(hrc));
+    return svc_dead_letter(svc, m, hrc, why, (int)attempts, errstr, errstr_size);
+}
+
+/* Retries wait here, blocking the consumer: retry_max and the backoff
+ * settings are checked at creation to keep that well inside
+ * max.poll.interval.ms. A stop request during the wait leaves the input
+ * unhandled and uncommitted, for the next run. */
+static evk_err_t svc_dispatch(evk_service_t *svc, const svc_route_t *r,
+                              const rd_kafka_message_t *m, const evk_event_t *ev, char *errstr,
+                              size_t errstr_size) {
+    evk_ctx_t ctx = {svc, ev};
+    for (unsigned attempt = 1;; attempt++) {
+        size_t mark = svc->nundo;
+        evk_err_t hrc = r->handler(&ctx, ev, r->opaque);
+        if (hrc == EVK_OK) {
+            evk_err_t rc = svc_flush_staged(svc, m, errstr, errstr_size);
+            if (!rc) svc_advance(svc, m);
+            return rc;
+        }
+        svc_undo_revert(svc, mark);
+        svc_unstage_from(svc, 0);
+        if (hrc != EVK_ERR_RETRY || attempt >= (unsigned)svc->retry_max)
+            return svc_give_up(svc, m, ev, hrc, attempt, errstr, errstr_size);
+        atomic_fetch_add(&svc->stats.retries, 1);
+        if (!svc_wait(svc, svc_backoff_ms(svc, attempt))) return EVK_OK;
+    }
+}
+
+static evk_err_t svc_handle(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
+                            size_t errstr_size) {
+    evk_err_t rc = svc_txn_begin(svc, errstr, errstr_size);
+    if (rc) return rc;
+    const svc_poison_t *p = svc_poison_find(svc, m);
+    if (p) return svc_dead_letter(svc, m, p->err, p->reason, p->attempts, errstr, errstr_size);
+    char why[512];
+    evk_event_t *ev = NULL;
+    evk_err_t derr = evk_event_from_message(svc->cat, m, &ev, why, sizeof(why));
+    if (derr) return svc_dead_letter(svc, m, derr, why, 0, errstr, errstr_size);
+    const svc_route_t *r = svc_route(svc, evk_event_schema(ev));
+    if (r)
+        rc = svc_dispatch(svc, r, m, ev, errstr, errstr_size);
+    else
+        svc_advance(svc, m); /* a type nobody here handles */
+    evk_event_destroy(ev);
+    return rc;
+}
+
+static int svc_batch_full(const evk_service_t *svc) {
+    return svc->batch_inputs >= (uint64_t)svc->batch_max ||
+           evk_now_ms() - svc->batch_start_ms >= svc->commit_interval_ms;
+}
+
+static evk_err_t svc_take(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
+                          size_t errstr_size) {
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(svc->consumer, why, sizeof(why));
+        return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "consumer: %s", why);
+    }
+    /* Other consumer errors are reports librdkafka recovers from itself. */
+    if (m->err || svc_stopping(svc)) return EVK_OK;
+    evk_err_t rc = svc_handle(svc, m, errstr, errstr_size);
+    if (!rc && svc->txn_open && svc_batch_full(svc))
+        rc = svc_txn_commit(svc, 1, errstr, errstr_size);
+    return rc == SVC_REPLAY ? EVK_OK : rc;
+}
+
+static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    while (!svc_stopping(svc)) {
+        /* With a batch open, an empty queue means "commit now". */
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(svc->consumer, svc->txn_open ? 0 : SVC_POLL_MS);
+        evk_err_t rc = EVK_OK;
+        if (svc->cb_err)
+            rc = evk_fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
+        else if (m)
+            rc = svc_take(svc, m, errstr, errstr_size);
+        else
+            rc = svc_txn_commit(svc, 1, errstr, errstr_size);
+        if (m) rd_kafka_message_destroy(m);
+        if (rc && rc != SVC_REPLAY) return rc;
+    }
+    return EVK_OK;
+}
+
+/* ---- the ready callback ---- */
+
+static evk_err_t svc_ready_once(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = svc_txn_begin(svc, errstr, errstr_size);
+    if (rc) return rc;
+    evk_ctx_t ctx = {svc, NULL};
+    evk_err_t cbrc = svc->ready_cb(&ctx, svc->ready_opaque);
+    if (cbrc) {
+        rc = svc_txn_abort(svc, 0, errstr, errstr_size);
+        if (rc != SVC_REPLAY) return rc;
+        return evk_fail(cbrc, errstr, errstr_size, "ready callback failed: %s",
+                        evk_err2str(cbrc));
+    }
+    rc = svc_flush_staged(svc, NULL, errstr, errstr_size);
+    return rc ? rc : svc_txn_commit(svc, 1, errstr, errstr_size);
+}
+
+static evk_err_t svc_ready(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = SVC_REPLAY;
+    while (svc->ready_cb && rc == SVC_REPLAY && !svc_stopping(svc))
+        rc = svc_ready_once(svc, errstr, errstr_size);
+    return rc == SVC_REPLAY ? EVK_OK : rc;
+}
+
+/* ---- run ---- */
+
+static evk_err_t svc_start(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = svc_open_producer(svc, errstr, errstr_size);
+    if (!rc) rc = svc_open_consumer(svc, errstr, errstr_size);
+    if (!rc && !svc_stopping(svc)) rc = svc_restore_all(svc, errstr, errstr_size);
+    if (!rc) rc = svc_ready(svc, errstr, errstr_size);
+    if (!rc) rc = svc_subscribe(svc, errstr, errstr_size);
+    return rc;
+}
+
+/* On a clean stop the batch is committed before the consumer leaves the
+ * group; after an error its effects are only reverted in memory: the
+ * uncommitted transaction is aborted by the broker or the next instance. */
+static evk_err_t svc_finish(evk_service_t *svc, evk_err_t rc, char *errstr,
+                            size_t errstr_size) {
+    if (!rc) rc = svc_txn_commit(svc, 0, errstr, errstr_size);
+    if (rc == SVC_REPLAY) rc = EVK_OK; /* aborted: offsets not committed, redone next run */
+    if (svc->txn_open) svc_txn_forget(svc);
+    if (svc->consumer) {
+        rd_kafka_consumer_close(svc->consumer);
+        rd_kafka_destroy(svc->consumer);
+    }
+    if (svc->producer) {
+        if (!rc && rd_kafka_flush(svc->producer, SVC_FLUSH_TIMEOUT_MS))
+            rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size, "producer flush timed out");
+        rd_kafka_destroy(svc->producer);
+    }
+    svc->consumer = svc->producer = NULL;
+    svc->cb_err = EVK_OK;
+    svc->offsets_mode = SVC_OFFSETS_UNKNOWN;
+    svc_poison_clear(svc);
+    return rc;
+}
+
+evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    if (!svc || svc->consumer || svc->producer)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                        "service: NULL or already running");
+    signals_install();
+    evk_err_t rc = svc_start(svc, errstr, errstr_size);
+    if (!rc) rc = svc_loop(svc, errstr, errstr_size);
+    rc = svc_finish(svc, rc, errstr, errstr_size);
+    signals_restore();
+    /* Cleared only now, so that a stop requested before the run began is
+     * not lost. */
+    atomic_store(&svc->stop, 0);
+    return rc;
+}
+
+/* ---- creation and settings ---- */
+
+static evk_err_t svc_setting(evk_service_t *svc, const char *key, int64_t def, int64_t min,
+                             int64_t *out, char *errstr, size_t errstr_size) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s.%s", svc->name, key);
+    evk_err_t rc = evk_config_get_int(svc->cfg, path, def, out, errstr, errstr_size);
+    if (!rc && *out < min)
+        rc =
+            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: must be at least %lld, got %lld",
+                     path, (long long)min, (long long)*out);
+    return rc;
+}
+
+static int64_t kafka_ms(const evk_service_t *svc, const char *name, int64_t def) {
+    const char *v = evk_config_kafka_get(svc->cfg, name);
+    return v ? strtoll(v, NULL, 10) : def;
+}
+
+/* A retrying handler keeps the consumer from polling, so the worst case of
+ * one input's backoffs must stay well inside max.poll.interval.ms, or the
+ * group would evict the service in the middle of it. */
+static evk_err_t svc_check_retry_budget(const evk_service_t *svc, char *errstr,
+                                        size_t errstr_size) {
+    int64_t budget = kafka_ms(svc, "max.poll.interval.ms", SVC_MAX_POLL_DEFAULT_MS) / 2;
+    int64_t total = 0;
+    for (unsigned a = 1; a < (uint64_t)svc->retry_max && total <= budget; a++)
+        total += svc_backoff_ms(svc, a);
+    if (total > budget)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "%s: retry_max and retry_backoff_max_ms allow backing off more than "
+                        "half of max.poll.interval.ms (%lld ms) for one event",
+                        svc->name, (long long)budget * 2);
+    return EVK_OK;
+}
+
+static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = svc_setting(svc, "batch_max", 1000, 1, &svc->batch_max, errstr, errstr_size);
+    if (!rc)
+        rc = svc_setting(svc, "commit_interval_ms", 100, 0, &svc->commit_interval_ms, errstr,
+                         errstr_size);
+    if (!rc) rc = svc_setting(svc, "retry_max", 5, 1, &svc->retry_max, errstr, errstr_size);
+    if (!rc)
+        rc = svc_setting(svc, "retry_backoff_ms", 100, 0, &svc->retry_backoff_ms, errstr,
+                         errstr_size);
+    if (!rc)
+        rc = svc_setting(svc, "retry_backoff_max_ms", 5000, svc->retry_backoff_ms,
+                         &svc->retry_backoff_max_ms, errstr, errstr_size);
+    if (!rc) rc = svc_check_retry_budget(svc, errstr, errstr_size);
+    /* Restore reads up to the last stable offset, which an open transaction
+     * of a crashed writer holds back until the broker times it out. */
+    svc->restore_timeout_ms =
+        2 * kafka_ms(svc, "transaction.timeout.ms", SVC_TXN_TIMEOUT_DEFAULT_MS);
+    return rc;
+}
+
+static evk_err_t svc_ids(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    char path[512], host[256] = "evkit";
+    snprintf(path, sizeof(path), "%s.group_id", svc->name);
+    svc->group_id = evk_strdup0(evk_config_get_string(svc->cfg, path, svc->name));
+    if (gethostname(host, sizeof(host)) != 0) strcpy(host, "evkit");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(path, sizeof(path), "%s.instance_id", svc->name);
+    const char *instance = evk_config_get_string(svc->cfg, path, host);
+    size_t n = (svc->group_id ? strlen(svc->group_id) : 0) + strlen(instance) + 2;
+    svc->txn_id = svc->group_id ? malloc(n) : NULL;
+    if (!svc->txn_id) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    snprintf(svc->txn_id, n, "%s-%s", svc->group_id, instance);
+    return EVK_OK;
+}
+
+evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_catalog_t *cat,
+                          evk_service_t **out, char *errstr, size_t errstr_size) {
+    if (!name || !*name || !cfg || !cat || !out)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                        "service: name, config, catalog and out are required");
+    evk_service_t *svc = calloc(1, sizeof(*svc));
+    if (!svc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    svc->cfg = cfg;
+    svc->cat = cat;
+    svc->name = strdup(name);
+    svc->next = rd_kafka_topic_partition_list_new(8);
+    svc->first = rd_kafka_topic_partition_list_new(8);
+    evk_err_t rc = svc->name ? svc_ids(svc, errstr, errstr_size)
+                             : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!rc) rc = svc_settings(svc, errstr, errstr_size);
+    if (rc) {
+        evk_service_destroy(svc);
+        return rc;
+    }
+    *out = svc;
+    return EVK_OK;
+}
+
+evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
+                         void *opaque, char *errstr, size_t errstr_size) {
+    if (!svc || !type || !handler)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                        "service: type and handler are required");
+    const evk_schema_t *s = evk_catalog_find(svc->cat, type);
+    if (!s)
+        return evk_fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
+                        "%s: event type \"%s\" is not in the catalog", svc->name, type);
+    if (svc_route(svc, s))
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                        "%s: %s already has a handler", svc->name, evk_schema_type(s));
+    svc_route_t *r = realloc(svc->routes, (svc->nroutes + 1) * sizeof(*r));
+    if (!r) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    svc->routes = r;
+    svc->routes[svc->nroutes++] = (svc_route_t){s, handler, opaque};
+    return EVK_OK;
+}
+
+evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
+                                char *errstr, size_t errstr_size) {
+    if (!svc || !type || !out)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                        "service: type and out are required");
+    const evk_schema_t *s = evk_catalog_find(svc->cat, type);
+    if (!s)
+        return evk_fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
+                        "%s: event type \"%s\" is not in the catalog", svc->name, type);
+    for (size_t i = 0; i < svc->nstores; i++)
+        if (svc_store_schema(svc->stores[i]) == s)
+            return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                            "%s: a store of %s exists already", svc->name, evk_schema_type(s));
+    evk_store_t **arr = realloc(svc->stores, (svc->nstores + 1) * sizeof(*arr));
+    if (!arr) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    svc->stores = arr;
+    if (!(arr[svc->nstores] = svc_store_new(s)))
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    *out = arr[svc->nstores++];
+    return EVK_OK;
+}
+
+void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque) {
+    if (!svc) return;
+    svc->ready_cb = cb;
+    svc->ready_opaque = opaque;
+}
+
+void evk_service_destroy(evk_service_t *svc) {
+    if (!svc) return;
+    svc_txn_state_free(svc); /* before the stores: undo entries point into them */
+    for (size_t i = 0; i < svc->nstores; i++)
+        svc_store_destroy(svc->stores[i]);
+    free(svc->stores);
+    free(svc->routes);
+    free(svc->name);
+    free(svc->group_id);
+    free(svc->txn_id);
+    free(svc);
+}
+
+const char *evk_service_name(const evk_service_t *svc) {
+    return svc ? svc->name : NULL;
+}
+
+void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out) {
+    if (!svc || !out) return;
+    out->consumed = atomic_load(&svc->stats.consumed);
+    out->produced = atomic_load(&svc->stats.produced);
+    out->dead_letters = atomic_load(&svc->stats.dead_letters);
+    out->retries = atomic_load(&svc->stats.retries);
+    out->commits = atomic_load(&svc->stats.commits);
+    out->aborts = atomic_load(&svc->stats.aborts);
+}
+
+/* ---- handler context ---- */
+
+evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type) {
+    const evk_schema_t *s = ctx && type ? evk_catalog_find(ctx->svc->cat, type) : NULL;
+    if (!s) return NULL;
+    evk_event_t *ev = ctx->cause ? evk_event_new_caused_by(s, ctx->cause) : evk_event_new(s);
+    if (ev && evk_event_set_source(ev, ctx->svc->name)) {
+        evk_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+evk_err_t evk_ctx_emit(evk_ctx_t *ctx, evk_event_t *ev) {
+    evk_err_t rc = ctx && ev ? svc_stage(ctx->svc, ev, 1) : EVK_ERR_INVALID_ARG;
+    evk_event_destroy(ev);
+    return rc;
+}
+
+const evk_config_t *evk_ctx_config(const evk_ctx_t *ctx) {
+    return ctx ? ctx->svc->cfg : NULL;
+}
+
+const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx) {
+    return ctx ? ctx->svc->cat : NULL;
+}

@@ -1,0 +1,176 @@
+/* Private interface between service.c (loop, dispatch), service_txn.c
+ * (transactions, staging, undo) and store.c (state stores). Not installed. */
+#ifndef EVK_SERVICE_INT_H
+#define EVK_SERVICE_INT_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+#include "evkit/service.h"
+
+typedef struct {
+    const evk_schema_t *schema;
+    evk_handler_t *handler;
+    void *opaque;
+} svc_route_t;
+
+/* An encoded record a handler asked for. Staged rather than produced at
+ * once, because a record already in the transaction cannot be taken back
+ * when the handler then fails. */
+typedef struct {
+    const char *topic; /* owned by the catalog */
+    char *key;
+    void *value;
+    size_t len;
+    rd_kafka_headers_t *headers;
+    int is_output; /* an emitted event (counted), not a changelog record */
+} svc_staged_t;
+
+/* The value a store key had before a put of the open transaction. */
+typedef struct {
+    evk_store_t *store;
+    char *key;
+    evk_event_t *prev; /* NULL: the key was absent */
+} svc_undo_t;
+
+/* An input whose outputs could not be produced even though its handler
+ * succeeded: after the batch is aborted and replayed, it is dead-lettered
+ * instead of handled, so that one message cannot stall the service. */
+typedef struct {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    evk_err_t err;
+    char *reason;
+    int attempts;
+} svc_poison_t;
+
+struct evk_ctx_s {
+    evk_service_t *svc;
+    const evk_event_t *cause; /* NULL in the ready callback */
+};
+
+struct evk_service_s {
+    char *name;
+    char *group_id;
+    char *txn_id;
+    const evk_config_t *cfg;
+    const evk_catalog_t *cat;
+    int64_t batch_max, commit_interval_ms;
+    int64_t retry_max, retry_backoff_ms, retry_backoff_max_ms;
+    int64_t restore_timeout_ms;
+
+    svc_route_t *routes;
+    size_t nroutes;
+    evk_store_t **stores;
+    size_t nstores;
+    evk_ready_cb_t *ready_cb;
+    void *ready_opaque;
+
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    /* Lock-free, hence async-signal-safe, and race-free across threads. */
+    atomic_int stop;
+
+    /* The open transaction. next/first hold, per input partition of the
+     * batch, the offset to commit and the offset to rewind to. */
+    int txn_open;
+    rd_kafka_topic_partition_list_t *next, *first;
+    int64_t batch_start_ms;
+    uint64_t batch_inputs, batch_outputs, batch_dead;
+    unsigned aborts_in_row; /* paces replays of a batch that keeps failing */
+    /* Whether the cluster applies transactional offsets (see
+     * service_txn.c); probed once per run. */
+    enum { SVC_OFFSETS_UNKNOWN, SVC_OFFSETS_TXN, SVC_OFFSETS_MIRROR } offsets_mode;
+
+    svc_staged_t *staged;
+    size_t nstaged, staged_cap;
+    svc_undo_t *undo;
+    size_t nundo, undo_cap;
+    svc_poison_t *poison;
+    size_t npoison, poison_cap;
+
+    /* Failure raised where it cannot be returned (the rebalance callback). */
+    evk_err_t cb_err;
+    char cb_errstr[512];
+
+    struct {
+        atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts;
+    } stats;
+};
+
+/* Internal result of the produce/commit helpers: the batch was aborted and
+ * the consumer rewound, so the caller replays it rather than fails. */
+#define SVC_REPLAY EVK_ERR_RETRY
+
+/* ---- service.c ---- */
+int svc_stopping(const evk_service_t *svc);
+/* Backoff before try @p attempt + 1: retry_backoff_ms doubling, capped. */
+int64_t svc_backoff_ms(const evk_service_t *svc, unsigned attempt);
+/* Sleep up to @p ms in short slices serving the producer; 0 if a stop
+ * request cut it short. */
+int svc_wait(evk_service_t *svc, int64_t ms);
+/* librdkafka log callback for evkit's own handles (drops role warnings). */
+void svc_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+/* A client config: the service's kafka properties, then the name/value
+ * pairs of @p kv (NULL-terminated), then evkit's log callback. */
+rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv, char *errstr,
+                                size_t errstr_size);
+
+/* ---- service_txn.c ---- */
+/* @p arr resized to hold at least @p need elements of @p elem bytes, or
+ * NULL when out of memory; *cap is updated on success only. */
+void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem);
+evk_err_t svc_txn_begin(evk_service_t *svc, char *errstr, size_t errstr_size);
+/* Encode @p ev (not consumed) into the staging area. */
+evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int is_output);
+void svc_unstage_from(evk_service_t *svc, size_t from);
+/* Produce the staged records. EVK_OK; SVC_REPLAY; EVK_ERR_FATAL or
+ * EVK_ERR_KAFKA with errstr. @p cause is the input (NULL for the ready
+ * callback). */
+evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, char *errstr,
+                           size_t errstr_size);
+/* Produce the dead letter of @p msg and advance past it; returns like
+ * svc_flush_staged(). */
+evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk_err_t err,
+                          const char *reason, int attempts, char *errstr, size_t errstr_size);
+void svc_advance(evk_service_t *svc, const rd_kafka_message_t *msg);
+const svc_poison_t *svc_poison_find(const evk_service_t *svc, const rd_kafka_message_t *msg);
+void svc_poison_clear(evk_service_t *svc);
+/* Commit the open transaction (EVK_OK without one). When librdkafka says it
+ * must be aborted instead, it is, and the result is SVC_REPLAY. With
+ * @p replay the consumer is then rewound to the batch's first offsets and
+ * the next try is paced; without, the partitions are about to be given up.
+ * Errors: EVK_ERR_FATAL, EVK_ERR_KAFKA. */
+evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t errstr_size);
+/* Abort the open transaction and revert its in-memory effects; SVC_REPLAY
+ * on success, @p replay as above. */
+evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t errstr_size);
+/* Forget the open transaction without talking to Kafka (after a fatal
+ * error): in-memory state is reverted like on abort. */
+void svc_txn_forget(evk_service_t *svc);
+/* Make room for one undo entry, so that the push after a store change
+ * cannot fail. */
+evk_err_t svc_undo_reserve(evk_service_t *svc);
+/* Record @p prev as @p key's value before the last put; @p key is a
+ * malloc()ed copy that passes to the log. */
+void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *prev);
+void svc_undo_revert(evk_service_t *svc, size_t mark);
+/* Free everything the transaction state holds (service destruction). */
+void svc_txn_state_free(evk_service_t *svc);
+
+/* ---- store.c ---- */
+evk_store_t *svc_store_new(const evk_schema_t *schema);
+void svc_store_destroy(evk_store_t *st);
+const evk_schema_t *svc_store_schema(const evk_store_t *st);
+/* Set @p key to @p value (NULL removes it); *prev gets the old value,
+ * whose ownership passes to the caller. */
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
+                         evk_event_t **prev);
+/* Reload @p st from its changelog: everything committed, last value wins. */
+evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, char *errstr,
+                            size_t errstr_size);
+
+#endif

@@ -1,0 +1,455 @@
+/* The service's transaction: staged outputs, dead letters, input offsets,
+ * the store undo log, and librdkafka's transactional error model
+ * (retriable -> call again, abortable -> abort and replay, fatal -> stop). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "service_int.h"
+
+/* How long rewinding waits for the fetcher to drop prefetched messages. */
+#define SVC_SEEK_TIMEOUT_MS 10000
+/* Retriable calls are retried until they succeed, except that a stop
+ * request lets them give up after this many tries: an outage must not make
+ * SIGTERM hang, and an unfinished transaction is aborted by the broker. */
+#define SVC_TRIES_WHEN_STOPPING 3
+
+void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return arr;
+    size_t n = *cap ? *cap : 8;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(arr, n * elem);
+    if (p) *cap = n;
+    return p;
+}
+
+/* ---- errors ---- */
+
+static evk_err_t txn_error(rd_kafka_error_t *e, const char *what, char *errstr,
+                           size_t errstr_size) {
+    evk_err_t rc = rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA;
+    evk_fail(rc, errstr, errstr_size, "%s: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return rc;
+}
+
+typedef rd_kafka_error_t *(txn_op_t)(evk_service_t *svc, const void *arg);
+
+static rd_kafka_error_t *txn_retry(evk_service_t *svc, txn_op_t *op, const void *arg) {
+    for (int tries = 1;; tries++) {
+        rd_kafka_error_t *e = op(svc, arg);
+        if (!e || !rd_kafka_error_is_retriable(e)) return e;
+        if (tries >= SVC_TRIES_WHEN_STOPPING && svc_stopping(svc)) return e;
+        rd_kafka_error_destroy(e);
+        /* Most retriable errors are timeouts that already waited; the rest
+         * must not spin. */
+        rd_kafka_poll(svc->producer, 100);
+    }
+}
+
+static rd_kafka_error_t *op_send_offsets(evk_service_t *svc, const void *cgmd) {
+    return rd_kafka_send_offsets_to_transaction(svc->producer, svc->next, cgmd, -1);
+}
+
+static rd_kafka_error_t *op_commit(evk_service_t *svc, const void *arg) {
+    (void)arg;
+    return rd_kafka_commit_transaction(svc->producer, -1);
+}
+
+static rd_kafka_error_t *op_abort(evk_service_t *svc, const void *arg) {
+    (void)arg;
+    return rd_kafka_abort_transaction(svc->producer, -1);
+}
+
+/* ---- batch state ---- */
+
+static void partitions_reset(rd_kafka_topic_partition_list_t **list) {
+    rd_kafka_topic_partition_list_destroy(*list);
+    *list = rd_kafka_topic_partition_list_new(8);
+}
+
+static void batch_reset(evk_service_t *svc) {
+    svc->txn_open = 0;
+    partitions_reset(&svc->next);
+    partitions_reset(&svc->first);
+    svc->batch_inputs = svc->batch_outputs = svc->batch_dead = 0;
+}
+
+evk_err_t svc_txn_begin(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    if (svc->txn_open) return EVK_OK;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(svc->producer);
+    if (e) return txn_error(e, "begin_transaction", errstr, errstr_size);
+    svc->txn_open = 1;
+    svc->batch_start_ms = evk_now_ms();
+    return EVK_OK;
+}
+
+/* The batch's rewind point for @p msg's partition, if the batch has none
+ * yet: an input whose outputs failed is not advanced past, and without this
+ * the abort would not rewind to it when it is its partition's first. */
+static void hold(evk_service_t *svc, const rd_kafka_message_t *msg) {
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    if (!rd_kafka_topic_partition_list_find(svc->first, topic, msg->partition))
+        rd_kafka_topic_partition_list_add(svc->first, topic, msg->partition)->offset =
+            msg->offset;
+}
+
+void svc_advance(evk_service_t *svc, const rd_kafka_message_t *msg) {
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(svc->next, topic, msg->partition);
+    if (!p) {
+        rd_kafka_topic_partition_list_add(svc->first, topic, msg->partition)->offset =
+            msg->offset;
+        p = rd_kafka_topic_partition_list_add(svc->next, topic, msg->partition);
+    }
+    p->offset = msg->offset + 1;
+    svc->batch_inputs++;
+}
+
+/* ---- undo log ---- */
+
+evk_err_t svc_undo_reserve(evk_service_t *svc) {
+    svc_undo_t *u = svc_grow(svc->undo, &svc->undo_cap, svc->nundo + 1, sizeof(*u));
+    if (!u) return EVK_ERR_NOMEM;
+    svc->undo = u;
+    return EVK_OK;
+}
+
+void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *prev) {
+    svc->undo[svc->nundo++] = (svc_undo_t){st, key, prev};
+}
+
+void svc_undo_revert(evk_service_t *svc, size_t mark) {
+    while (svc->nundo > mark) {
+        svc_undo_t *u = &svc->undo[--svc->nundo];
+        evk_event_t *cur = NULL;
+        /* Cannot fail: reverting newest first, the key is present, so the
+         * swap replaces or removes and never allocates. */
+        (void)svc_store_swap(u->store, u->key, u->prev, &cur);
+        evk_event_destroy(cur);
+        free(u->key);
+    }
+}
+
+static void undo_forget(evk_service_t *svc) {
+    for (size_t i = 0; i < svc->nundo; i++) {
+        evk_event_destroy(svc->undo[i].prev);
+        free(svc->undo[i].key);
+    }
+    svc->nundo = 0;
+}
+
+/* ---- staging ---- */
+
+evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int is_output) {
+    if (!evk_event_source(ev) && evk_event_set_source(ev, svc->name)) return EVK_ERR_NOMEM;
+    svc_staged_t *arr = svc_grow(svc->staged, &svc->staged_cap, svc->nstaged + 1, sizeof(*arr));
+    if (!arr) return EVK_ERR_NOMEM;
+    svc->staged = arr;
+    svc_staged_t s = {.topic = evk_schema_topic(evk_event_schema(ev)),
+                      .key = evk_strdup0(evk_event_key(ev)),
+                      .is_output = is_output};
+    evk_err_t rc = evk_event_key(ev) && !s.key ? EVK_ERR_NOMEM : EVK_OK;
+    if (!rc) rc = evk_event_encode(ev, &s.value, &s.len);
+    if (!rc) rc = evk_event_headers(ev, &s.headers);
+    if (rc) {
+        free(s.key);
+        free(s.value);
+        return rc;
+    }
+    svc->staged[svc->nstaged++] = s;
+    return EVK_OK;
+}
+
+void svc_unstage_from(evk_service_t *svc, size_t from) {
+    while (svc->nstaged > from) {
+        svc_staged_t *s = &svc->staged[--svc->nstaged];
+        free(s->key);
+        free(s->value);
+        if (s->headers) rd_kafka_headers_destroy(s->headers);
+    }
+}
+
+/* ---- poison inputs ---- */
+
+static int poison_is(const svc_poison_t *p, const char *topic, int32_t partition) {
+    return p->partition == partition && !strcmp(p->topic, topic);
+}
+
+const svc_poison_t *svc_poison_find(const evk_service_t *svc, const rd_kafka_message_t *msg) {
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    for (size_t i = 0; i < svc->npoison; i++)
+        if (svc->poison[i].offset == msg->offset &&
+            poison_is(&svc->poison[i], topic, msg->partition))
+            return &svc->poison[i];
+    return NULL;
+}
+
+static evk_err_t poison_add(evk_service_t *svc, const rd_kafka_message_t *msg,
+                            const char *reason) {
+    svc_poison_t *arr = svc_grow(svc->poison, &svc->poison_cap, svc->npoison + 1, sizeof(*arr));
+    if (!arr) return EVK_ERR_NOMEM;
+    svc->poison = arr;
+    svc_poison_t p = {.topic = strdup(rd_kafka_topic_name(msg->rkt)),
+                      .partition = msg->partition,
+                      .offset = msg->offset,
+                      .err = EVK_ERR_DELIVERY,
+                      .reason = strdup(reason),
+                      .attempts = 1};
+    if (!p.topic || !p.reason) {
+        free(p.topic);
+        free(p.reason);
+        return EVK_ERR_NOMEM;
+    }
+    svc->poison[svc->npoison++] = p;
+    return EVK_OK;
+}
+
+static void poison_remove(evk_service_t *svc, size_t i) {
+    free(svc->poison[i].topic);
+    free(svc->poison[i].reason);
+    svc->poison[i] = svc->poison[--svc->npoison];
+}
+
+void svc_poison_clear(evk_service_t *svc) {
+    while (svc->npoison)
+        poison_remove(svc, 0);
+}
+
+/* Entries behind the committed offsets have been dead-lettered for good. */
+static void poison_prune(evk_service_t *svc) {
+    for (size_t i = svc->npoison; i-- > 0;) {
+        const svc_poison_t *p = &svc->poison[i];
+        const rd_kafka_topic_partition_t *c =
+            rd_kafka_topic_partition_list_find(svc->next, p->topic, p->partition);
+        if (c && p->offset < c->offset) poison_remove(svc, i);
+    }
+}
+
+/* ---- producing ---- */
+
+/* @p value (malloc()ed) and @p headers are always consumed. */
+static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, const void *key,
+                                   size_t key_len, void *value, size_t len,
+                                   rd_kafka_headers_t *headers) {
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_producev(
+                svc->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(svc->producer, 100);
+    if (err) {
+        free(value);
+        rd_kafka_headers_destroy(headers);
+    }
+    return err;
+}
+
+/* A produce call failed at once. A fatal error stops the service. A record
+ * too large for the cluster is a property of the input that caused it: the
+ * input is marked poison and the batch replayed, so that it is
+ * dead-lettered on the second pass (a dead letter itself too large leaves
+ * nothing to do but stop). Anything else (the transaction failed already,
+ * the topic is unknown or refused for now) aborts and replays the batch,
+ * paced, until the cluster lets it through. */
+static evk_err_t produce_failed(evk_service_t *svc, rd_kafka_resp_err_t err,
+                                const rd_kafka_message_t *cause, const char *topic,
+                                char *errstr, size_t errstr_size) {
+    char why[512];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(svc->producer, why, sizeof(why));
+        return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "produce to %s: %s", topic, why);
+    }
+    snprintf(why, sizeof(why), "produce to %s: %s", topic, rd_kafka_err2str(err));
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        if (!cause) return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s", why);
+        if (poison_add(svc, cause, why))
+            return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "%s: out of memory", why);
+    }
+    return svc_txn_abort(svc, 1, errstr, errstr_size);
+}
+
+evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, char *errstr,
+                           size_t errstr_size) {
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    const char *failed = NULL;
+    for (size_t i = 0; i < svc->nstaged && !err; i++) {
+        svc_staged_t *s = &svc->staged[i];
+        err = produce(svc, s->topic, s->key, s->key ? strlen(s->key) : 0, s->value, s->len,
+                      s->headers);
+        s->value = NULL;
+        s->headers = NULL;
+        if (err)
+            failed = s->topic;
+        else if (s->is_output)
+            svc->batch_outputs++;
+    }
+    svc_unstage_from(svc, 0);
+    if (!err) return EVK_OK;
+    if (cause) hold(svc, cause);
+    return produce_failed(svc, err, cause, failed, errstr, errstr_size);
+}
+
+static rd_kafka_headers_t *dead_letter_headers(const evk_service_t *svc,
+                                               const rd_kafka_message_t *msg, evk_err_t err,
+                                               const char *reason, int attempts) {
+    rd_kafka_headers_t *orig = NULL;
+    rd_kafka_headers_t *h = rd_kafka_message_headers(msg, &orig) ? rd_kafka_headers_new(8)
+                                                                 : rd_kafka_headers_copy(orig);
+    char partition[16], offset[32], tries[16];
+    snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
+    snprintf(tries, sizeof(tries), "%d", attempts);
+    const char *add[][2] = {{"evk_dlq_reason", reason},
+                            {"evk_dlq_error", evk_err_name(err)},
+                            {"evk_dlq_topic", rd_kafka_topic_name(msg->rkt)},
+                            {"evk_dlq_partition", partition},
+                            {"evk_dlq_offset", offset},
+                            {"evk_dlq_service", svc->name},
+                            {"evk_dlq_attempts", tries}};
+    for (size_t i = 0; i < sizeof(add) / sizeof(add[0]); i++)
+        rd_kafka_header_add(h, add[i][0], -1, add[i][1], -1);
+    return h;
+}
+
+evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk_err_t err,
+                          const char *reason, int attempts, char *errstr, size_t errstr_size) {
+    char topic[512];
+    snprintf(topic, sizeof(topic), "%s.dlq", rd_kafka_topic_name(msg->rkt));
+    void *value = msg->len ? malloc(msg->len) : NULL;
+    if (msg->len && !value)
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "dead letter: out of memory");
+    if (value) memcpy(value, msg->payload, msg->len);
+    rd_kafka_resp_err_t perr = produce(svc, topic, msg->key, msg->key_len, value, msg->len,
+                                       dead_letter_headers(svc, msg, err, reason, attempts));
+    if (perr) {
+        hold(svc, msg);
+        return produce_failed(svc, perr, NULL, topic, errstr, errstr_size);
+    }
+    svc->batch_dead++;
+    svc_advance(svc, msg);
+    return EVK_OK;
+}
+
+/* ---- commit / abort ---- */
+
+/* librdkafka's mock cluster (the dev broker) accepts
+ * send_offsets_to_transaction but never applies the offsets. So after the
+ * first commit of a run the committed offsets are read back; where they did
+ * not move, every commit is mirrored by a synchronous consumer commit of
+ * the same offsets. That is exactly once except for a crash between the two
+ * commits, which on such a cluster replays one batch. A real cluster keeps
+ * the transactional path alone. */
+static int txn_offsets_applied(evk_service_t *svc) {
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(svc->next);
+    int applied = !rd_kafka_committed(svc->consumer, c, SVC_SEEK_TIMEOUT_MS);
+    for (int i = 0; i < c->cnt && applied; i++)
+        applied = c->elems[i].offset == svc->next->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(c);
+    return applied;
+}
+
+static void mirror_offsets(evk_service_t *svc) {
+    if (!svc->next->cnt) return;
+    if (svc->offsets_mode == SVC_OFFSETS_UNKNOWN)
+        svc->offsets_mode = txn_offsets_applied(svc) ? SVC_OFFSETS_TXN : SVC_OFFSETS_MIRROR;
+    /* A failure only means the batch may be replayed after a restart. */
+    if (svc->offsets_mode == SVC_OFFSETS_MIRROR) rd_kafka_commit(svc->consumer, svc->next, 0);
+}
+
+static void committed(evk_service_t *svc) {
+    mirror_offsets(svc);
+    atomic_fetch_add(&svc->stats.commits, 1);
+    atomic_fetch_add(&svc->stats.consumed, svc->batch_inputs);
+    atomic_fetch_add(&svc->stats.produced, svc->batch_outputs);
+    atomic_fetch_add(&svc->stats.dead_letters, svc->batch_dead);
+    undo_forget(svc);
+    poison_prune(svc);
+    svc->aborts_in_row = 0;
+    batch_reset(svc);
+}
+
+static rd_kafka_error_t *send_offsets(evk_service_t *svc) {
+    if (!svc->next->cnt) return NULL;
+    rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(svc->consumer);
+    rd_kafka_error_t *e = txn_retry(svc, op_send_offsets, cgmd);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    return e;
+}
+
+evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t errstr_size) {
+    if (!svc->txn_open) return EVK_OK;
+    const char *what = "send_offsets_to_transaction";
+    rd_kafka_error_t *e = send_offsets(svc);
+    if (!e) {
+        what = "commit_transaction";
+        e = txn_retry(svc, op_commit, NULL);
+    }
+    if (!e) {
+        committed(svc);
+        return EVK_OK;
+    }
+    /* Besides abortable errors this covers the unexpected non-fatal ones
+     * (e.g. __STATE): aborting is always safe, the batch is replayed. */
+    if (rd_kafka_error_is_fatal(e) || rd_kafka_error_is_retriable(e))
+        return txn_error(e, what, errstr, errstr_size);
+    rd_kafka_error_destroy(e);
+    return svc_txn_abort(svc, replay, errstr, errstr_size);
+}
+
+/* Send the consumer back to where the batch began, so that it is replayed;
+ * the seek also drops whatever was prefetched past that point. */
+static evk_err_t rewind_batch(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    if (!svc->first->cnt) return EVK_OK;
+    rd_kafka_topic_partition_list_t *to = rd_kafka_topic_partition_list_copy(svc->first);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(svc->consumer, to, SVC_SEEK_TIMEOUT_MS);
+    evk_err_t rc = EVK_OK;
+    if (e) {
+        rc = txn_error(e, "rewind after abort", errstr, errstr_size);
+    } else {
+        /* A partition that did not rewind would skip the batch: stop rather
+         * than lose it (a restart resumes from the committed offsets). */
+        for (int i = 0; i < to->cnt && !rc; i++)
+            if (to->elems[i].err)
+                rc = evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
+                              "rewind %s [%d] to %lld after abort: %s", to->elems[i].topic,
+                              (int)to->elems[i].partition, (long long)to->elems[i].offset,
+                              rd_kafka_err2str(to->elems[i].err));
+    }
+    rd_kafka_topic_partition_list_destroy(to);
+    return rc;
+}
+
+evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t errstr_size) {
+    if (!svc->txn_open) return SVC_REPLAY;
+    rd_kafka_error_t *e = txn_retry(svc, op_abort, NULL);
+    if (e) return txn_error(e, "abort_transaction", errstr, errstr_size);
+    atomic_fetch_add(&svc->stats.aborts, 1);
+    evk_err_t rc = replay ? rewind_batch(svc, errstr, errstr_size) : EVK_OK;
+    svc_txn_forget(svc);
+    if (rc) return rc;
+    /* A batch that keeps failing (e.g. the cluster refuses a topic) is
+     * replayed at a pace, not in a tight loop. */
+    if (replay) svc_wait(svc, svc_backoff_ms(svc, ++svc->aborts_in_row));
+    return SVC_REPLAY;
+}
+
+void svc_txn_forget(evk_service_t *svc) {
+    svc_undo_revert(svc, 0);
+    svc_unstage_from(svc, 0);
+    batch_reset(svc);
+}
+
+void svc_txn_state_free(evk_service_t *svc) {
+    undo_forget(svc);
+    svc_unstage_from(svc, 0);
+    svc_poison_clear(svc);
+    free(svc->undo);
+    free(svc->staged);
+    free(svc->poison);
+    rd_kafka_topic_partition_list_destroy(svc->next);
+    rd_kafka_topic_partition_list_destroy(svc->first);
+}

@@ -1,0 +1,324 @@
+/* State stores: a key -> event hash map per store, written through the
+ * service's transaction (changelog record + undo entry) and restored from
+ * the changelog topic with a read_committed consumer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "service_int.h"
+
+#define STORE_MIN_BUCKETS 64
+
+typedef struct store_entry {
+    struct store_entry *next;
+    evk_event_t *value;
+    char key[];
+} store_entry_t;
+
+struct evk_store_s {
+    const evk_schema_t *schema;
+    store_entry_t **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t count;
+};
+
+static uint64_t hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The link that points at @p key's entry, or the NULL link ending its chain. */
+static store_entry_t **store_link(const evk_store_t *st, const char *key) {
+    store_entry_t **link = &st->buckets[hash(key) & (st->nbuckets - 1)];
+    while (*link && strcmp((*link)->key, key))
+        link = &(*link)->next;
+    return link;
+}
+
+evk_store_t *svc_store_new(const evk_schema_t *schema) {
+    evk_store_t *st = calloc(1, sizeof(*st));
+    if (!st) return NULL;
+    st->schema = schema;
+    st->nbuckets = STORE_MIN_BUCKETS;
+    st->buckets = calloc(st->nbuckets, sizeof(*st->buckets));
+    if (!st->buckets) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void store_clear(evk_store_t *st) {
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        while (st->buckets[i]) {
+            store_entry_t *e = st->buckets[i];
+            st->buckets[i] = e->next;
+            evk_event_destroy(e->value);
+            free(e);
+        }
+    }
+    st->count = 0;
+}
+
+void svc_store_destroy(evk_store_t *st) {
+    if (!st) return;
+    store_clear(st);
+    free(st->buckets);
+    free(st);
+}
+
+const evk_schema_t *svc_store_schema(const evk_store_t *st) {
+    return st->schema;
+}
+
+static evk_err_t store_grow(evk_store_t *st) {
+    size_t n = st->nbuckets * 2;
+    store_entry_t **b = calloc(n, sizeof(*b));
+    if (!b) return EVK_ERR_NOMEM;
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        while (st->buckets[i]) {
+            store_entry_t *e = st->buckets[i];
+            st->buckets[i] = e->next;
+            e->next = b[hash(e->key) & (n - 1)];
+            b[hash(e->key) & (n - 1)] = e;
+        }
+    }
+    free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = n;
+    return EVK_OK;
+}
+
+static evk_err_t store_insert(evk_store_t *st, const char *key, evk_event_t *value) {
+    if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
+    size_t klen = strlen(key);
+    store_entry_t *e = malloc(sizeof(*e) + klen + 1);
+    if (!e) return EVK_ERR_NOMEM;
+    memcpy(e->key, key, klen + 1);
+    e->value = value;
+    store_entry_t **head = &st->buckets[hash(key) & (st->nbuckets - 1)];
+    e->next = *head;
+    *head = e;
+    st->count++;
+    return EVK_OK;
+}
+
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
+                         evk_event_t **prev) {
+    store_entry_t **link = store_link(st, key);
+    store_entry_t *e = *link;
+    *prev = e ? e->value : NULL;
+    if (e && value) {
+        e->value = value;
+    } else if (e) {
+        *link = e->next;
+        free(e);
+        st->count--;
+    } else if (value) {
+        return store_insert(st, key, value);
+    }
+    return EVK_OK;
+}
+
+/* ---- public API ---- */
+
+const evk_event_t *evk_store_get(const evk_store_t *st, const char *key) {
+    if (!st || !key) return NULL;
+    const store_entry_t *e = *store_link(st, key);
+    return e ? e->value : NULL;
+}
+
+size_t evk_store_count(const evk_store_t *st) {
+    return st ? st->count : 0;
+}
+
+void evk_store_foreach(const evk_store_t *st,
+                       int (*cb)(const char *key, const evk_event_t *value, void *opaque),
+                       void *opaque) {
+    if (!st || !cb) return;
+    for (size_t i = 0; i < st->nbuckets; i++)
+        for (const store_entry_t *e = st->buckets[i]; e; e = e->next)
+            if (cb(e->key, e->value, opaque)) return;
+}
+
+/* The changelog record is staged first: if the put cannot be recorded
+ * completely, nothing of it remains. */
+static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
+    if (!ctx || !st || !value || evk_event_schema(value) != st->schema || !evk_event_key(value))
+        return EVK_ERR_INVALID_ARG;
+    evk_service_t *svc = ctx->svc;
+    size_t staged = svc->nstaged;
+    char *key = strdup(evk_event_key(value));
+    evk_event_t *prev = NULL;
+    evk_err_t rc = key ? svc_stage(svc, value, 0) : EVK_ERR_NOMEM;
+    if (!rc) rc = svc_undo_reserve(svc);
+    if (!rc) rc = svc_store_swap(st, key, value, &prev);
+    if (rc) {
+        svc_unstage_from(svc, staged);
+        free(key);
+        return rc;
+    }
+    svc_undo_push(svc, st, key, prev);
+    return EVK_OK;
+}
+
+evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
+    evk_err_t rc = store_put(ctx, st, value);
+    if (rc) evk_event_destroy(value);
+    return rc;
+}
+
+/* ---- restore ---- */
+
+static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
+                               const rd_kafka_message_t *m) {
+    evk_event_t *ev = NULL, *prev = NULL;
+    if (!m->payload) { /* tombstone: the key was deleted */
+        char *key = m->key ? strndup(m->key, m->key_len) : NULL;
+        if (m->key && !key) return EVK_ERR_NOMEM;
+        evk_err_t rc = key ? svc_store_swap(st, key, NULL, &prev) : EVK_OK;
+        evk_event_destroy(prev);
+        free(key);
+        return rc;
+    }
+    /* Records of other types share the topic, and an undecodable record is
+     * not this store's to judge: both are skipped. */
+    if (evk_event_from_message(cat, m, &ev, NULL, 0)) return EVK_OK;
+    if (evk_event_schema(ev) != st->schema || !evk_event_key(ev)) {
+        evk_event_destroy(ev);
+        return EVK_OK;
+    }
+    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), ev, &prev);
+    evk_event_destroy(rc ? ev : prev);
+    return rc;
+}
+
+/* Partition count of @p topic; 0 if it does not exist yet (nothing to
+ * restore). Retries transient metadata errors until @p deadline. */
+static evk_err_t restore_partitions(rd_kafka_t *rk, const char *topic, int64_t deadline,
+                                    int *out, char *errstr, size_t errstr_size) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err;
+    do {
+        const struct rd_kafka_metadata *md = NULL;
+        err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+        if (!err) {
+            err = md->topics[0].err;
+            *out = err ? 0 : md->topics[0].partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    } while (err && evk_now_ms() < deadline);
+    rd_kafka_topic_destroy(rkt);
+    if (err)
+        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: metadata: %s", topic,
+                        rd_kafka_err2str(err));
+    return EVK_OK;
+}
+
+static evk_err_t restore_assign(rd_kafka_t *rk, const char *topic, int partitions, char *errstr,
+                                size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(list, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err)
+        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: assign: %s", topic,
+                        rd_kafka_err2str(err));
+    return EVK_OK;
+}
+
+/* Read every partition up to its end (the last stable offset, since the
+ * consumer reads committed records only). A stop request ends it early. */
+static evk_err_t restore_read(evk_service_t *svc, evk_store_t *st, rd_kafka_t *rk,
+                              const char *topic, int partitions, int64_t deadline, char *errstr,
+                              size_t errstr_size) {
+    char *at_end = calloc((size_t)partitions, 1);
+    if (!at_end) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
+    int left = partitions;
+    evk_err_t rc = EVK_OK;
+    while (left > 0 && !rc && !svc_stopping(svc)) {
+        if (evk_now_ms() > deadline) {
+            rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
+                          "restore %s: %d of %d partitions not read to the end after %lld ms",
+                          topic, left, partitions, (long long)svc->restore_timeout_ms);
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->partition >= 0 && m->partition < partitions && !at_end[m->partition]++)
+                left--;
+        } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+            rc = evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
+                          rd_kafka_message_errstr(m));
+        } else if (!m->err && restore_apply(st, svc->cat, m)) {
+            rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory",
+                          topic);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(at_end);
+    return rc;
+}
+
+/* The restore consumer joins no group (it assigns), but librdkafka's
+ * assign() wants a group.id; nothing is ever committed under it. */
+static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
+                                    size_t errstr_size) {
+    char group[512];
+    snprintf(group, sizeof(group), "%s.restore", svc->group_id);
+    const char *const kv[] = {"group.id",
+                              group,
+                              "isolation.level",
+                              "read_committed",
+                              "enable.partition.eof",
+                              "true",
+                              "enable.auto.commit",
+                              "false",
+                              "enable.auto.offset.store",
+                              "false",
+                              NULL};
+    rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
+    if (!conf) return NULL;
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore consumer: %s", why);
+    }
+    return rk;
+}
+
+/* The values are read into a new map that replaces the store's only once
+ * complete, so that a failed or interrupted restore leaves no partial
+ * store behind. */
+evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, char *errstr,
+                            size_t errstr_size) {
+    const char *topic = evk_schema_topic(st->schema);
+    evk_store_t *fresh = svc_store_new(st->schema);
+    if (!fresh) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
+    rd_kafka_t *rk = restore_consumer(svc, errstr, errstr_size);
+    evk_err_t rc = rk ? EVK_OK : EVK_ERR_KAFKA;
+    int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
+    int partitions = 0;
+    if (!rc) rc = restore_partitions(rk, topic, deadline, &partitions, errstr, errstr_size);
+    if (!rc && partitions) rc = restore_assign(rk, topic, partitions, errstr, errstr_size);
+    if (!rc && partitions)
+        rc = restore_read(svc, fresh, rk, topic, partitions, deadline, errstr, errstr_size);
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    if (!rc && !svc_stopping(svc)) {
+        evk_store_t old = *st;
+        *st = *fresh;
+        *fresh = old;
+    }
+    svc_store_destroy(fresh);
+    return rc;
+}
