@@ -1,0 +1,137 @@
+#include "flow_rules.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+uint64_t flow_fnv1a64(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void flow_hash_id(const char *prefix, const char *s, char *buf, size_t size) {
+    snprintf(buf, size, "%s%016" PRIx64, prefix, flow_fnv1a64(s));
+}
+
+void flow_tracking_number(const char *carrier, const char *order_id, char *buf, size_t size) {
+    char initials[3] = {0};
+    size_t n = 0;
+    for (const char *c = carrier; *c && n < 2; c++)
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z'))
+            initials[n++] = (char)(*c & ~0x20); /* upper case */
+    /* Hash a tagged string so the number is not the authorization id's digits. */
+    char tagged[512];
+    snprintf(tagged, sizeof tagged, "track:%s", order_id);
+    snprintf(buf, size, "%s%012" PRIu64, n ? initials : "X",
+             flow_fnv1a64(tagged) % UINT64_C(1000000000000));
+}
+
+size_t flow_pick(const char *order_id, size_t n) {
+    return (size_t)(flow_fnv1a64(order_id) % n);
+}
+
+size_t flow_merge_lines(flow_line_t *lines, size_t n) {
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < out && strcmp(lines[j].sku, lines[i].sku) != 0)
+            j++;
+        if (j < out)
+            lines[j].quantity += lines[i].quantity;
+        else
+            lines[out++] = lines[i];
+    }
+    return out;
+}
+
+int flow_can_reserve(const flow_line_t *lines, size_t n, flow_stock_fn *stock, void *opaque,
+                     const flow_line_t **bad, char *reason, size_t reason_size) {
+    if (n == 0) {
+        *bad = NULL;
+        snprintf(reason, reason_size, "order has no items");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const flow_line_t *l = &lines[i];
+        *bad = l;
+        if (l->quantity <= 0) {
+            snprintf(reason, reason_size, "invalid quantity %" PRId64 " for %s", l->quantity,
+                     l->sku);
+            return 0;
+        }
+        int64_t avail = stock(l->sku, opaque);
+        if (avail < 0) {
+            snprintf(reason, reason_size, "unknown sku %s", l->sku);
+            return 0;
+        }
+        if (avail < l->quantity) {
+            snprintf(reason, reason_size,
+                     "insufficient stock for %s: requested %" PRId64 ", available %" PRId64,
+                     l->sku, l->quantity, avail);
+            return 0;
+        }
+    }
+    *bad = NULL;
+    return 1;
+}
+
+int flow_payment_decide(const flow_payment_rules_t *r, const char *customer_id,
+                        int64_t amount_cents, char *reason, size_t reason_size) {
+    for (size_t i = 0; i < r->nblocked; i++) {
+        if (strcmp(r->blocked[i], customer_id) == 0) {
+            snprintf(reason, reason_size, "customer %s is blocked", customer_id);
+            return 0;
+        }
+    }
+    if (amount_cents > r->credit_limit_cents) {
+        snprintf(reason, reason_size, "amount %" PRId64 " exceeds credit limit %" PRId64,
+                 amount_cents, r->credit_limit_cents);
+        return 0;
+    }
+    return 1;
+}
+
+static const char *const status_names[] = {"",        "PLACED",   "RESERVED", "PAID",
+                                           "SHIPPED", "REJECTED", "CANCELLED"};
+
+const char *flow_status_name(flow_status_t s) {
+    return status_names[s];
+}
+
+flow_status_t flow_status_parse(const char *name) {
+    for (size_t i = FLOW_PLACED; i <= FLOW_CANCELLED; i++)
+        if (strcmp(status_names[i], name) == 0) return (flow_status_t)i;
+    return FLOW_NONE;
+}
+
+flow_status_t flow_status_of_event(const char *type) {
+    static const struct {
+        const char *type;
+        flow_status_t status;
+    } map[] = {{"OrderPlaced", FLOW_PLACED},        {"StockReserved", FLOW_RESERVED},
+               {"StockRejected", FLOW_REJECTED},    {"PaymentAuthorized", FLOW_PAID},
+               {"PaymentDeclined", FLOW_CANCELLED}, {"ShipmentDispatched", FLOW_SHIPPED}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].type, type) == 0) return map[i].status;
+    return FLOW_NONE;
+}
+
+int flow_status_is_final(flow_status_t s) {
+    return s == FLOW_SHIPPED || s == FLOW_REJECTED || s == FLOW_CANCELLED;
+}
+
+flow_status_t flow_status_fold(flow_status_t cur, flow_status_t next) {
+    if (flow_status_is_final(cur) || next == FLOW_NONE) return cur;
+    /* A failure ends the order wherever it is; success stages only advance. */
+    if (next == FLOW_REJECTED || next == FLOW_CANCELLED) return next;
+    return next > cur ? next : cur;
+}
+
+void flow_format_cents(int64_t cents, char *buf, size_t size) {
+    uint64_t abs = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+    snprintf(buf, size, "%s%" PRIu64 ".%02" PRIu64, cents < 0 ? "-" : "", abs / 100, abs % 100);
+}

@@ -1,0 +1,235 @@
+/* evk-order status: an order's OrderStatus, read from order-service's
+ * changelog (the OrderStatus topic, orders.status). Only the partition the
+ * order id hashes to is read, hashed with the partitioner the services
+ * produce with, from its start to its end. read_committed, so an aborted
+ * transaction's status never shows. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "order.h"
+
+/* Reading a partition to its end takes well under a second on a healthy
+ * cluster; past this the cluster is unreachable, not slow. */
+#define STATUS_TIMEOUT_MS 30000
+
+typedef int32_t(partitioner_fn)(const rd_kafka_topic_t *, const void *, size_t, int32_t, void *,
+                                void *);
+
+/* The keyed partitioners a producer may be configured with (librdkafka's
+ * "partitioner" property; consistent_random is its default). */
+static partitioner_fn *partitioner_named(const char *name) {
+    static const struct {
+        const char *name;
+        partitioner_fn *fn;
+    } table[] = {{"consistent_random", rd_kafka_msg_partitioner_consistent_random},
+                 {"consistent", rd_kafka_msg_partitioner_consistent},
+                 {"murmur2", rd_kafka_msg_partitioner_murmur2},
+                 {"murmur2_random", rd_kafka_msg_partitioner_murmur2_random},
+                 {"fnv1a", rd_kafka_msg_partitioner_fnv1a},
+                 {"fnv1a_random", rd_kafka_msg_partitioner_fnv1a_random}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(table[i].name, name ? name : "consistent_random")) return table[i].fn;
+    return NULL;
+}
+
+/* The producer-only properties every evkit config carries are no news here. */
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    if (level <= 4 && strcmp(fac, "CONFWARN") != 0)
+        fprintf(stderr, PROG ": librdkafka: %s: %s\n", fac, buf);
+}
+
+static rd_kafka_t *status_consumer(const evk_config_t *cfg, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = evk_config_kafka_conf(cfg, errstr, errstr_size);
+    if (!conf) return NULL;
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_t *rk = NULL;
+    /* librdkafka's consumer API wants a group even for a manual assignment;
+     * with auto commit off this one never joins or commits anything. */
+    if (rd_kafka_conf_set(conf, "group.id", PROG "-status", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
+        !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+/* Partition of @order_id in @rkt; -1 when the topic does not exist (yet). */
+static int32_t partition_of(rd_kafka_t *rk, rd_kafka_topic_t *rkt, partitioner_fn *part,
+                            const char *order_id, rd_kafka_resp_err_t *err) {
+    const struct rd_kafka_metadata *md;
+    int32_t p = -1;
+    if ((*err = rd_kafka_metadata(rk, 0, rkt, &md, STATUS_TIMEOUT_MS))) return -1;
+    if (md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
+        p = part(rkt, order_id, strlen(order_id), md->topics[0].partition_cnt, NULL, NULL);
+    rd_kafka_metadata_destroy(md);
+    return p;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keep the last value of @order_id in the message stream (a tombstone
+ * deletes it). */
+static void consider(const evk_catalog_t *cat, const rd_kafka_message_t *m,
+                     const char *order_id, evk_event_t **found) {
+    char errstr[512];
+    evk_event_t *ev = NULL;
+    if (m->key_len != strlen(order_id) || memcmp(m->key, order_id, m->key_len)) return;
+    if (m->payload && evk_event_from_message(cat, m, &ev, errstr, sizeof errstr))
+        fprintf(stderr, PROG ": skipping undecodable status at offset %lld: %s\n",
+                (long long)m->offset, errstr);
+    evk_event_destroy(*found);
+    *found = ev;
+}
+
+/* Read partition @p of @topic from the start to its end. */
+static int read_partition(rd_kafka_t *rk, const evk_catalog_t *cat, const char *topic,
+                          int32_t p, const char *order_id, evk_event_t **found) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int64_t deadline = now_ms() + STATUS_TIMEOUT_MS;
+    int done = 0;
+    while (!err && !done && now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            done = 1;
+        else if (m->err)
+            err = m->err;
+        else
+            consider(cat, m, order_id, found);
+        rd_kafka_message_destroy(m);
+    }
+    if (err || !done) {
+        fprintf(stderr, PROG ": reading %s [%d]: %s\n", topic, (int)p,
+                err ? rd_kafka_err2str(err) : "timed out");
+        return EVK_EXIT_DELIVERY;
+    }
+    return EVK_EXIT_OK;
+}
+
+typedef struct {
+    const char *v[4]; /* time, type, source, event_id */
+} history_row_t;
+
+static int by_time(const void *a, const void *b) {
+    return strcmp(((const history_row_t *)a)->v[0], ((const history_row_t *)b)->v[0]);
+}
+
+/* The history in event time order: order-service records events as they
+ * arrive, which across topics need not be the order they happened in. */
+static void print_history(const evk_event_t *st) {
+    static const char *const fields[] = {"time", "type", "source", "event_id"};
+    size_t n = 0;
+    char path[48];
+    evk_event_array_size(st, "history", &n);
+    history_row_t *rows = calloc(n ? n : 1, sizeof *rows);
+    if (!rows) return;
+    for (size_t i = 0; i < n; i++) {
+        for (int f = 0; f < 4; f++) {
+            rows[i].v[f] = "";
+            snprintf(path, sizeof path, "history[%zu].%s", i, fields[f]);
+            evk_event_get_string(st, path, &rows[i].v[f]);
+        }
+    }
+    qsort(rows, n, sizeof *rows, by_time); /* RFC 3339 UTC sorts as text */
+    printf("\n%-26s %-20s %-20s %s\n", "TIME", "EVENT", "SOURCE", "EVENT ID");
+    for (size_t i = 0; i < n; i++)
+        printf("%-26s %-20s %-20s %s\n", rows[i].v[0], rows[i].v[1], rows[i].v[2],
+               rows[i].v[3]);
+    free(rows);
+}
+
+static void print_text(const evk_event_t *st) {
+    const char *order_id = "", *customer = "", *status = "", *reason = NULL;
+    int64_t cents = 0;
+    evk_event_get_string(st, "order_id", &order_id);
+    evk_event_get_string(st, "customer_id", &customer);
+    evk_event_get_string(st, "status", &status);
+    evk_event_get_long(st, "total_cents", &cents);
+    printf("order     %s\ncustomer  %s\nstatus    %s\ntotal     %s%lld.%02lld\n", order_id,
+           customer, status, cents < 0 ? "-" : "", llabs(cents) / 100, llabs(cents) % 100);
+    if (evk_event_get_string(st, "reason", &reason) == EVK_OK) printf("reason    %s\n", reason);
+    print_history(st);
+}
+
+static int print_status(const evk_event_t *st, int json) {
+    char *text = NULL;
+    size_t len;
+    if (!json) {
+        print_text(st);
+        return EVK_EXIT_OK;
+    }
+    if (evk_event_to_json(st, &text, &len)) return EVK_EXIT_CONFIG;
+    printf("%s\n", text);
+    free(text);
+    return EVK_EXIT_OK;
+}
+
+static int lookup(const order_env_t *env, const char *order_id, int json) {
+    char errstr[512];
+    const evk_schema_t *s = evk_catalog_find(env->cat, "OrderStatus");
+    partitioner_fn *part = partitioner_named(evk_config_kafka_get(env->cfg, "partitioner"));
+    if (!s || !part) {
+        fprintf(stderr, PROG ": %s\n",
+                s ? "unsupported partitioner for a keyed lookup"
+                  : "the catalog has no OrderStatus");
+        return EVK_EXIT_CONFIG;
+    }
+    rd_kafka_t *rk = status_consumer(env->cfg, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, PROG ": %s\n", errstr);
+        return EVK_EXIT_CONFIG;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, evk_schema_topic(s), NULL);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    evk_event_t *found = NULL;
+    int32_t p = rkt ? partition_of(rk, rkt, part, order_id, &err) : -1;
+    int rc = EVK_EXIT_OK;
+    if (err || !rkt) {
+        fprintf(stderr, PROG ": %s: %s\n", evk_schema_topic(s),
+                rkt ? rd_kafka_err2str(err) : "cannot create topic handle");
+        rc = EVK_EXIT_DELIVERY;
+    } else if (p >= 0) {
+        rc = read_partition(rk, env->cat, evk_schema_topic(s), p, order_id, &found);
+    }
+    if (!rc && !found) {
+        fprintf(stderr, PROG ": order %s not found\n", order_id);
+        rc = EVK_EXIT_NOT_FOUND;
+    } else if (!rc) {
+        rc = print_status(found, json);
+    }
+    evk_event_destroy(found);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+int order_cmd_status(int argc, char **argv, order_opts_t *o) {
+    static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+                                             {NULL, 0, NULL, 0}};
+    order_env_t env;
+    int c, json = 0, rc;
+    while ((c = getopt_long(argc, argv, ORDER_COMMON_OPTS, longopts, NULL)) != -1) {
+        if (c == 'j')
+            json = 1;
+        else if (!order_common_opt(o, c, optarg))
+            return EVK_EXIT_USAGE;
+    }
+    if (argc - optind != 1) return order_usage_error("status: expected one ORDER_ID");
+    if (!(rc = order_env_open(o, &env))) {
+        rc = lookup(&env, argv[optind], json);
+        order_env_close(&env);
+    }
+    return rc;
+}
