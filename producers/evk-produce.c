@@ -37,6 +37,7 @@ typedef struct {
 
 typedef struct {
     const evk_schema_t *schema;
+    evk_json_reader_t *reader;
     evk_producer_t *producer;
     int strict;
     batch_t held;
@@ -98,18 +99,15 @@ static void message_free(message_t *m) {
     if (m->headers) rd_kafka_headers_destroy(m->headers);
 }
 
-/* Turn a line into a ready message; on failure errstr holds "<path>: <reason>". */
-static evk_err_t encode_line(const evk_schema_t *s, const char *line, size_t len, message_t *m,
-                             char *errstr, size_t errstr_size) {
-    evk_event_t *ev;
-    evk_err_t err = evk_event_from_json(s, line, len, &ev, errstr, errstr_size);
-    if (err) return err;
+/* Turn a line into a ready message; on failure errstr holds "<path>: <reason>".
+ * The line goes straight to a frame: no event, no JSON DOM (docs/PERFORMANCE.md). */
+static evk_err_t encode_line(run_t *r, const char *line, size_t len, message_t *m, char *errstr,
+                             size_t errstr_size) {
     *m = (message_t){0};
-    err = evk_event_set_source(ev, SOURCE);
-    if (!err) err = evk_event_encode(ev, &m->frame, &m->len);
-    if (!err) err = evk_event_headers(ev, &m->headers);
-    if (!err && evk_event_key(ev) && !(m->key = strdup(evk_event_key(ev)))) err = EVK_ERR_NOMEM;
-    evk_event_destroy(ev);
+    evk_err_t err = evk_json_reader_frame(r->reader, line, len, &m->frame, &m->len, &m->key,
+                                          errstr, errstr_size);
+    if (err) return err;
+    err = evk_frame_headers(r->schema, SOURCE, NULL, NULL, &m->headers);
     if (err) {
         message_free(m);
         snprintf(errstr, errstr_size, "cannot encode: %s", evk_err2str(err));
@@ -165,7 +163,7 @@ static int process_line(run_t *r, size_t lineno, char *line, size_t len) {
     if (is_blank(line, len)) return 0;
     message_t m;
     char errstr[1024];
-    if (encode_line(r->schema, line, len, &m, errstr, sizeof(errstr))) {
+    if (encode_line(r, line, len, &m, errstr, sizeof(errstr))) {
         report_invalid(lineno, errstr);
         r->invalid++;
         return 0;
@@ -259,13 +257,17 @@ static int run(const options_t *o, const evk_config_t *cfg, const evk_catalog_t 
     int rc = open_input(o->input, &in);
     if (rc) return rc;
     char errstr[512];
-    if (evk_producer_new(cfg, cat, SOURCE, &r.producer, errstr, sizeof(errstr))) {
+    if (evk_json_reader_new(r.schema, &r.reader)) {
+        fprintf(stderr, PROG ": out of memory\n");
+        rc = EVK_EXIT_CONFIG;
+    } else if (evk_producer_new(cfg, cat, SOURCE, &r.producer, errstr, sizeof(errstr))) {
         fprintf(stderr, PROG ": %s\n", errstr);
         rc = EVK_EXIT_CONFIG;
     } else {
         rc = produce(&r, in);
         evk_producer_destroy(r.producer);
     }
+    evk_json_reader_destroy(r.reader);
     if (in != stdin) fclose(in);
     return rc;
 }

@@ -51,6 +51,27 @@ int order_send(order_sender_t *s, evk_event_t *order) {
     return 0;
 }
 
+int order_send_frame(order_sender_t *s, const order_env_t *env, order_msg_t *m) {
+    char errstr[512];
+    /* The id is both the key (copied by librdkafka) and, for on_delivery(),
+     * the message's opaque, which frees it. */
+    char *id = m->order_id;
+    if (evk_producer_send_frame(s->producer, env->placed, id, strlen(id), m->frame, m->len,
+                                m->headers, id, errstr, sizeof errstr)) {
+        fprintf(stderr, PROG ": %s\n", errstr);
+        free(id);
+        return -1;
+    }
+    s->sent++;
+    return 0;
+}
+
+void order_msg_free(order_msg_t *m) {
+    free(m->frame);
+    free(m->order_id);
+    if (m->headers) rd_kafka_headers_destroy(m->headers);
+}
+
 /* Long enough for librdkafka to deliver or fail every queued message. */
 static int flush_timeout_ms(evk_producer_t *p) {
     char buf[32];

@@ -2,11 +2,11 @@
 # second tree, so it runs alone rather than starving timing-sensitive tests.
 add_test(NAME scaffold_test COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/scaffold_test.sh)
 set_tests_properties(scaffold_test PROPERTIES
-  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 900 RUN_SERIAL TRUE)
+  ENVIRONMENT "${EVK_PROC_TEST_ENV}" LABELS integration TIMEOUT 900 RUN_SERIAL TRUE)
 
 # A program outside the tree built against the installed library (pkg-config).
 add_test(NAME pkgconfig_test COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pkgconfig_test.sh)
-set_tests_properties(pkgconfig_test PROPERTIES ENVIRONMENT "${EVK_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(pkgconfig_test PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}" TIMEOUT 120)
 
 # The tests of consumers that scripts/new-consumer added.
 include(${CMAKE_CURRENT_SOURCE_DIR}/consumers.cmake OPTIONAL)

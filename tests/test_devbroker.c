@@ -165,10 +165,37 @@ static void test_delivery_failure_reaches_flush(void **state) {
     rt_env_destroy(env);
 }
 
+/* The control channel's commands act on the mock cluster; a bad one says
+ * what is wrong and changes nothing. */
+static void test_command(void **state) {
+    (void)state;
+    char errstr[256] = "";
+    evk_devbroker_t *db;
+    assert_int_equal(evk_devbroker_new(3, &db, NULL, 0), EVK_OK);
+    const char *good[] = {"down 2", "up 2", "err Produce 3 NOT_LEADER_FOR_PARTITION",
+                          "err endtxn 1 COORDINATOR_NOT_AVAILABLE", "clear Produce",
+                          "rtt 1 50", "", "  # a comment"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_int_equal(evk_devbroker_command(db, good[i], errstr, sizeof errstr), EVK_OK);
+    const char *bad[] = {"down", "down x", "up 2 3", "err Bogus 1 NOT_LEADER_FOR_PARTITION",
+                         "err Produce 0 NOT_LEADER_FOR_PARTITION", "err Produce 1 NO_SUCH_ERROR",
+                         "reboot"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(evk_devbroker_command(db, bad[i], errstr, sizeof errstr),
+                         EVK_ERR_INVALID_ARG);
+        assert_non_null(strstr(errstr, "bad command"));
+    }
+    assert_int_equal(evk_devbroker_command(db, "down 9", errstr, sizeof errstr),
+                     EVK_ERR_INVALID_ARG);
+    assert_string_equal(errstr, "dev broker: \"down 9\": Broker: Broker not available");
+    evk_devbroker_destroy(db);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_no_brokers),
         cmocka_unit_test(test_bootstraps_list_every_broker),
+        cmocka_unit_test(test_command),
         cmocka_unit_test(test_create_topic),
         cmocka_unit_test(test_roundtrip_over_tcp),
         cmocka_unit_test(test_delivery_failure_reaches_flush),

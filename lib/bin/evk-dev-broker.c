@@ -1,12 +1,16 @@
 /* evk-dev-broker: run evkit's in-memory dev broker until SIGINT/SIGTERM.
  * See docs/CLI.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "evkit/cli.h"
 #include "evkit/devbroker.h"
@@ -16,16 +20,21 @@
 typedef struct {
     int brokers;
     const char *bootstrap_file;
+    const char *control; /* FIFO of fault-injection commands */
     char **topics; /* "NAME:PARTITIONS" as given */
     size_t ntopics;
 } options_t;
 
 static void usage(FILE *out) {
     fprintf(out, "Usage: " PROG " [--brokers N] [--bootstrap-file PATH] "
-                 "[--topic NAME:PARTITIONS]...\n"
+                 "[--topic NAME:PARTITIONS]... [--control FIFO]\n"
                  "Run the in-memory Kafka dev broker on 127.0.0.1 until SIGINT/SIGTERM.\n"
                  "Prints the bootstrap servers on stdout; with --bootstrap-file also\n"
-                 "writes them to PATH (atomically, so scripts can wait for the file).\n");
+                 "writes them to PATH (atomically, so scripts can wait for the file).\n"
+                 "With --control, reads fault-injection commands, one a line, from FIFO\n"
+                 "(created if missing): down BROKER, up BROKER, err API COUNT ERROR,\n"
+                 "clear API, rtt BROKER MS; each is acknowledged on stdout as\n"
+                 "\"control: ok: LINE\" or \"control: error: REASON\".\n");
 }
 
 static int parse_int(const char *s, int min, int *out) {
@@ -41,6 +50,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
     static const struct option longopts[] = {{"brokers", required_argument, NULL, 'n'},
                                              {"bootstrap-file", required_argument, NULL, 'f'},
                                              {"topic", required_argument, NULL, 't'},
+                                             {"control", required_argument, NULL, 'c'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
@@ -58,6 +68,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
             break;
         case 't':
             o->topics[o->ntopics++] = optarg;
+            break;
+        case 'c':
+            o->control = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -108,6 +121,58 @@ static int write_bootstrap_file(const char *path, const char *bootstraps) {
     return EVK_EXIT_OK;
 }
 
+/* The control channel: a thread reading the FIFO, so that commands are
+ * applied while the main thread waits for a stop signal. The lock keeps a
+ * command from running into evk_devbroker_destroy(). */
+typedef struct {
+    evk_devbroker_t *db;
+    FILE *in;
+    pthread_mutex_t lock;
+    int stopped;
+} control_t;
+
+static void *control_loop(void *arg) {
+    control_t *c = arg;
+    char line[512];
+    while (fgets(line, sizeof line, c->in)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char errstr[512];
+        pthread_mutex_lock(&c->lock);
+        int stopped = c->stopped;
+        evk_err_t err = stopped ? EVK_OK : evk_devbroker_command(c->db, line, errstr, sizeof errstr);
+        pthread_mutex_unlock(&c->lock);
+        if (stopped) break;
+        if (err)
+            printf("control: error: %s\n", errstr);
+        else if (line[0] && line[0] != '#')
+            printf("control: ok: %s\n", line);
+        fflush(stdout);
+    }
+    return NULL;
+}
+
+/* Opened read-write, so that the FIFO never reports end of file when a
+ * writer closes it: each test step may open, write a line and close. */
+static int control_start(control_t *c, const char *path, pthread_t *thread) {
+    struct stat st;
+    if (mkfifo(path, 0600) && (errno != EEXIST || stat(path, &st) || !S_ISFIFO(st.st_mode))) {
+        fprintf(stderr, PROG ": --control %s: %s\n", path,
+                errno == EEXIST ? "exists and is not a FIFO" : strerror(errno));
+        return EVK_EXIT_CONFIG;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    c->in = fd < 0 ? NULL : fdopen(fd, "r");
+    if (!c->in || pthread_create(thread, NULL, control_loop, c)) {
+        fprintf(stderr, PROG ": --control %s: %s\n", path, strerror(errno));
+        if (c->in) fclose(c->in);
+        else if (fd >= 0) close(fd);
+        c->in = NULL;
+        return EVK_EXIT_CONFIG;
+    }
+    pthread_detach(*thread);
+    return EVK_EXIT_OK;
+}
+
 static int serve(const options_t *o, const sigset_t *stop_signals) {
     char errstr[512];
     evk_devbroker_t *db;
@@ -118,6 +183,9 @@ static int serve(const options_t *o, const sigset_t *stop_signals) {
     int rc = EVK_EXIT_OK;
     for (size_t i = 0; i < o->ntopics && !rc; i++)
         rc = create_topic(db, o->topics[i]);
+    control_t control = {.db = db, .lock = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t thread;
+    if (!rc && o->control) rc = control_start(&control, o->control, &thread);
     const char *bootstraps = evk_devbroker_bootstraps(db);
     if (!rc && o->bootstrap_file) rc = write_bootstrap_file(o->bootstrap_file, bootstraps);
     if (!rc) {
@@ -126,7 +194,12 @@ static int serve(const options_t *o, const sigset_t *stop_signals) {
         int sig;
         sigwait(stop_signals, &sig);
     }
+    /* The detached reader may be blocked in fgets(): it is not joined, only
+     * kept away from the broker being destroyed. */
+    pthread_mutex_lock(&control.lock);
+    control.stopped = 1;
     evk_devbroker_destroy(db);
+    pthread_mutex_unlock(&control.lock);
     return rc;
 }
 

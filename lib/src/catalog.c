@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <libconfig.h>
 
+#include "evkit/registry.h"
 #include "evkit/schema.h"
 #include "internal.h"
 
@@ -27,6 +29,12 @@ struct evk_schema_s {
 struct evk_catalog_s {
     evk_schema_t *v;
     size_t n;
+    /* Writers are the one part that changes after loading (ids met in the
+     * registry are added as they are met), hence the lock. */
+    pthread_mutex_t lock;
+    evk_writer_t **writers;
+    size_t nwriters;
+    evk_registry_t *reg;
 };
 
 /* State of one catalog load, so that every error can name its place. */
@@ -38,7 +46,8 @@ struct evk_cload {
     size_t errstr_size;
 };
 
-static const char *const evk_entry_fields[] = {"type", "topic", "schema", "id", "key"};
+static const char *const evk_entry_fields[] = {"type", "topic", "schema",
+                                               "id",   "key",   "writers"};
 
 /* "<catalog>:<line>: <reason>" for the setting @p s. */
 static evk_err_t __attribute__((format(printf, 4, 5)))
@@ -131,27 +140,32 @@ static evk_err_t get_text(const struct evk_cload *cl, const config_setting_t *en
     return *out ? EVK_OK : nomem(cl);
 }
 
+/* @p at names the group in messages: "events[3]", "events[3].writers[0]". */
 static evk_err_t get_id(const struct evk_cload *cl, const config_setting_t *entry,
-                        int32_t *out) {
+                        const char *at, int32_t *out) {
     const config_setting_t *s = config_setting_get_member(entry, "id");
-    if (!s) return cload_fail(cl, entry, EVK_ERR_CONFIG, "events[%d].id: missing", cl->idx);
+    if (!s) return cload_fail(cl, entry, EVK_ERR_CONFIG, "%s.id: missing", at);
     int type = config_setting_type(s);
     long long id = type == CONFIG_TYPE_INT     ? config_setting_get_int(s)
                    : type == CONFIG_TYPE_INT64 ? config_setting_get_int64(s)
                                                : 0;
     /* Confluent schema ids are positive 32-bit integers. */
     if (id <= 0 || id > INT32_MAX)
-        return cload_fail(cl, s, EVK_ERR_CONFIG, "events[%d].id: expected a positive integer",
-                          cl->idx);
+        return cload_fail(cl, s, EVK_ERR_CONFIG, "%s.id: expected a positive integer", at);
     *out = (int32_t)id;
     return EVK_OK;
 }
 
 /* Type, short name and id must each name one entry, or lookups would be
  * ambiguous. */
+static evk_err_t writer_id_taken(const struct evk_cload *cl, const evk_catalog_t *cat,
+                                 const config_setting_t *s, int32_t id);
+
 static evk_err_t check_unique(const struct evk_cload *cl, const evk_catalog_t *cat,
                               const config_setting_t *entry) {
     const evk_schema_t *e = &cat->v[cl->idx];
+    evk_err_t err = writer_id_taken(cl, cat, config_setting_get_member(entry, "id"), e->id);
+    if (err) return err;
     for (int j = 0; j < cl->idx; j++) {
         const evk_schema_t *o = &cat->v[j];
         if (o->id == e->id)
@@ -280,22 +294,111 @@ static evk_err_t load_schema(const struct evk_cload *cl, evk_schema_t *e,
     return err;
 }
 
+/* Older versions of a type: "writers = ({ id = 14; schema = "v1/X.avsc"; })"
+ * in its entry. Frames written with them are read through resolution. */
+
+static evk_err_t writer_id_taken(const struct evk_cload *cl, const evk_catalog_t *cat,
+                                 const config_setting_t *s, int32_t id) {
+    for (size_t i = 0; i < cat->nwriters; i++)
+        if (evk_writer_id(cat->writers[i]) == id)
+            return cload_fail(cl, s, EVK_ERR_CONFIG, "duplicate id %d (also a writer of %s)",
+                              (int)id, evk_schema_name(evk_writer_reader(cat->writers[i])));
+    return EVK_OK;
+}
+
+static evk_err_t add_writer(evk_catalog_t *cat, evk_writer_t *w) {
+    evk_writer_t **grown = realloc(cat->writers, (cat->nwriters + 1) * sizeof *grown);
+    if (!grown) {
+        evk_writer_destroy(w);
+        return EVK_ERR_NOMEM;
+    }
+    cat->writers = grown;
+    cat->writers[cat->nwriters++] = w;
+    return EVK_OK;
+}
+
+/* A writer of type T must be a record named T: resolution matches by name. */
+static evk_err_t parse_writer(const struct evk_cload *cl, const evk_schema_t *e,
+                              const config_setting_t *s, const char *file, int32_t id,
+                              evk_writer_t **out) {
+    char *text = NULL, *full = NULL, reason[EVK_REASON_MAX];
+    size_t len = 0;
+    avro_schema_t schema = NULL;
+    int rc = read_all(file, &text, &len);
+    evk_err_t err = EVK_OK;
+    if (rc)
+        err = cload_fail(cl, s, EVK_ERR_IO, "%s: %s", file, strerror(rc));
+    else if (avro_schema_from_json_length(text, len, &schema))
+        err = cload_fail(cl, s, EVK_ERR_SCHEMA, "%s: %s", file, avro_strerror());
+    else if (!is_avro_record(schema) || !(full = schema_full_name(schema)) ||
+             strcmp(full, e->type))
+        err =
+            cload_fail(cl, s, EVK_ERR_SCHEMA, "%s: expected a record named %s", file, e->type);
+    else if (evk_writer_new(e, id, schema, out, reason, sizeof reason))
+        err = cload_fail(cl, s, EVK_ERR_SCHEMA, "%s: %s", file, reason);
+    free(text);
+    free(full);
+    if (schema) avro_schema_decref(schema);
+    return err;
+}
+
+static evk_err_t load_writer(const struct evk_cload *cl, evk_catalog_t *cat,
+                             const config_setting_t *ws, int j) {
+    const evk_schema_t *e = &cat->v[cl->idx];
+    const char *schema = NULL;
+    char at[64];
+    int32_t id;
+    snprintf(at, sizeof at, "events[%d].writers[%d]", cl->idx, j);
+    if (!config_setting_is_group(ws))
+        return cload_fail(cl, ws, EVK_ERR_CONFIG, "%s: expected a group", at);
+    evk_err_t err = get_id(cl, ws, at, &id);
+    if (!err && evk_catalog_by_id(cat, id))
+        err = cload_fail(cl, ws, EVK_ERR_CONFIG, "%s.id: duplicate id %d (also %s)", at,
+                         (int)id, evk_schema_name(evk_catalog_by_id(cat, id)));
+    if (!err) err = writer_id_taken(cl, cat, ws, id);
+    if (!err && !config_setting_lookup_string(ws, "schema", &schema))
+        err = cload_fail(cl, ws, EVK_ERR_CONFIG, "%s.schema: missing", at);
+    char *file = err ? NULL : path_in(cl->dir, schema);
+    evk_writer_t *w = NULL;
+    if (!err && !file) err = nomem(cl);
+    if (!err) err = parse_writer(cl, e, ws, file, id, &w);
+    free(file);
+    if (!err && add_writer(cat, w)) err = nomem(cl);
+    return err;
+}
+
+static evk_err_t load_writers(const struct evk_cload *cl, evk_catalog_t *cat,
+                              const config_setting_t *entry) {
+    const config_setting_t *list = config_setting_get_member(entry, "writers");
+    if (!list) return EVK_OK;
+    if (!config_setting_is_list(list))
+        return cload_fail(cl, list, EVK_ERR_CONFIG, "events[%d].writers: expected a list",
+                          cl->idx);
+    for (int j = 0; j < config_setting_length(list); j++) {
+        evk_err_t err = load_writer(cl, cat, config_setting_get_elem(list, j), j);
+        if (err) return err;
+    }
+    return EVK_OK;
+}
+
 /* Entries. */
 
 static evk_err_t load_entry(const struct evk_cload *cl, evk_catalog_t *cat,
                             const config_setting_t *entry) {
     evk_schema_t *e = &cat->v[cl->idx];
     evk_err_t err;
+    char at[32];
+    snprintf(at, sizeof at, "events[%d]", cl->idx);
     if (!config_setting_is_group(entry))
         return cload_fail(cl, entry, EVK_ERR_CONFIG, "events[%d]: expected a group", cl->idx);
     if ((err = check_fields(cl, entry)) || (err = get_text(cl, entry, "type", 1, &e->type)) ||
         (err = get_text(cl, entry, "topic", 1, &e->topic)) ||
-        (err = get_id(cl, entry, &e->id)) || (err = get_text(cl, entry, "key", 0, &e->key)))
+        (err = get_id(cl, entry, at, &e->id)) || (err = get_text(cl, entry, "key", 0, &e->key)))
         return err;
     const char *dot = strrchr(e->type, '.');
     e->name = dot ? dot + 1 : e->type;
-    if ((err = check_unique(cl, cat, entry))) return err;
-    return load_schema(cl, e, entry);
+    if ((err = check_unique(cl, cat, entry)) || (err = load_schema(cl, e, entry))) return err;
+    return load_writers(cl, cat, entry);
 }
 
 static evk_err_t load_events(struct evk_cload *cl, evk_catalog_t *cat,
@@ -336,8 +439,9 @@ evk_err_t evk_catalog_load(const char *dir, evk_catalog_t **out, char *errstr,
     *out = NULL;
     struct evk_cload cl = {.dir = dir, .errstr = errstr, .errstr_size = errstr_size};
     evk_catalog_t *cat = calloc(1, sizeof(*cat));
+    if (cat) pthread_mutex_init(&cat->lock, NULL);
     if (!cat || !(cl.cat_path = path_in(dir, "catalog.cfg"))) {
-        free(cat);
+        evk_catalog_destroy(cat);
         return nomem(&cl);
     }
     /* libconfig reports a missing file as "file I/O error"; errno is better. */
@@ -366,11 +470,22 @@ static void schema_clear(evk_schema_t *e) {
     json_decref(e->doc);
 }
 
+static void drop_writers(evk_catalog_t *cat) {
+    for (size_t i = 0; i < cat->nwriters; i++)
+        evk_writer_destroy(cat->writers[i]);
+    free(cat->writers);
+    cat->writers = NULL;
+    cat->nwriters = 0;
+}
+
 void evk_catalog_destroy(evk_catalog_t *cat) {
     if (!cat) return;
+    drop_writers(cat);
+    evk_registry_destroy(cat->reg);
     for (size_t i = 0; i < cat->n; i++)
         schema_clear(&cat->v[i]);
     free(cat->v);
+    pthread_mutex_destroy(&cat->lock);
     free(cat);
 }
 
@@ -431,4 +546,89 @@ avro_value_iface_t *evk_schema_iface(const evk_schema_t *s) {
 
 const json_t *evk_schema_doc(const evk_schema_t *s) {
     return s->doc;
+}
+
+/* ---- writers by id, and the registry ---- */
+
+static const evk_writer_t *find_writer(const evk_catalog_t *cat, int32_t id) {
+    for (size_t i = 0; i < cat->nwriters; i++)
+        if (evk_writer_id(cat->writers[i]) == id) return cat->writers[i];
+    return NULL;
+}
+
+/* The registry's schema for @p id, matched to the catalog entry of the same
+ * type name, which is the version this program reads. */
+static evk_err_t fetch_writer(evk_catalog_t *cat, int32_t id, const evk_writer_t **out,
+                              char *errstr, size_t errstr_size) {
+    const char *json;
+    avro_schema_t schema = NULL;
+    evk_writer_t *w = NULL;
+    evk_err_t err = evk_registry_schema(cat->reg, id, &json, errstr, errstr_size);
+    if (err) return err;
+    if (avro_schema_from_json_length(json, strlen(json), &schema))
+        return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+                        "schema id %d from the registry does not parse: %s", (int)id,
+                        avro_strerror());
+    char *full = is_avro_record(schema) ? schema_full_name(schema) : NULL;
+    const evk_schema_t *reader = full ? evk_catalog_find(cat, full) : NULL;
+    if (!reader)
+        err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+                       "schema id %d is %s, which is not in the catalog", (int)id,
+                       full ? full : "not a record");
+    if (!err) err = evk_writer_new(reader, id, schema, &w, errstr, errstr_size);
+    if (!err && add_writer(cat, w))
+        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!err) *out = w;
+    free(full);
+    avro_schema_decref(schema);
+    return err;
+}
+
+evk_err_t evk_catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
+                             const evk_writer_t **writer, char *errstr, size_t errstr_size) {
+    *writer = NULL;
+    if ((*reader = evk_catalog_by_id(cat, id))) return EVK_OK;
+    /* The catalog was allocated mutable; only its writer list changes here. */
+    evk_catalog_t *mut = (evk_catalog_t *)cat;
+    evk_err_t err = EVK_OK;
+    pthread_mutex_lock(&mut->lock);
+    *writer = find_writer(cat, id);
+    if (!*writer && cat->reg) err = fetch_writer(mut, id, writer, errstr, errstr_size);
+    pthread_mutex_unlock(&mut->lock);
+    if (!err && !*writer)
+        err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+                       "schema id %d is not in the catalog", (int)id);
+    if (!err) *reader = evk_writer_reader(*writer);
+    return err;
+}
+
+static evk_err_t registry_id(evk_catalog_t *cat, evk_schema_t *e, char *errstr,
+                             size_t errstr_size) {
+    char subject[512], reason[EVK_REASON_MAX];
+    if (evk_registry_subject(cat->reg, e, subject, sizeof subject))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: subject name too long",
+                        e->name);
+    evk_err_t err =
+        evk_registry_auto_register(cat->reg)
+            ? evk_registry_register(cat->reg, subject, e->json, &e->id, reason, sizeof reason)
+            : evk_registry_lookup(cat->reg, subject, e->json, &e->id, reason, sizeof reason);
+    return err ? evk_fail(err, errstr, errstr_size, "%s (%s): %s", e->name, subject, reason)
+               : EVK_OK;
+}
+
+evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char *errstr,
+                                   size_t errstr_size) {
+    if (!cat || !reg) {
+        evk_registry_destroy(reg);
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    }
+    pthread_mutex_lock(&cat->lock);
+    drop_writers(cat);
+    evk_registry_destroy(cat->reg);
+    cat->reg = reg;
+    evk_err_t err = EVK_OK;
+    for (size_t i = 0; i < cat->n && !err; i++)
+        err = registry_id(cat, &cat->v[i], errstr, errstr_size);
+    pthread_mutex_unlock(&cat->lock);
+    return err;
 }

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "evkit/cli.h"
+#include "evkit/registry.h"
 #include "internal.h"
 
 static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,
@@ -33,11 +34,24 @@ evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *con
     return EVK_OK;
 }
 
+static evk_err_t attach_registry(const evk_config_t *cfg, evk_catalog_t *cat, char *errstr,
+                                 size_t errstr_size) {
+    evk_registry_t *reg;
+    evk_err_t err = evk_registry_new(cfg, &reg, errstr, errstr_size);
+    return err ? err : evk_catalog_use_registry(cat, reg, errstr, errstr_size);
+}
+
 evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
                           size_t errstr_size) {
     const char *dir = evk_config_schemas_dir(cfg);
     char reason[512];
     evk_err_t err = evk_catalog_load(dir, out, reason, sizeof(reason));
     if (err) return evk_fail(err, errstr, errstr_size, "%s: %s", dir, reason);
-    return EVK_OK;
+    if (!evk_registry_configured(cfg)) return EVK_OK;
+    err = attach_registry(cfg, *out, errstr, errstr_size);
+    if (err) {
+        evk_catalog_destroy(*out);
+        *out = NULL;
+    }
+    return err;
 }

@@ -486,6 +486,21 @@ static const char *env_nonempty(const char *name) {
     return v && *v ? v : NULL;
 }
 
+/* The metrics endpoint's variables set metrics.<name> and win over every
+ * service's own <service>.metrics_<name> from the file: a container is
+ * told where to listen by its environment, whatever config it mounts. */
+static evk_err_t apply_env_metrics(evk_config_t *cfg, const char *var, const char *name) {
+    char shared[64], own[64];
+    const char *v = env_nonempty(var);
+    if (!v) return EVK_OK;
+    snprintf(shared, sizeof(shared), "metrics.%s", name);
+    snprintf(own, sizeof(own), ".metrics_%s", name);
+    for (size_t i = 0; i < cfg->settings.n; i++)
+        if (ends_with(cfg->settings.v[i].key, own) && kvs_replace(&cfg->settings.v[i], v))
+            return EVK_ERR_NOMEM;
+    return kvs_put(&cfg->settings, shared, v);
+}
+
 evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_size) {
     char reason[EVK_REASON_MAX];
     const char *v;
@@ -499,7 +514,11 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
     if ((v = env_nonempty("EVK_BOOTSTRAP_SERVERS")) &&
         (err = evk_config_set_kafka(cfg, "bootstrap.servers", v, reason, sizeof(reason))))
         return evk_fail(err, errstr, errstr_size, "EVK_BOOTSTRAP_SERVERS: %s", reason);
-    if ((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v))
+    if (((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v)) ||
+        ((v = env_nonempty("EVK_SCHEMA_REGISTRY_URL")) &&
+         evk_config_set(cfg, "schema_registry.url", v)) ||
+        apply_env_metrics(cfg, "EVK_METRICS_PORT", "port") ||
+        apply_env_metrics(cfg, "EVK_METRICS_BIND", "bind"))
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     return EVK_OK;
 }

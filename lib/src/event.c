@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,23 +57,75 @@ static void fill_random(unsigned char *b, size_t n) {
     }
 }
 
-void evk_uuid4(char buf[37]) {
-    unsigned char b[16];
-    fill_random(b, sizeof b);
-    b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+/* getrandom() and snprintf() per id were most of evk-produce's time
+ * (docs/PERFORMANCE.md): ids come from a per-thread pool filled 16 at a
+ * time. A forked child must not reuse its parent's pool, so fork empties it. */
+static atomic_uint fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) {
+    fork_generation++;
 }
 
+static void register_atfork(void) {
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static void random16(unsigned char out[16]) {
+    static _Thread_local unsigned char pool[256];
+    static _Thread_local size_t left;
+    static _Thread_local unsigned generation;
+    pthread_once(&atfork_once, register_atfork);
+    if (generation != fork_generation) {
+        generation = fork_generation;
+        left = 0;
+    }
+    if (left < 16) {
+        fill_random(pool, sizeof pool);
+        left = sizeof pool;
+    }
+    memcpy(out, pool + sizeof pool - left, 16);
+    left -= 16;
+}
+
+void evk_uuid4(char buf[37]) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    random16(b);
+    b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+    char *p = buf;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    *p = 0;
+}
+
+/* The date and time up to the second change once a second: formatted then,
+ * and only the milliseconds on every call. */
 void evk_now_rfc3339(char buf[32]) {
+    static _Thread_local time_t cached = (time_t)-1;
+    static _Thread_local char prefix[24];
+    static _Thread_local size_t n;
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (ts.tv_sec != cached) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        n = strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached = ts.tv_sec;
+    }
+    int ms = (int)(ts.tv_nsec / 1000000);
+    char *p = buf + n;
+    memcpy(buf, prefix, n);
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p = 0;
 }
 
 /* ---- the object ---- */
@@ -698,6 +752,12 @@ static evk_err_t scan_entry(scan_t *sc, avro_schema_t s, uint64_t index) {
         size_t klen;
         err = scan_counted(sc, "map key", &key, &klen);
         if (err) return err;
+        /* A key is an Avro string, held by avro-c as a C string: invalid
+         * UTF-8 or a NUL would not survive the round trip. */
+        if (!evk_utf8_valid((const char *)key, klen) || memchr(key, 0, klen))
+            return scan_fail(sc, EVK_ERR_DECODE,
+                             "map key at offset %zu is not valid UTF-8 without NUL",
+                             scan_off(sc, key));
         saved = path_push(sc, "[\"%.*s\"]", (int)(klen < 64 ? klen : 64), (const char *)key);
         err = scan_value(sc, avro_schema_map_values(s));
     } else {
@@ -808,15 +868,18 @@ static evk_err_t scan_value(scan_t *sc, avro_schema_t s) {
     return err;
 }
 
-static evk_err_t scan_body(const evk_schema_t *s, const unsigned char *body, size_t len,
-                           char *errstr, size_t errstr_size) {
+/* @p writer is the schema the body was written with: @p s's own, or another
+ * version of it. */
+static evk_err_t scan_body(const evk_schema_t *s, avro_schema_t writer,
+                           const unsigned char *body, size_t len, char *errstr,
+                           size_t errstr_size) {
     scan_t sc = {.start = body,
                  .p = body,
                  .end = body + len,
                  .type = evk_schema_name(s),
                  .errstr = errstr,
                  .errstr_size = errstr_size};
-    evk_err_t err = scan_value(&sc, evk_schema_avro(s));
+    evk_err_t err = scan_value(&sc, writer);
     if (err) return err;
     size_t extra = scan_left(&sc);
     if (extra)
@@ -861,9 +924,11 @@ static evk_err_t read_headers(evk_event_t *ev, const rd_kafka_headers_t *headers
     return EVK_OK;
 }
 
-/* Checks the 5-byte header and finds the writer's catalog entry. */
+/* Checks the 5-byte header and finds the reader's catalog entry and, when
+ * the frame was written with another version of it, the writer. */
 static evk_err_t read_frame_header(const evk_catalog_t *cat, const unsigned char *b, size_t len,
-                                   const evk_schema_t **s, char *errstr, size_t errstr_size) {
+                                   const evk_schema_t **s, const evk_writer_t **w, char *errstr,
+                                   size_t errstr_size) {
     if (len < EVK_FRAME_HEADER_SIZE)
         return evk_fail(EVK_ERR_TRUNCATED, errstr, errstr_size,
                         "frame is %zu byte%s, shorter than the %d-byte header", len,
@@ -873,11 +938,14 @@ static evk_err_t read_frame_header(const evk_catalog_t *cat, const unsigned char
                         "magic byte is 0x%02x, expected 0x00", b[0]);
     int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 |
                            (uint32_t)b[4]);
-    *s = evk_catalog_by_id(cat, id);
-    if (!*s)
-        return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                        "schema id %" PRId32 " is not in the catalog", id);
-    return EVK_OK;
+    return evk_catalog_writer(cat, id, s, w, errstr, errstr_size);
+}
+
+static evk_err_t read_resolved(const evk_writer_t *w, evk_event_t *ev,
+                               const unsigned char *body, size_t len, char *errstr,
+                               size_t errstr_size) {
+    return w ? evk_writer_read(w, body, len, &ev->value, errstr, errstr_size)
+             : read_body(ev, body, len, errstr, errstr_size);
 }
 
 evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t len,
@@ -885,19 +953,21 @@ evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t l
                            evk_event_t **out, char *errstr, size_t errstr_size) {
     const unsigned char *b = value;
     const evk_schema_t *s;
+    const evk_writer_t *w;
     if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
     *out = NULL;
     if (!cat || (!value && len))
         return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "catalog or value is NULL");
-    evk_err_t err = read_frame_header(cat, b, len, &s, errstr, errstr_size);
+    evk_err_t err = read_frame_header(cat, b, len, &s, &w, errstr, errstr_size);
     if (err) return err;
     b += EVK_FRAME_HEADER_SIZE;
     len -= EVK_FRAME_HEADER_SIZE;
-    err = scan_body(s, b, len, errstr, errstr_size);
+    err = scan_body(s, w ? evk_writer_schema(w) : evk_schema_avro(s), b, len, errstr,
+                    errstr_size);
     if (err) return err;
     evk_event_t *ev = evk_event_alloc(s, 0);
     if (!ev) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    err = read_body(ev, b, len, errstr, errstr_size);
+    err = read_resolved(w, ev, b, len, errstr, errstr_size);
     if (!err && headers && read_headers(ev, headers))
         err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!err && key && replace(&ev->meta[M_KEY], key, key_len))

@@ -7,6 +7,7 @@
 #include <avro.h>
 #include <jansson.h>
 #include "evkit/error.h"
+#include "evkit/log.h"
 #include "evkit/schema.h"
 
 /* Format into a caller's errstr buffer; tolerates errstr == NULL. Returns err
@@ -20,6 +21,9 @@ char *evk_strdup0(const char *s);
 /* Monotonic clock in milliseconds, for timeouts and backoff. */
 int64_t evk_now_ms(void);
 
+/* Level named @p name (debug, info, warn, error; any case); -1 if none is. */
+int evk_log_level_from_name(const char *name, evk_log_level_t *out);
+
 /* Catalog internals the codec needs (implemented in catalog.c). */
 
 /* avro-c generic value class for the entry's schema; created once at load so
@@ -29,5 +33,38 @@ avro_value_iface_t *evk_schema_iface(const evk_schema_t *s);
 /* The parsed .avsc document, for field defaults (avro-c does not expose
  * them). Owned by the catalog. */
 const json_t *evk_schema_doc(const evk_schema_t *s);
+
+/* ---- schema evolution (evolve.c) ----
+ * A writer is a schema id whose schema differs from the catalog entry that
+ * reads it: an older version of the type (catalog "writers") or one met in
+ * a schema registry. */
+typedef struct evk_writer_s evk_writer_t;
+
+/* Check that @p schema can be read as @p reader under Avro's resolution
+ * rules and build the writer; errstr names the first incompatible field.
+ * Takes its own reference to @p schema. */
+evk_err_t evk_writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
+                         evk_writer_t **out, char *errstr, size_t errstr_size);
+void evk_writer_destroy(evk_writer_t *w);
+int32_t evk_writer_id(const evk_writer_t *w);
+const evk_schema_t *evk_writer_reader(const evk_writer_t *w);
+avro_schema_t evk_writer_schema(const evk_writer_t *w);
+
+/* Read the Avro @p body written with @p w into @p out, a fresh (not yet
+ * initialised) value of the reader's schema. The body must have passed the
+ * frame scan against evk_writer_schema(). */
+evk_err_t evk_writer_read(const evk_writer_t *w, const void *body, size_t len,
+                          avro_value_t *out, char *errstr, size_t errstr_size);
+
+/* How to read schema id @p id: *reader is the catalog entry, *writer NULL
+ * when the frame was written with that very schema, else the writer to
+ * resolve it with (from the catalog, or fetched from the registry and
+ * cached). EVK_ERR_UNKNOWN_SCHEMA_ID when neither knows the id. */
+evk_err_t evk_catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
+                             const evk_writer_t **writer, char *errstr, size_t errstr_size);
+
+/* Whether the registry may register schemas (schema_registry.auto.register). */
+struct evk_registry_s;
+int evk_registry_auto_register(const struct evk_registry_s *reg);
 
 #endif

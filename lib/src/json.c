@@ -145,6 +145,10 @@ static const json_t *field_default(const json_t *fields, avro_schema_t s, size_t
     return json_object_get(f, "default");
 }
 
+const json_t *evk_field_default(const json_t *doc, avro_schema_t s, size_t i) {
+    return field_default(record_fields(doc, s), s, i);
+}
+
 /* ---- JSON -> Avro ---- */
 
 typedef struct {
@@ -512,6 +516,12 @@ evk_err_t evk_json_fill(const json_t *doc, const json_t *in, avro_value_t *v, ch
     return fill_value(&fc, in, v);
 }
 
+evk_err_t evk_json_fill_default(const json_t *doc, const json_t *def, avro_value_t *v,
+                                char *errstr, size_t errstr_size) {
+    fill_t fc = {.doc = doc, .in_default = 1, .errstr = errstr, .errstr_size = errstr_size};
+    return fill_value(&fc, def, v);
+}
+
 /* ---- defaults and zero values ---- */
 
 static evk_err_t init_value(const json_t *doc, avro_value_t *v);
@@ -572,8 +582,21 @@ static evk_err_t key_from_field(evk_event_t *ev) {
     return EVK_OK;
 }
 
-evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
-                              evk_event_t **out, char *errstr, size_t errstr_size) {
+/* Values for absent top-level fields, as a caller's defaults would give. */
+static evk_err_t add_absent(json_t *root, const char *const *names, const char *const *values,
+                            size_t n) {
+    for (size_t i = 0; i < n && json_is_object(root); i++) {
+        if (json_object_get(root, names[i])) continue;
+        json_t *v = json_loads(values[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (!v || json_object_set_new(root, names[i], v)) return EVK_ERR_NOMEM;
+    }
+    return EVK_OK;
+}
+
+evk_err_t evk_event_from_json_with(const evk_schema_t *s, const char *json, size_t len,
+                                   const char *const *names, const char *const *values,
+                                   size_t n, evk_event_t **out, char *errstr,
+                                   size_t errstr_size) {
     if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
     *out = NULL;
     if (!s || (!json && len))
@@ -586,7 +609,7 @@ evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t le
     if (!root)
         return evk_fail(EVK_ERR_JSON, errstr, errstr_size, "line %d, column %d: %s", je.line,
                         je.column, je.text);
-    evk_event_t *ev = evk_event_alloc(s, 1);
+    evk_event_t *ev = add_absent(root, names, values, n) ? NULL : evk_event_alloc(s, 1);
     evk_err_t err =
         ev ? evk_json_fill(evk_schema_doc(s), root, evk_event_value(ev), errstr, errstr_size)
            : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -599,6 +622,11 @@ evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t le
     }
     *out = ev;
     return EVK_OK;
+}
+
+evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
+                              evk_event_t **out, char *errstr, size_t errstr_size) {
+    return evk_event_from_json_with(s, json, len, NULL, NULL, 0, out, errstr, errstr_size);
 }
 
 /* ---- Avro -> JSON ----

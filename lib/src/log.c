@@ -44,9 +44,9 @@ static int needs_logfmt_quotes(const char *s) {
 }
 
 /* Escapes the characters both logfmt's quoted form and JSON strings forbid. */
-static void put_escaped(line_t *l, const char *s) {
+static void put_escaped_n(line_t *l, const char *s, size_t n) {
     char esc[8];
-    for (; *s; s++) {
+    for (const char *end = s + n; s < end; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
@@ -63,9 +63,26 @@ static void put_escaped(line_t *l, const char *s) {
     }
 }
 
+/* Like put_escaped_n(), but the user:password@ of a URL (HTTP basic auth)
+ * is replaced wherever one appears, e.g. in a library's error message. */
+static void put_escaped(line_t *l, const char *s) {
+    const char *scheme;
+    while ((scheme = strstr(s, "://"))) {
+        const char *authority = scheme + 3;
+        size_t n = strcspn(authority, "/?#@ \"");
+        put_escaped_n(l, s, (size_t)(authority - s));
+        s = authority;
+        if (authority[n] == '@') {
+            puts_(l, "<redacted>");
+            s += n;
+        }
+    }
+    put_escaped_n(l, s, strlen(s));
+}
+
 static void put_value(line_t *l, const char *v) {
     if (format == FMT_LOGFMT && !needs_logfmt_quotes(v)) {
-        puts_(l, v);
+        put_escaped(l, v); /* nothing to escape, but a URL to redact */
         return;
     }
     put(l, "\"", 1);
@@ -87,7 +104,8 @@ static void put_field(line_t *l, const char *k, const char *v) {
 }
 
 static int is_secret_key(const char *k) {
-    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "token");
+    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "token") ||
+           strstr(k, "auth");
 }
 
 static void timestamp(char out[32]) {
@@ -128,13 +146,18 @@ void evk_log(evk_log_level_t level, const char *component, const char *msg, ...)
     (void)ignored;
 }
 
-static evk_err_t parse_level(const char *s, const char *from, char *errstr, size_t n) {
+int evk_log_level_from_name(const char *name, evk_log_level_t *out) {
     for (int i = EVK_LOG_DEBUG; i <= EVK_LOG_ERROR; i++) {
-        if (!strcasecmp(s, level_names[i])) {
-            min_level = (evk_log_level_t)i;
-            return EVK_OK;
+        if (!strcasecmp(name, level_names[i])) {
+            *out = (evk_log_level_t)i;
+            return 0;
         }
     }
+    return -1;
+}
+
+static evk_err_t parse_level(const char *s, const char *from, char *errstr, size_t n) {
+    if (!evk_log_level_from_name(s, &min_level)) return EVK_OK;
     return evk_fail(EVK_ERR_CONFIG, errstr, n,
                     "%s: unknown log level \"%s\" (debug, info, warn, error)", from, s);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "metrics.h"
 #include "service_int.h"
 
 #define SVC_POLL_MS 100 /* how long the idle loop waits: bounds stop latency */
@@ -108,6 +109,7 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
     if (!conf) return NULL;
     char why[512];
     rd_kafka_conf_set_opaque(conf, svc);
+    svc_metrics_client_conf(svc, conf);
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
@@ -260,6 +262,18 @@ static evk_err_t svc_give_up(evk_service_t *svc, const rd_kafka_message_t *m,
     return svc_dead_letter(svc, m, hrc, why, (int)attempts, errstr, errstr_size);
 }
 
+/* The handler, timed for the latency histogram and the input's log line. */
+static evk_err_t svc_call(evk_service_t *svc, const svc_route_t *r, evk_ctx_t *ctx,
+                          const evk_event_t *ev) {
+    int64_t start = svc_clock_ns();
+    evk_err_t hrc = r->handler(ctx, ev, r->opaque);
+    int64_t ns = svc_clock_ns() - start;
+    svc_metrics_handler_time(svc->metrics, ns);
+    svc->input.handler_ns += ns;
+    svc->input.attempts++;
+    return hrc;
+}
+
 /* Retries wait here, blocking the consumer: retry_max and the backoff
  * settings are checked at creation to keep that well inside
  * max.poll.interval.ms. A stop request during the wait leaves the input
@@ -270,7 +284,7 @@ static evk_err_t svc_dispatch(evk_service_t *svc, const svc_route_t *r,
     evk_ctx_t ctx = {svc, ev};
     for (unsigned attempt = 1;; attempt++) {
         size_t mark = svc->nundo;
-        evk_err_t hrc = r->handler(&ctx, ev, r->opaque);
+        evk_err_t hrc = svc_call(svc, r, &ctx, ev);
         if (hrc == EVK_OK) {
             evk_err_t rc = svc_flush_staged(svc, m, errstr, errstr_size);
             if (!rc) svc_advance(svc, m);
@@ -285,22 +299,73 @@ static evk_err_t svc_dispatch(evk_service_t *svc, const svc_route_t *r,
     }
 }
 
-static evk_err_t svc_handle(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
-                            size_t errstr_size) {
-    evk_err_t rc = svc_txn_begin(svc, errstr, errstr_size);
-    if (rc) return rc;
+static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
+                                  size_t errstr_size) {
     const svc_poison_t *p = svc_poison_find(svc, m);
     if (p) return svc_dead_letter(svc, m, p->err, p->reason, p->attempts, errstr, errstr_size);
     char why[512];
     evk_event_t *ev = NULL;
-    evk_err_t derr = evk_event_from_message(svc->cat, m, &ev, why, sizeof(why));
+    evk_err_t derr;
+    /* A schema registry out of reach (EVK_ERR_IO) says nothing about the
+     * message: wait for it rather than dead-letter good data. A stop during
+     * the wait leaves the input for the next run. */
+    for (unsigned attempt = 1;
+         (derr = evk_event_from_message(svc->cat, m, &ev, why, sizeof(why))) == EVK_ERR_IO;
+         attempt++) {
+        evk_log(EVK_LOG_WARN, svc->name, "decode waits", "reason", why, NULL);
+        if (!svc_wait(svc, svc_backoff_ms(svc, attempt))) return EVK_OK;
+    }
     if (derr) return svc_dead_letter(svc, m, derr, why, 0, errstr, errstr_size);
+    svc->input.type = evk_schema_type(evk_event_schema(ev));
     const svc_route_t *r = svc_route(svc, evk_event_schema(ev));
-    if (r)
+    evk_err_t rc = EVK_OK;
+    if (r) {
         rc = svc_dispatch(svc, r, m, ev, errstr, errstr_size);
-    else
-        svc_advance(svc, m); /* a type nobody here handles */
+    } else {
+        svc->input.outcome = "skipped"; /* a type nobody here handles */
+        svc_advance(svc, m);
+    }
     evk_event_destroy(ev);
+    return rc;
+}
+
+static void svc_log_input(const evk_service_t *svc, const rd_kafka_message_t *m,
+                          evk_log_level_t level) {
+    const svc_input_t *in = &svc->input;
+    char key[128], partition[16], offset[32], attempts[16], ms[32];
+    int key_len = (int)(m->key_len < sizeof(key) ? m->key_len : sizeof(key) - 1);
+    snprintf(key, sizeof(key), "%.*s", m->key ? key_len : 0,
+             m->key ? (const char *)m->key : "");
+    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+    snprintf(attempts, sizeof(attempts), "%u", in->attempts);
+    snprintf(ms, sizeof(ms), "%.3f", (double)in->handler_ns / 1e6);
+    /* Without a reason its key is the list's terminator. */
+    evk_log(level, svc->name, "event", "type", in->type ? in->type : "unknown", "key", key,
+            "topic", rd_kafka_topic_name(m->rkt), "partition", partition, "offset", offset,
+            "outcome", in->outcome, "attempts", attempts, "handler_ms", ms,
+            in->reason[0] ? "reason" : NULL, in->reason, NULL);
+}
+
+/* Logged when handled, not when committed: the inputs of a batch that is
+ * aborted and replayed are logged again (but counted once). */
+static void svc_input_done(evk_service_t *svc, const rd_kafka_message_t *m) {
+    int dead = !strcmp(svc->input.outcome, "dead_letter");
+    evk_log_level_t level = svc->event_log_level;
+    if (dead && level < EVK_LOG_WARN) level = EVK_LOG_WARN;
+    svc_metrics_consumed(svc->metrics, svc->input.type, dead);
+    if (evk_log_enabled(level)) svc_log_input(svc, m, level);
+}
+
+static evk_err_t svc_handle(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
+                            size_t errstr_size) {
+    evk_err_t rc = svc_txn_begin(svc, errstr, errstr_size);
+    if (rc) return rc;
+    svc->input = (svc_input_t){.outcome = "ok"};
+    uint64_t taken = svc->batch_inputs;
+    rc = svc_handle_input(svc, m, errstr, errstr_size);
+    /* Not taken: a stop cut its retries short, or its batch is replayed. */
+    if (!rc && svc->batch_inputs > taken) svc_input_done(svc, m);
     return rc;
 }
 
@@ -329,6 +394,9 @@ static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) 
         /* With a batch open, an empty queue means "commit now". */
         rd_kafka_message_t *m =
             rd_kafka_consumer_poll(svc->consumer, svc->txn_open ? 0 : SVC_POLL_MS);
+        /* Serves the producer's statistics callback, which nothing else
+         * does while input flows (and whose reports would pile up). */
+        rd_kafka_poll(svc->producer, 0);
         evk_err_t rc = EVK_OK;
         if (svc->cb_err)
             rc = evk_fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
@@ -406,8 +474,11 @@ evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) 
         return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: NULL or already running");
     signals_install();
-    evk_err_t rc = svc_start(svc, errstr, errstr_size);
+    evk_err_t rc = svc_metrics_start(svc, errstr, errstr_size);
+    if (!rc) rc = svc_start(svc, errstr, errstr_size);
+    if (!rc) atomic_store(&svc->metrics->ready, 1);
     if (!rc) rc = svc_loop(svc, errstr, errstr_size);
+    svc_metrics_stop(svc); /* before svc_finish() destroys the clients health reads */
     rc = svc_finish(svc, rc, errstr, errstr_size);
     signals_restore();
     /* Cleared only now, so that a stop requested before the run began is
@@ -452,6 +523,16 @@ static evk_err_t svc_check_retry_budget(const evk_service_t *svc, char *errstr,
     return EVK_OK;
 }
 
+static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s.event_log_level", svc->name);
+    const char *v = evk_config_get_string(svc->cfg, path, "debug");
+    if (evk_log_level_from_name(v, &svc->event_log_level))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "%s: unknown log level \"%s\" (debug, info, warn, error)", path, v);
+    return EVK_OK;
+}
+
 static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = svc_setting(svc, "batch_max", 1000, 1, &svc->batch_max, errstr, errstr_size);
     if (!rc)
@@ -465,6 +546,8 @@ static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_si
         rc = svc_setting(svc, "retry_backoff_max_ms", 5000, svc->retry_backoff_ms,
                          &svc->retry_backoff_max_ms, errstr, errstr_size);
     if (!rc) rc = svc_check_retry_budget(svc, errstr, errstr_size);
+    if (!rc) rc = svc_event_log_level(svc, errstr, errstr_size);
+    if (!rc) rc = svc_metrics_settings(svc, errstr, errstr_size);
     /* Restore reads up to the last stable offset, which an open transaction
      * of a crashed writer holds back until the broker times it out. */
     svc->restore_timeout_ms =
@@ -499,8 +582,10 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_c
     svc->name = strdup(name);
     svc->next = rd_kafka_topic_partition_list_new(8);
     svc->first = rd_kafka_topic_partition_list_new(8);
-    evk_err_t rc = svc->name ? svc_ids(svc, errstr, errstr_size)
-                             : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    svc->metrics = svc_metrics_new(name, cat);
+    evk_err_t rc = svc->name && svc->metrics
+                       ? svc_ids(svc, errstr, errstr_size)
+                       : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!rc) rc = svc_settings(svc, errstr, errstr_size);
     if (rc) {
         evk_service_destroy(svc);
@@ -567,6 +652,7 @@ void evk_service_destroy(evk_service_t *svc) {
     free(svc->name);
     free(svc->group_id);
     free(svc->txn_id);
+    svc_metrics_destroy(svc->metrics);
     free(svc);
 }
 

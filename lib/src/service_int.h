@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
+#include "evkit/log.h"
 #include "evkit/service.h"
 
 typedef struct {
@@ -21,6 +22,7 @@ typedef struct {
  * when the handler then fails. */
 typedef struct {
     const char *topic; /* owned by the catalog */
+    const char *type;  /* owned by the catalog */
     char *key;
     void *value;
     size_t len;
@@ -47,6 +49,15 @@ typedef struct {
     int attempts;
 } svc_poison_t;
 
+/* What became of the input being handled, for its log line and metrics. */
+typedef struct {
+    const char *type;    /* NULL until decoded; owned by the catalog */
+    const char *outcome; /* "ok", "skipped" (no handler) or "dead_letter" */
+    char reason[256];    /* why it was dead-lettered */
+    unsigned attempts;   /* handler calls */
+    int64_t handler_ns;  /* their total time */
+} svc_input_t;
+
 struct evk_ctx_s {
     evk_service_t *svc;
     const evk_event_t *cause; /* NULL in the ready callback */
@@ -61,6 +72,7 @@ struct evk_service_s {
     int64_t batch_max, commit_interval_ms;
     int64_t retry_max, retry_backoff_ms, retry_backoff_max_ms;
     int64_t restore_timeout_ms;
+    evk_log_level_t event_log_level;
 
     svc_route_t *routes;
     size_t nroutes;
@@ -96,9 +108,12 @@ struct evk_service_s {
     evk_err_t cb_err;
     char cb_errstr[512];
 
+    svc_input_t input;
+
     struct {
         atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts;
     } stats;
+    struct svc_metrics_s *metrics; /* per-type counters, latency, the HTTP endpoint */
 };
 
 /* Internal result of the produce/commit helpers: the batch was aborted and

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "metrics.h"
 #include "service_int.h"
 
 /* How long rewinding waits for the fetcher to drop prefetched messages. */
@@ -150,6 +151,7 @@ evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int is_output) {
     if (!arr) return EVK_ERR_NOMEM;
     svc->staged = arr;
     svc_staged_t s = {.topic = evk_schema_topic(evk_event_schema(ev)),
+                      .type = evk_schema_type(evk_event_schema(ev)),
                       .key = evk_strdup0(evk_event_key(ev)),
                       .is_output = is_output};
     evk_err_t rc = evk_event_key(ev) && !s.key ? EVK_ERR_NOMEM : EVK_OK;
@@ -282,10 +284,12 @@ evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, 
                       s->headers);
         s->value = NULL;
         s->headers = NULL;
-        if (err)
+        if (err) {
             failed = s->topic;
-        else if (s->is_output)
+        } else if (s->is_output) {
             svc->batch_outputs++;
+            svc_metrics_produced(svc->metrics, s->type);
+        }
     }
     svc_unstage_from(svc, 0);
     if (!err) return EVK_OK;
@@ -330,6 +334,8 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
         return produce_failed(svc, perr, NULL, topic, errstr, errstr_size);
     }
     svc->batch_dead++;
+    svc->input.outcome = "dead_letter";
+    snprintf(svc->input.reason, sizeof(svc->input.reason), "%s", reason);
     svc_advance(svc, msg);
     return EVK_OK;
 }
@@ -366,6 +372,7 @@ static void committed(evk_service_t *svc) {
     atomic_fetch_add(&svc->stats.consumed, svc->batch_inputs);
     atomic_fetch_add(&svc->stats.produced, svc->batch_outputs);
     atomic_fetch_add(&svc->stats.dead_letters, svc->batch_dead);
+    svc_metrics_commit(svc->metrics);
     undo_forget(svc);
     poison_prune(svc);
     svc->aborts_in_row = 0;
@@ -438,6 +445,7 @@ evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t err
 }
 
 void svc_txn_forget(evk_service_t *svc) {
+    svc_metrics_discard(svc->metrics);
     svc_undo_revert(svc, 0);
     svc_unstage_from(svc, 0);
     batch_reset(svc);

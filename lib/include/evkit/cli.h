@@ -38,7 +38,8 @@ evk_err_t evk_cli_config(const char *config_file, const char *brokers,
 
 /**
  * @brief Load the schema catalog named by @p cfg (schemas.dir), with the
- *        error prefixed by the directory.
+ *        error prefixed by the directory; with schema_registry.url set, take
+ *        its ids from the registry (evk_catalog_use_registry()).
  */
 evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
                           size_t errstr_size);

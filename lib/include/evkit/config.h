@@ -21,9 +21,11 @@
  * @endcode
  *
  * Environment: EVK_BOOTSTRAP_SERVERS sets bootstrap.servers, EVK_SCHEMAS_DIR
- * sets schemas.dir, and any EVK_KAFKA_<NAME> sets the librdkafka property
+ * sets schemas.dir, EVK_SCHEMA_REGISTRY_URL sets schema_registry.url, and any EVK_KAFKA_<NAME> sets the librdkafka property
  * <name> lowercased with '_' turned into '.' (EVK_KAFKA_SASL_PASSWORD ->
- * sasl.password).
+ * sasl.password). EVK_METRICS_PORT and EVK_METRICS_BIND set metrics.port
+ * and metrics.bind and replace every <service>.metrics_port /
+ * <service>.metrics_bind already loaded (see service.h).
  */
 #ifndef EVKIT_CONFIG_H
 #define EVKIT_CONFIG_H

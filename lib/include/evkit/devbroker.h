@@ -42,6 +42,26 @@ evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic,
 /** @brief The mock cluster, for fault injection (rd_kafka_mock_*). */
 rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
 
+/**
+ * @brief Inject a fault, given as one line of text (evk-dev-broker's control
+ *        channel, so that a test in another process can break the broker):
+ *
+ *     down BROKER                  broker BROKER (1..N) stops serving: its
+ *                                  connections close, new ones are refused
+ *     up BROKER                    it serves again
+ *     err API COUNT ERROR          the next COUNT requests of API (to any
+ *                                  broker) fail with ERROR
+ *     clear API                    forget API's pending errors
+ *     rtt BROKER MS                delay broker BROKER's responses by MS ms
+ *
+ * API is a Kafka request name (Produce, Fetch, OffsetCommit, EndTxn, ...),
+ * ERROR a librdkafka error name without its RD_KAFKA_RESP_ERR_ prefix
+ * (NOT_LEADER_FOR_PARTITION). Blank lines and lines starting with # do
+ * nothing. Errors: EVK_ERR_INVALID_ARG with errstr naming the problem.
+ */
+evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *errstr,
+                                size_t errstr_size);
+
 /** @brief Stop the cluster; connected clients see their brokers go down. NULL ok. */
 void evk_devbroker_destroy(evk_devbroker_t *db);
 

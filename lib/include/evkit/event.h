@@ -127,6 +127,60 @@ evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t le
  */
 evk_err_t evk_event_to_json(const evk_event_t *ev, char **out, size_t *len);
 
+/* ---- JSON straight to the wire ---- */
+
+/**
+ * @brief A reader of JSON records of one type into Confluent frames, without
+ *        building an event: the fast path of evk-produce and evk-order.
+ *
+ * It validates while it transcodes, walking the schema as it reads the
+ * JSON, and writes the Avro body directly. What it accepts, and every error
+ * message, are exactly evk_event_from_json()'s: input it cannot take on its
+ * fast path (invalid, or unusual, such as a \u0000 or a duplicate key) is
+ * handed to evk_event_from_json(), which decides. Not thread-safe: one reader
+ * per thread. @p s must outlive the reader.
+ *
+ * @returns EVK_OK and *out; EVK_ERR_NOMEM; EVK_ERR_INVALID_ARG.
+ */
+typedef struct evk_json_reader_s evk_json_reader_t;
+evk_err_t evk_json_reader_new(const evk_schema_t *s, evk_json_reader_t **out);
+
+/** @brief Free @p r. NULL is allowed. */
+void evk_json_reader_destroy(evk_json_reader_t *r);
+
+/**
+ * @brief Give top-level @p field the value @p json (JSON text, copied) when
+ *        an input leaves it out, in place of its schema default (or of
+ *        "missing required field"). Applies to every later frame until set
+ *        again. Errors: EVK_ERR_NOT_FOUND (no such field), EVK_ERR_VALIDATION
+ *        (the value does not fit the field), EVK_ERR_NOMEM.
+ */
+evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field,
+                                      const char *json, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The JSON record @p json (@p len bytes) as a Confluent frame.
+ *
+ * On success *frame (malloc()ed, ready for evk_producer_send_frame() or
+ * RD_KAFKA_MSG_F_FREE) and *key (malloc()ed text of the catalog key field,
+ * or NULL when there is none) pass to the caller. Errors are those of
+ * evk_event_from_json(), with the same messages.
+ */
+evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *json, size_t len,
+                                void **frame, size_t *frame_len, char **key, char *errstr,
+                                size_t errstr_size);
+
+/**
+ * @brief CloudEvents headers for a frame of type @p s made without an event
+ *        (evk_json_reader_frame()): what evk_event_headers() writes, with a
+ *        fresh ce_id and ce_time = now. @p source, @p correlation_id and
+ *        @p causation_id may be NULL (header left out). Ownership of *out
+ *        passes to the caller (or on to evk_producer_send_frame()).
+ */
+evk_err_t evk_frame_headers(const evk_schema_t *s, const char *source,
+                            const char *correlation_id, const char *causation_id,
+                            rd_kafka_headers_t **out);
+
 /* ---- Kafka wire format ---- */
 
 /**
@@ -144,11 +198,16 @@ evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out);
 /**
  * @brief Decode a Kafka message value (+ optional key and headers).
  *
- * The schema id selects the catalog entry; ce_* headers, when present, fill
- * the metadata. Errors:
+ * The schema id selects the catalog entry, or another version of its type
+ * (catalog writers, or fetched from the schema registry the catalog uses),
+ * which is then read into the entry's version by schema resolution. ce_*
+ * headers, when present, fill the metadata. Errors:
  *   EVK_ERR_TRUNCATED         "frame is 3 bytes, shorter than the 5-byte header"
  *   EVK_ERR_BAD_MAGIC         "magic byte is 0x7b, expected 0x00"
  *   EVK_ERR_UNKNOWN_SCHEMA_ID "schema id 99 is not in the catalog"
+ *   EVK_ERR_SCHEMA            "OrderPlaced: schema id 7 cannot be read as the catalog's
+ *                              version: customer_id: writer's type long cannot be read as string"
+ *   EVK_ERR_IO                the registry could not be asked (see registry.h)
  *   EVK_ERR_TRUNCATED/DECODE  "OrderPlaced body: <reason>" (incl. trailing bytes)
  */
 evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t len,

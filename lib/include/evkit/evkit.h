@@ -10,6 +10,7 @@
 #include "error.h"
 #include "config.h"
 #include "schema.h"
+#include "registry.h"
 #include "event.h"
 #include "producer.h"
 #include "service.h"

@@ -6,8 +6,9 @@
  * through evk_log(). Level and format come from the config (log.level =
  * "debug"|"info"|"warn"|"error", log.format = "logfmt"|"json") and the
  * environment (EVK_LOG_LEVEL, EVK_LOG_FORMAT), the environment winning.
- * Values of keys that look secret (containing "password", "secret" or
- * "token") are written as "<redacted>".
+ * Values of keys that look secret (containing "password", "secret",
+ * "token" or "auth") are written as "<redacted>", and so is the
+ * user:password part of any URL in a value (HTTP basic auth).
  */
 #ifndef EVKIT_LOG_H
 #define EVKIT_LOG_H

@@ -9,8 +9,16 @@
  *     schema = "OrderPlaced.avsc"; id = 1; key = "order_id"; }
  * );
  * @endcode
- * Schema paths are relative to the catalog's directory. A catalog is
- * immutable after loading, so it may be shared by any number of threads.
+ * Schema paths are relative to the catalog's directory. An entry may list
+ * older versions of its type still found in topics, read through Avro schema
+ * resolution (fields they lack take the current schema's defaults); each must
+ * be compatible, or loading fails naming the field:
+ * @code
+ *     writers = ( { id = 14; schema = "v1/OrderPlaced.avsc"; } );
+ * @endcode
+ * A catalog may be shared by any number of threads: its entries are
+ * immutable after loading (evk_catalog_use_registry() aside, which is called
+ * before sharing), and the cache of versions met in a registry is locked.
  */
 #ifndef EVKIT_SCHEMA_H
 #define EVKIT_SCHEMA_H

@@ -30,7 +30,25 @@
  * Settings, from the config group named after the service (defaults):
  *   group_id ("<name>"), instance_id (host name), batch_max (1000),
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
- *   retry_backoff_max_ms (5000).
+ *   retry_backoff_max_ms (5000), event_log_level ("debug"),
+ *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
+ *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both.
+ *
+ * Logs: one line per input ("event": type, key, topic, partition, offset,
+ * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
+ * warn at least. It is written when the input is handled, so the inputs of
+ * an aborted batch are logged again when it is replayed.
+ *
+ * Health and metrics: with a metrics_port, evk_service_run() serves over
+ * HTTP on metrics_bind:metrics_port, from its own thread, for as long as it
+ * runs (a port that cannot be bound fails the run with EVK_ERR_IO):
+ *   GET /healthz  200 "ok" once the stores are restored and the consumer
+ *                 subscribed and neither client has a fatal error, else 503;
+ *   GET /metrics  Prometheus text: committed inputs, outputs and dead
+ *                 letters by event type, retries, commits, aborts, a handler
+ *                 latency histogram, consumer lag per partition and a few
+ *                 librdkafka statistics (statistics.interval.ms defaults to
+ *                 5000 then).
  * The transactional.id is "<group_id>-<instance_id>": a restarted instance
  * fences its predecessor and aborts whatever it left open.
  */

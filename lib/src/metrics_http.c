@@ -1,0 +1,180 @@
+/* A service's GET /healthz and GET /metrics, served by libmicrohttpd on its
+ * own thread while evk_service_run() runs (see metrics.h). */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <microhttpd.h>
+
+#include "evkit/log.h"
+#include "internal.h"
+#include "metrics.h"
+#include "service_int.h"
+
+/* Often enough for lag to be current, rarely enough to cost nothing. */
+#define MET_STATS_INTERVAL_MS "5000"
+#define MET_TEXT "text/plain; charset=utf-8"
+#define MET_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+/* A scraper that stalls must not hold a connection slot for long. */
+#define MET_CONNECTION_TIMEOUT_S 10u
+
+/* ---- settings ---- */
+
+/* The service's own setting if it has one, else the shared one. */
+static const char *met_path(const evk_service_t *svc, const char *own, const char *shared,
+                            char *buf, size_t size) {
+    snprintf(buf, size, "%s.%s", svc->name, own);
+    return evk_config_get_string(svc->cfg, buf, NULL) ? buf : shared;
+}
+
+evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    char buf[512];
+    svc_metrics_t *m = svc->metrics;
+    const char *path = met_path(svc, "metrics_port", "metrics.port", buf, sizeof(buf));
+    evk_err_t rc = evk_config_get_int(svc->cfg, path, 0, &m->port, errstr, errstr_size);
+    if (!rc && (m->port < 0 || m->port > 65535))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "%s: expected a port (1-65535, 0 for none), got %lld", path,
+                        (long long)m->port);
+    path = met_path(svc, "metrics_bind", "metrics.bind", buf, sizeof(buf));
+    if (!rc && !(m->bind = strdup(evk_config_get_string(svc->cfg, path, "127.0.0.1"))))
+        rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return rc;
+}
+
+void svc_metrics_client_conf(const evk_service_t *svc, rd_kafka_conf_t *conf) {
+    char why[256];
+    if (!svc->metrics->port) return;
+    rd_kafka_conf_set_stats_cb(conf, svc_metrics_kafka_stats);
+    /* librdkafka emits no statistics by default; a configured interval is
+     * the user's choice and kept. */
+    if (!evk_config_kafka_get(svc->cfg, "statistics.interval.ms"))
+        rd_kafka_conf_set(conf, "statistics.interval.ms", MET_STATS_INTERVAL_MS, why,
+                          sizeof(why));
+}
+
+/* ---- responses ---- */
+
+/* @p body (malloc()ed) is consumed; NULL (out of memory) answers 500. */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *body,
+                             const char *content_type) {
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    enum MHD_Result ok =
+        MHD_queue_response(c, body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const char *body) {
+    return reply(c, status, strdup(body), MET_TEXT);
+}
+
+static int client_failed(rd_kafka_t *rk, char *why, size_t size) {
+    return rk && rd_kafka_fatal_error(rk, why, size) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* The clients are read only while ready: they exist then, and the daemon is
+ * stopped before they are destroyed. */
+static enum MHD_Result health(struct MHD_Connection *c, const evk_service_t *svc) {
+    char why[512], body[600];
+    if (!atomic_load(&svc->metrics->ready))
+        return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+    if (client_failed(svc->producer, why, sizeof(why)) ||
+        client_failed(svc->consumer, why, sizeof(why))) {
+        snprintf(body, sizeof(body), "fatal: %s\n", why);
+        return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
+    return text(c, MHD_HTTP_OK, "ok\n");
+}
+
+static enum MHD_Result request(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **req_cls) {
+    (void)version, (void)upload, (void)upload_size, (void)req_cls;
+    const evk_service_t *svc = cls;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+        return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+    if (!strcmp(url, "/healthz")) return health(c, svc);
+    if (!strcmp(url, "/metrics"))
+        return reply(c, MHD_HTTP_OK, svc_metrics_render(svc), MET_PROMETHEUS);
+    return text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz or /metrics\n");
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    const evk_service_t *svc = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    evk_log(EVK_LOG_WARN, svc->name, "metrics endpoint", "error", msg, NULL);
+}
+
+/* ---- start and stop ---- */
+
+/* The socket is bound here rather than by libmicrohttpd so that a port in
+ * use is reported with its reason. */
+static evk_err_t met_listen(const svc_metrics_t *m, int *out, char *errstr,
+                            size_t errstr_size) {
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", (int)m->port);
+    int gai = getaddrinfo(m->bind, port, &hints, &ai);
+    if (gai)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "metrics_bind \"%s\": %s", m->bind,
+                        gai_strerror(gai));
+    int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok = fd >= 0 && !setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
+             !bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, SOMAXCONN);
+    int err = errno;
+    freeaddrinfo(ai);
+    if (!ok) {
+        if (fd >= 0) close(fd);
+        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                        "metrics: cannot listen on %s port %s: %s", m->bind, port,
+                        strerror(err));
+    }
+    *out = fd;
+    return EVK_OK;
+}
+
+evk_err_t svc_metrics_start(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    svc_metrics_t *m = svc->metrics;
+    int fd = -1;
+    if (!m->port) return EVK_OK;
+    evk_err_t rc = met_listen(m, &fd, errstr, errstr_size);
+    if (rc) return rc;
+    m->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+                                 NULL, request, svc, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, svc,
+                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 MET_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    if (!m->daemon) {
+        close(fd);
+        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                        "metrics: cannot start the HTTP server on %s port %lld", m->bind,
+                        (long long)m->port);
+    }
+    char port[8];
+    snprintf(port, sizeof(port), "%d", (int)m->port);
+    evk_log(EVK_LOG_INFO, svc->name, "serving /healthz and /metrics", "bind", m->bind, "port",
+            port, NULL);
+    return EVK_OK;
+}
+
+void svc_metrics_stop(evk_service_t *svc) {
+    svc_metrics_t *m = svc->metrics;
+    atomic_store(&m->ready, 0);
+    if (m->daemon) MHD_stop_daemon(m->daemon); /* joins its thread, closes the socket */
+    m->daemon = NULL;
+}

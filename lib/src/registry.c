@@ -1,0 +1,460 @@
+/* Confluent Schema Registry client over libcurl (REST API v1). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "evkit/registry.h"
+#include "internal.h"
+
+#define REG_CONTENT_TYPE "application/vnd.schemaregistry.v1+json"
+/* Far above any real schema; a bound so a confused server cannot exhaust memory. */
+#define REG_BODY_MAX (16u << 20)
+
+enum { STRATEGY_TOPIC, STRATEGY_RECORD, STRATEGY_TOPIC_RECORD };
+
+typedef struct {
+    char *subject;
+    char *schema;
+    int32_t id;
+} reg_id_t;
+
+typedef struct {
+    int32_t id;
+    char *json;
+} reg_schema_t;
+
+struct evk_registry_s {
+    pthread_mutex_t lock; /* the curl handle and the caches */
+    CURL *curl;
+    char *url;   /* base, without a trailing '/' */
+    char *shown; /* url without user:password@, for messages */
+    char *userpwd, *ca, *cert, *key, *key_password;
+    long timeout_ms;
+    int strategy, auto_register;
+    reg_id_t *ids;
+    size_t nids;
+    reg_schema_t *schemas;
+    size_t nschemas;
+};
+
+typedef struct {
+    char *buf;
+    size_t len;
+} body_t;
+
+/* ---- settings ---- */
+
+/* The key @p name is set under: the registry's dotted name, or, since a file
+ * can only spell it with '_' (libconfig names have no dots), that spelling. */
+static const char *setting_key(const evk_config_t *cfg, const char *name, char *buf,
+                               size_t size) {
+    const size_t prefix = strlen("schema_registry.");
+    snprintf(buf, size, "schema_registry.%s", name);
+    if (evk_config_get_string(cfg, buf, NULL)) return buf;
+    for (char *p = buf + prefix; *p; p++)
+        if (*p == '.') *p = '_';
+    return buf;
+}
+
+static const char *setting(const evk_config_t *cfg, const char *name) {
+    char key[128];
+    const char *v = evk_config_get_string(cfg, setting_key(cfg, name, key, sizeof key), NULL);
+    return v && *v ? v : NULL;
+}
+
+int evk_registry_configured(const evk_config_t *cfg) {
+    return setting(cfg, "url") != NULL;
+}
+
+static char *without_userinfo(const char *url) {
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+    if (!at || (slash && slash < at)) return strdup(url);
+    size_t n = (size_t)(host - url);
+    char *out = malloc(n + strlen(at + 1) + 1);
+    if (out) snprintf(out, n + strlen(at + 1) + 1, "%.*s%s", (int)n, url, at + 1);
+    return out;
+}
+
+static evk_err_t read_strategy(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
+                               size_t errstr_size) {
+    static const char *const names[] = {"topic", "record", "topic_record"};
+    const char *v = setting(cfg, "subject.name.strategy");
+    for (int i = 0; v && i < 3; i++)
+        if (!strcmp(v, names[i])) reg->strategy = i;
+    if (v && strcmp(v, names[reg->strategy]))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "schema_registry.subject.name.strategy: \"%s\" is not topic, record "
+                        "or topic_record",
+                        v);
+    return EVK_OK;
+}
+
+static evk_err_t read_numbers(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
+                              size_t errstr_size) {
+    char tkey[128], akey[128];
+    int64_t timeout;
+    evk_err_t err = evk_config_get_int(cfg, setting_key(cfg, "timeout.ms", tkey, sizeof tkey),
+                                       10000, &timeout, errstr, errstr_size);
+    if (!err)
+        err = evk_config_get_bool(cfg, setting_key(cfg, "auto.register", akey, sizeof akey), 1,
+                                  &reg->auto_register, errstr, errstr_size);
+    if (!err && (timeout <= 0 || timeout > INT32_MAX))
+        err = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected a positive number",
+                       tkey);
+    reg->timeout_ms = (long)timeout;
+    return err;
+}
+
+static int copy_setting(char **slot, const evk_config_t *cfg, const char *name) {
+    const char *v = setting(cfg, name);
+    *slot = v ? strdup(v) : NULL;
+    return v && !*slot;
+}
+
+static evk_err_t read_settings(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
+                               size_t errstr_size) {
+    const char *url = setting(cfg, "url");
+    if (!url)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "schema_registry.url: not set");
+    if ((reg->url = strdup(url))) {
+        size_t n = strlen(reg->url);
+        while (n && reg->url[n - 1] == '/')
+            reg->url[--n] = '\0';
+    }
+    if (!reg->url || !(reg->shown = without_userinfo(reg->url)) ||
+        copy_setting(&reg->userpwd, cfg, "basic.auth.user.info") ||
+        copy_setting(&reg->ca, cfg, "ssl.ca.location") ||
+        copy_setting(&reg->cert, cfg, "ssl.certificate.location") ||
+        copy_setting(&reg->key, cfg, "ssl.key.location") ||
+        copy_setting(&reg->key_password, cfg, "ssl.key.password"))
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    evk_err_t err = read_strategy(reg, cfg, errstr, errstr_size);
+    return err ? err : read_numbers(reg, cfg, errstr, errstr_size);
+}
+
+evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *errstr,
+                           size_t errstr_size) {
+    if (!cfg || !out)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    *out = NULL;
+    evk_registry_t *reg = calloc(1, sizeof *reg);
+    if (!reg) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    pthread_mutex_init(&reg->lock, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    evk_err_t err = read_settings(reg, cfg, errstr, errstr_size);
+    if (!err && !(reg->curl = curl_easy_init()))
+        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size,
+                       "schema registry: curl_easy_init failed");
+    if (err) {
+        evk_registry_destroy(reg);
+        return err;
+    }
+    *out = reg;
+    return EVK_OK;
+}
+
+/* Secrets are overwritten before they are freed: a core dump or a reused
+ * heap block should not hand them on. */
+static void free_secret(char *s) {
+    if (s) memset(s, 0, strlen(s));
+    free(s);
+}
+
+void evk_registry_destroy(evk_registry_t *reg) {
+    if (!reg) return;
+    if (reg->curl) curl_easy_cleanup(reg->curl);
+    curl_global_cleanup();
+    for (size_t i = 0; i < reg->nids; i++) {
+        free(reg->ids[i].subject);
+        free(reg->ids[i].schema);
+    }
+    for (size_t i = 0; i < reg->nschemas; i++)
+        free(reg->schemas[i].json);
+    free(reg->ids);
+    free(reg->schemas);
+    free_secret(reg->url);
+    free(reg->shown);
+    free_secret(reg->userpwd);
+    free(reg->ca);
+    free(reg->cert);
+    free(reg->key);
+    free_secret(reg->key_password);
+    pthread_mutex_destroy(&reg->lock);
+    free(reg);
+}
+
+/* ---- HTTP ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque) {
+    body_t *b = opaque;
+    size_t n = size * nmemb;
+    if (b->len + n > REG_BODY_MAX) return 0; /* curl then fails with a write error */
+    char *grown = realloc(b->buf, b->len + n + 1);
+    if (!grown) return 0;
+    memcpy(grown + b->len, data, n);
+    b->len += n;
+    grown[b->len] = '\0';
+    b->buf = grown;
+    return n;
+}
+
+static void set_tls(const evk_registry_t *reg) {
+    CURL *c = reg->curl;
+    if (reg->ca) curl_easy_setopt(c, CURLOPT_CAINFO, reg->ca);
+    if (reg->cert) curl_easy_setopt(c, CURLOPT_SSLCERT, reg->cert);
+    if (reg->key) curl_easy_setopt(c, CURLOPT_SSLKEY, reg->key);
+    if (reg->key_password) curl_easy_setopt(c, CURLOPT_KEYPASSWD, reg->key_password);
+}
+
+/* curl_easy_reset() keeps the connection cache, so requests reuse one
+ * keep-alive connection while no option leaks from one request to the next. */
+static void set_request(evk_registry_t *reg, const char *url, const char *post, body_t *body,
+                        struct curl_slist *headers, char *curl_err) {
+    CURL *c = reg->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, reg->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+    if (post) curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+    if (reg->userpwd) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERPWD, reg->userpwd);
+    }
+    set_tls(reg);
+}
+
+/* The registry's {"error_code": N, "message": "..."}, else the raw body. */
+static evk_err_t http_status_fail(const evk_registry_t *reg, long status, const body_t *body,
+                                  char *errstr, size_t errstr_size) {
+    json_t *doc = body->buf ? json_loadb(body->buf, body->len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(doc, "message"));
+    evk_err_t err = status == 401 || status == 403   ? EVK_ERR_CONFIG
+                    : status == 404                  ? EVK_ERR_NOT_FOUND
+                    : status == 409 || status == 422 ? EVK_ERR_SCHEMA
+                                                     : EVK_ERR_IO;
+    evk_fail(err, errstr, errstr_size, "schema registry %s: HTTP %ld: %.200s%s", reg->shown,
+             status,
+             msg         ? msg
+             : body->buf ? body->buf
+                         : "(no body)",
+             err == EVK_ERR_CONFIG ? " (check schema_registry.basic.auth.user.info)" : "");
+    json_decref(doc);
+    return err;
+}
+
+/* One request; *reply is the parsed 2xx answer. Caller holds the lock. */
+static evk_err_t http(evk_registry_t *reg, const char *path, const char *post, json_t **reply,
+                      char *errstr, size_t errstr_size) {
+    char curl_err[CURL_ERROR_SIZE] = "", *url = NULL;
+    body_t body = {0};
+    long status = 0;
+    struct curl_slist *h =
+        curl_slist_append(NULL, "Accept: " REG_CONTENT_TYPE ", application/json");
+    struct curl_slist *headers =
+        h ? curl_slist_append(h, "Content-Type: " REG_CONTENT_TYPE) : NULL;
+    size_t n = strlen(reg->url) + strlen(path) + 1;
+    if (!headers || !(url = malloc(n))) {
+        curl_slist_free_all(headers ? headers : h);
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    }
+    snprintf(url, n, "%s%s", reg->url, path);
+    set_request(reg, url, post, &body, headers, curl_err);
+    CURLcode rc = curl_easy_perform(reg->curl);
+    curl_easy_getinfo(reg->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    free_secret(url);
+    evk_err_t err = EVK_OK;
+    if (rc)
+        err = evk_fail(EVK_ERR_IO, errstr, errstr_size, "schema registry %s: %s", reg->shown,
+                       *curl_err ? curl_err : curl_easy_strerror(rc));
+    else if (status < 200 || status > 299)
+        err = http_status_fail(reg, status, &body, errstr, errstr_size);
+    else if (!(*reply = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL))
+        err = evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                       "schema registry %s%s: answer is not JSON", reg->shown, path);
+    free(body.buf);
+    return err;
+}
+
+/* ---- ids by subject and schema ---- */
+
+static const reg_id_t *find_id(const evk_registry_t *reg, const char *subject,
+                               const char *schema) {
+    for (size_t i = 0; i < reg->nids; i++)
+        if (!strcmp(reg->ids[i].subject, subject) && !strcmp(reg->ids[i].schema, schema))
+            return &reg->ids[i];
+    return NULL;
+}
+
+static evk_err_t remember_id(evk_registry_t *reg, const char *subject, const char *schema,
+                             int32_t id) {
+    reg_id_t *grown = realloc(reg->ids, (reg->nids + 1) * sizeof *grown);
+    if (!grown) return EVK_ERR_NOMEM;
+    reg->ids = grown;
+    reg_id_t *e = &reg->ids[reg->nids];
+    e->subject = strdup(subject);
+    e->schema = strdup(schema);
+    e->id = id;
+    if (!e->subject || !e->schema) {
+        free(e->subject);
+        free(e->schema);
+        return EVK_ERR_NOMEM;
+    }
+    reg->nids++;
+    return EVK_OK;
+}
+
+/* Confluent ids are positive 32-bit integers; anything else is a broken answer. */
+static evk_err_t reply_id(const evk_registry_t *reg, const json_t *reply, const char *what,
+                          int32_t *id, char *errstr, size_t errstr_size) {
+    json_int_t v = json_integer_value(json_object_get(reply, "id"));
+    if (!json_is_integer(json_object_get(reply, "id")) || v <= 0 || v > INT32_MAX)
+        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                        "schema registry %s: %s: answer has no valid \"id\"", reg->shown, what);
+    *id = (int32_t)v;
+    return EVK_OK;
+}
+
+static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const char *schema,
+                                 int registering, int32_t *id, char *errstr,
+                                 size_t errstr_size) {
+    json_t *req = json_pack("{s:s}", "schema", schema), *reply = NULL;
+    char *post = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    char *escaped = curl_easy_escape(reg->curl, subject, 0);
+    size_t n = (escaped ? strlen(escaped) : 0) + 32;
+    char *path = malloc(n);
+    evk_err_t err = EVK_OK;
+    if (!post || !escaped || !path) {
+        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    } else {
+        snprintf(path, n, "/subjects/%s%s", escaped, registering ? "/versions" : "");
+        err = http(reg, path, post, &reply, errstr, errstr_size);
+    }
+    if (!err) err = reply_id(reg, reply, subject, id, errstr, errstr_size);
+    if (!err && remember_id(reg, subject, schema, *id))
+        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    json_decref(req);
+    json_decref(reply);
+    free(post);
+    curl_free(escaped);
+    free(path);
+    return err;
+}
+
+static evk_err_t subject_id(evk_registry_t *reg, const char *subject, const char *schema,
+                            int registering, int32_t *id, char *errstr, size_t errstr_size) {
+    if (!reg || !subject || !schema || !id)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    pthread_mutex_lock(&reg->lock);
+    const reg_id_t *hit = find_id(reg, subject, schema);
+    evk_err_t err = EVK_OK;
+    if (hit)
+        *id = hit->id;
+    else
+        err = subject_request(reg, subject, schema, registering, id, errstr, errstr_size);
+    pthread_mutex_unlock(&reg->lock);
+    return err;
+}
+
+evk_err_t evk_registry_register(evk_registry_t *reg, const char *subject,
+                                const char *schema_json, int32_t *id, char *errstr,
+                                size_t errstr_size) {
+    return subject_id(reg, subject, schema_json, 1, id, errstr, errstr_size);
+}
+
+evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject, const char *schema_json,
+                              int32_t *id, char *errstr, size_t errstr_size) {
+    return subject_id(reg, subject, schema_json, 0, id, errstr, errstr_size);
+}
+
+/* ---- schemas by id ---- */
+
+static const char *find_schema(const evk_registry_t *reg, int32_t id) {
+    for (size_t i = 0; i < reg->nschemas; i++)
+        if (reg->schemas[i].id == id) return reg->schemas[i].json;
+    return NULL;
+}
+
+/* The answer is {"schema": "...", "schemaType": "AVRO"}; schemaType is
+ * absent for Avro, the registry's original format. */
+static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *reply,
+                             const char **json, char *errstr, size_t errstr_size) {
+    const char *text = json_string_value(json_object_get(reply, "schema"));
+    const char *type = json_string_value(json_object_get(reply, "schemaType"));
+    if (!text)
+        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                        "schema registry %s: schema id %d: answer has no \"schema\"",
+                        reg->shown, (int)id);
+    if (type && strcmp(type, "AVRO"))
+        return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+                        "schema id %d is a %.32s schema, not Avro", (int)id, type);
+    reg_schema_t *grown = realloc(reg->schemas, (reg->nschemas + 1) * sizeof *grown);
+    char *copy = strdup(text);
+    if (grown) reg->schemas = grown;
+    if (!grown || !copy) {
+        free(copy);
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    }
+    reg->schemas[reg->nschemas++] = (reg_schema_t){.id = id, .json = copy};
+    *json = copy;
+    return EVK_OK;
+}
+
+static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
+                              size_t errstr_size) {
+    char path[64];
+    json_t *reply = NULL;
+    snprintf(path, sizeof path, "/schemas/ids/%d", (int)id);
+    evk_err_t err = http(reg, path, NULL, &reply, errstr, errstr_size);
+    if (err == EVK_ERR_NOT_FOUND)
+        err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+                       "schema id %d is not in the catalog nor in schema registry %s", (int)id,
+                       reg->shown);
+    if (!err) err = keep_schema(reg, id, reply, json, errstr, errstr_size);
+    json_decref(reply);
+    return err;
+}
+
+evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
+                              size_t errstr_size) {
+    if (!reg || !json)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    pthread_mutex_lock(&reg->lock);
+    evk_err_t err = EVK_OK;
+    if (!(*json = find_schema(reg, id))) err = fetch_schema(reg, id, json, errstr, errstr_size);
+    pthread_mutex_unlock(&reg->lock);
+    return err;
+}
+
+/* ---- subjects ---- */
+
+evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s, char *buf,
+                               size_t size) {
+    if (!reg || !s || !buf) return EVK_ERR_INVALID_ARG;
+    int n;
+    switch (reg->strategy) {
+    case STRATEGY_RECORD:
+        n = snprintf(buf, size, "%s", evk_schema_type(s));
+        break;
+    case STRATEGY_TOPIC_RECORD:
+        n = snprintf(buf, size, "%s-%s", evk_schema_topic(s), evk_schema_type(s));
+        break;
+    default:
+        n = snprintf(buf, size, "%s-value", evk_schema_topic(s));
+    }
+    return n < 0 || (size_t)n >= size ? EVK_ERR_INVALID_ARG : EVK_OK;
+}
+
+int evk_registry_auto_register(const evk_registry_t *reg) {
+    return reg->auto_register;
+}

@@ -1,0 +1,11 @@
+# Schema evolution (lib/src/evolve.c) and the Confluent Schema Registry client
+# (lib/src/registry.c), against tests/registry_server.py on loopback.
+evk_test(test_evolution SOURCES test_evolution.c LABELS unit)
+evk_test(test_registry SOURCES test_registry.c LABELS unit TIMEOUT 120)
+target_link_libraries(test_registry PRIVATE PkgConfig::CURL)
+
+add_test(NAME test_registry_e2e
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_registry_e2e.sh
+    $<TARGET_FILE:evk-dev-broker> $<TARGET_FILE:evk-produce> $<TARGET_FILE:evk-tail>)
+set_tests_properties(test_registry_e2e PROPERTIES
+  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120)
