@@ -1005,22 +1005,7 @@ evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_messag
 
 evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out) {
     if (!ev || !out) return EVK_ERR_INVALID_ARG;
-    const char *const headers[][2] = {
-        {"ce_specversion", "1.0"},
-        {"ce_id", ev->meta[M_ID]},
-        {"ce_type", evk_schema_type(ev->schema)},
-        {"ce_source", ev->meta[M_SOURCE]},
-        {"ce_time", ev->meta[M_TIME]},
-        {"content-type", "application/avro"},
-        {"correlation_id", ev->meta[M_CORRELATION]},
-        {"causation_id", ev->meta[M_CAUSATION]},
-    };
-    size_t n = sizeof headers / sizeof headers[0];
-    rd_kafka_headers_t *h = rd_kafka_headers_new(n);
-    if (!h) return EVK_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (headers[i][1]) rd_kafka_header_add(h, headers[i][0], -1, headers[i][1], -1);
-    }
-    *out = h;
-    return EVK_OK;
+    *out = evk_ce_headers(ev->schema, ev->meta[M_ID], ev->meta[M_SOURCE], ev->meta[M_TIME],
+                          ev->meta[M_CORRELATION], ev->meta[M_CAUSATION]);
+    return *out ? EVK_OK : EVK_ERR_NOMEM;
 }

@@ -67,4 +67,10 @@ evk_err_t evk_catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_sch
 struct evk_registry_s;
 int evk_registry_auto_register(const struct evk_registry_s *reg);
 
+/* The CloudEvents binary-mode headers of docs/WIRE.md, in their order; NULL
+ * values are left out. NULL when out of memory. */
+rd_kafka_headers_t *evk_ce_headers(const evk_schema_t *s, const char *id, const char *source,
+                                   const char *time, const char *correlation_id,
+                                   const char *causation_id);
+
 #endif
