@@ -32,7 +32,8 @@ with the same id (at-least-once side effects) and services may log errors;
 in addition every poison message must be in orders.dlq exactly once per
 service reading `orders`, with its key, value and evk_dlq_* headers, and no
 other DLQ may hold anything. It prints
-`orders N, faults injected F (kills K, broker M), lost L, duplicated D`.
+`orders N, faults injected F (kills K, SIGTERM/SIGINT restarts S, broker M),
+lost L, duplicated D`.
 
 Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 """
@@ -563,10 +564,11 @@ def run(args, work):
             dlq = read_raw(cluster.brokers, "orders.dlq")
             plost, pdup = check_dead_letters(faults.poison, dlq)
             lost, dup = lost + plost, dup + pdup
-            print(f"orders {args.orders}, faults injected {faults.kills + faults.broker} "
-                  f"(kills {faults.kills}, broker {faults.broker}), lost {lost}, "
+            injected = faults.kills + faults.stops + faults.broker
+            print(f"orders {args.orders}, faults injected {injected} (kills {faults.kills}, "
+                  f"SIGTERM/SIGINT restarts {faults.stops}, broker {faults.broker}), lost {lost}, "
                   f"duplicated {dup}", flush=True)
-            print(f"e2e_flow: also {faults.stops} SIGTERM/SIGINT restarts, "
+            print(f"e2e_flow: "
                   f"{len(faults.poison)} poison messages -> {len(dlq)} orders.dlq records, "
                   f"{len(cluster.unexpected)} services exited by themselves", flush=True)
         check(lost == 0 and dup == 0, f"lost {lost}, duplicated {dup}")
