@@ -48,35 +48,72 @@ size_t flow_merge_lines(flow_line_t *lines, size_t n) {
     return out;
 }
 
-int flow_can_reserve(const flow_line_t *lines, size_t n, flow_stock_fn *stock, void *opaque,
-                     const flow_line_t **bad, char *reason, size_t reason_size) {
-    if (n == 0) {
-        *bad = NULL;
-        snprintf(reason, reason_size, "order has no items");
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const flow_line_t *l = &lines[i];
-        *bad = l;
-        if (l->quantity <= 0) {
-            snprintf(reason, reason_size, "invalid quantity %" PRId64 " for %s", l->quantity,
-                     l->sku);
-            return 0;
-        }
-        int64_t avail = stock(l->sku, opaque);
-        if (avail < 0) {
-            snprintf(reason, reason_size, "unknown sku %s", l->sku);
-            return 0;
-        }
-        if (avail < l->quantity) {
-            snprintf(reason, reason_size,
-                     "insufficient stock for %s: requested %" PRId64 ", available %" PRId64,
-                     l->sku, l->quantity, avail);
-            return 0;
-        }
-    }
-    *bad = NULL;
+int flow_can_hold(const char *sku, int64_t available, int64_t quantity, char *reason,
+                  size_t reason_size) {
+    if (available < 0)
+        snprintf(reason, reason_size, "unknown sku %s", sku);
+    else if (available < quantity)
+        snprintf(reason, reason_size,
+                 "insufficient stock for %s: requested %" PRId64 ", available %" PRId64, sku,
+                 quantity, available);
+    else
+        return 1;
+    return 0;
+}
+
+/* Non-empty, no control characters (they would forge log lines and keys). */
+static int id_ok(const char *s) {
+    if (!s || !*s) return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
     return 1;
+}
+
+static int currency_ok(const char *c) {
+    for (int i = 0; i < 3; i++)
+        if (!c || c[i] < 'A' || c[i] > 'Z') return 0;
+    return c[3] == '\0';
+}
+
+static int line_ok(const flow_line_t *l, size_t i, int64_t *total, char *reason,
+                   size_t reason_size) {
+    int64_t amount;
+    if (!id_ok(l->sku))
+        snprintf(reason, reason_size, "items[%zu].sku: must be non-empty, without control "
+                 "characters", i);
+    else if (l->quantity < 1)
+        snprintf(reason, reason_size, "items[%zu].quantity: must be at least 1, got %" PRId64, i,
+                 l->quantity);
+    else if (l->unit_price_cents < 0)
+        snprintf(reason, reason_size,
+                 "items[%zu].unit_price_cents: must not be negative, got %" PRId64, i,
+                 l->unit_price_cents);
+    else if (__builtin_mul_overflow(l->quantity, l->unit_price_cents, &amount) ||
+             __builtin_add_overflow(*total, amount, total))
+        snprintf(reason, reason_size, "items[%zu]: order total out of range", i);
+    else
+        return 1;
+    return 0;
+}
+
+int flow_check_order(const flow_order_t *o, int64_t *total, char *reason, size_t reason_size) {
+    *total = 0;
+    if (!id_ok(o->order_id))
+        snprintf(reason, reason_size, "order_id: must be non-empty, without control characters");
+    else if (!id_ok(o->customer_id))
+        snprintf(reason, reason_size,
+                 "customer_id: must be non-empty, without control characters");
+    else if (!currency_ok(o->currency))
+        snprintf(reason, reason_size, "currency: must be three upper-case letters, got \"%.8s\"",
+                 o->currency ? o->currency : "");
+    else if (o->n == 0)
+        snprintf(reason, reason_size, "items: order has no items");
+    else {
+        for (size_t i = 0; i < o->n; i++)
+            if (!line_ok(&o->lines[i], i, total, reason, reason_size)) return 0;
+        return 1;
+    }
+    return 0;
 }
 
 int flow_payment_decide(const flow_payment_rules_t *r, const char *customer_id,

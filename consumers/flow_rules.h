@@ -29,19 +29,32 @@ size_t flow_pick(const char *order_id, size_t n);
 typedef struct {
     const char *sku; /* borrowed from the event */
     int64_t quantity;
+    int64_t unit_price_cents;
 } flow_line_t;
+
+/* An order as placed, for flow_check_order(). */
+typedef struct {
+    const char *order_id, *customer_id, *currency;
+    const flow_line_t *lines;
+    size_t n;
+} flow_order_t;
+
+/* The domain rules an order must meet wherever it came from: ids non-empty
+ * and free of control characters, a three-letter upper-case currency, at
+ * least one line, each with a SKU, quantity >= 1 and unit price >= 0, and a
+ * total that fits in 64 bits. 1 with *total set; else 0 with @reason naming
+ * the field (e.g. "items[1].quantity: must be at least 1, got -1"). Checked
+ * before lines are merged, so that a negative line cannot offset another. */
+int flow_check_order(const flow_order_t *o, int64_t *total, char *reason, size_t reason_size);
 
 /* Merge lines that name the same SKU (an order may list one twice), keeping
  * the first occurrence's position. Returns the new count. */
 size_t flow_merge_lines(flow_line_t *lines, size_t n);
 
-/* Units available for @sku, or -1 when the SKU is unknown. */
-typedef int64_t(flow_stock_fn)(const char *sku, void *opaque);
-
-/* All or nothing: 1 if every (merged) line can be reserved; else 0 with
- * @reason set and *bad pointing at the first line that cannot. */
-int flow_can_reserve(const flow_line_t *lines, size_t n, flow_stock_fn *stock, void *opaque,
-                     const flow_line_t **bad, char *reason, size_t reason_size);
+/* The SKU owner's decision on one line: 1 if @quantity of @sku can be held
+ * from @available units (-1: the SKU is unknown); else 0 with @reason set. */
+int flow_can_hold(const char *sku, int64_t available, int64_t quantity, char *reason,
+                  size_t reason_size);
 
 /* ---- payment ---- */
 

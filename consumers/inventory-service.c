@@ -2,15 +2,23 @@
  * inventory-service: OrderPlaced -> StockReserved | StockRejected;
  * PaymentDeclined -> StockReleased (the saga's compensation).
  *
- * Stock levels live in a store of StockLevel events keyed by SKU
- * (changelog: inventory.levels). Reservations are all or nothing, and the
- * service handles one event at a time against the store, so two orders racing
- * for the last unit cannot both win. This makes the stock one consistency
- * domain: run one instance (docs/FLOW.md, "inventory-service").
+ * Stock is keyed by SKU, orders by order id, so the service is two halves
+ * joined by internal topics (docs/FLOW.md, "inventory-service"):
+ *   order side (partitioned like `orders`): checks the order, keeps its
+ *     OrderReservation and sends one RESERVE per SKU to inventory.lines,
+ *     keyed by SKU; gathers the answers from inventory.line-results and
+ *     decides all or nothing, then CONFIRMs the holds or CANCELs them;
+ *     on PaymentDeclined RETURNs the units.
+ *   SKU side (partitioned like inventory.lines): one owner per SKU decides
+ *     its lines in arrival order, so two orders racing for the last unit
+ *     cannot both win, whatever the number of instances.
+ * Every step is idempotent: the order's record knows which events it has
+ * applied, a SKU's record knows the position of the last command applied
+ * from each source partition, and a replay re-sends identical events.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <libconfig.h>
 
 #include "flow_rules.h"
@@ -19,182 +27,621 @@
 #define NAME "inventory-service"
 
 typedef struct {
-    evk_store_t *levels;
+    evk_store_t *stock;        /* SkuStock by SKU */
+    evk_store_t *reservations; /* OrderReservation by order id */
     const char *seed_file;
+    config_t seed; /* stock = ( { sku = "SKU-1"; available = 100; }, ... ); */
+    int have_seed;
 } inventory_t;
+
+/* ---- settings and the seed ---- */
+
+static evk_err_t load_seed(inventory_t *inv, char *errstr, size_t errstr_size) {
+    config_init(&inv->seed);
+    inv->have_seed = 1;
+    if (!config_read_file(&inv->seed, inv->seed_file)) {
+        snprintf(errstr, errstr_size, "%s.seed_file: %s:%d: %s", NAME, inv->seed_file,
+                 config_error_line(&inv->seed), config_error_text(&inv->seed));
+        return EVK_ERR_CONFIG;
+    }
+    const config_setting_t *stock = config_lookup(&inv->seed, "stock");
+    for (int i = 0; stock && i < config_setting_length(stock); i++) {
+        const config_setting_t *e = config_setting_get_elem(stock, i);
+        const char *sku;
+        long long available;
+        if (!config_setting_lookup_string(e, "sku", &sku) ||
+            !config_setting_lookup_int64(e, "available", &available) || available < 0) {
+            snprintf(errstr, errstr_size,
+                     "%s:%u: a stock entry needs sku and available (>= 0)", inv->seed_file,
+                     config_setting_source_line(e));
+            return EVK_ERR_CONFIG;
+        }
+    }
+    return EVK_OK;
+}
 
 static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state, char *errstr,
                        size_t errstr_size) {
     inventory_t *inv = state;
     inv->seed_file = evk_config_get_string(cfg, NAME ".seed_file", NULL);
-    return evk_service_add_store(svc, "StockLevel", &inv->levels, errstr, errstr_size);
-}
-
-static int64_t stock_of(const char *sku, void *opaque) {
-    const evk_event_t *level = evk_store_get(((const inventory_t *)opaque)->levels, sku);
-    return level ? flow_long(level, "available") : -1;
-}
-
-static evk_err_t put_level(evk_ctx_t *ctx, inventory_t *inv, const char *sku,
-                           int64_t available) {
-    evk_event_t *level = evk_ctx_new_event(ctx, "StockLevel");
-    if (!level) return EVK_ERR_NOMEM;
-    /* New events inherit the input's key (an order id); a level is keyed by SKU. */
-    evk_err_t err = flow_set_strs(level, "sku", sku, NULL);
-    if (!err) err = evk_event_set_long(level, "available", available);
-    if (!err) err = evk_event_set_key(level, sku);
-    if (err) {
-        evk_event_destroy(level);
-        return err;
-    }
-    return evk_store_put(ctx, inv->levels, level);
-}
-
-/* libconfig: stock = ( { sku = "SKU-1"; available = 100; }, ... ); */
-static evk_err_t seed_from(evk_ctx_t *ctx, inventory_t *inv, const config_t *lc) {
-    const config_setting_t *stock = config_lookup(lc, "stock");
-    int n = stock ? config_setting_length(stock) : 0;
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *e = config_setting_get_elem(stock, i);
-        const char *sku;
-        long long available;
-        if (!config_setting_lookup_string(e, "sku", &sku) ||
-            !config_setting_lookup_int64(e, "available", &available)) {
-            char line[16];
-            snprintf(line, sizeof line, "%u", config_setting_source_line(e));
-            evk_log(EVK_LOG_ERROR, NAME, "bad seed entry: needs sku and available", "file",
-                    inv->seed_file, "line", line, NULL);
-            return EVK_ERR_CONFIG;
-        }
-        evk_err_t err = put_level(ctx, inv, sku, available);
-        if (err) return err;
-    }
-    char count[16];
-    snprintf(count, sizeof count, "%d", n);
-    evk_log(EVK_LOG_INFO, NAME, "seeded stock", "file", inv->seed_file, "skus", count, NULL);
-    return EVK_OK;
-}
-
-/* Seed only an empty store: after the first run the levels come back from
- * the changelog, and seeding again would undo every reservation. */
-static evk_err_t on_ready(evk_ctx_t *ctx, void *opaque) {
-    inventory_t *inv = opaque;
-    if (evk_store_count(inv->levels) > 0 || !inv->seed_file) return EVK_OK;
-    config_t lc;
-    config_init(&lc);
-    evk_err_t err = EVK_ERR_CONFIG;
-    if (config_read_file(&lc, inv->seed_file))
-        err = seed_from(ctx, inv, &lc);
-    else
-        evk_log(EVK_LOG_ERROR, NAME, "cannot read seed file", "file", inv->seed_file, "error",
-                config_error_text(&lc), NULL);
-    config_destroy(&lc);
+    evk_err_t err = inv->seed_file ? load_seed(inv, errstr, errstr_size) : EVK_OK;
+    if (!err) err = evk_service_add_store(svc, "SkuStock", &inv->stock, errstr, errstr_size);
+    if (!err)
+        err = evk_service_add_store(svc, "OrderReservation", &inv->reservations, errstr,
+                                    errstr_size);
     return err;
 }
 
-static evk_err_t emit_reserved(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *in,
-                               const flow_line_t *lines, size_t n, int64_t total) {
-    evk_event_t *out = evk_ctx_new_event(ctx, "StockReserved");
-    if (!out) return EVK_ERR_NOMEM;
-    evk_err_t err =
-        flow_set_strs(out, "order_id", flow_str(in, "order_id"), "customer_id",
-                      flow_str(in, "customer_id"), "currency", flow_str(in, "currency"), NULL);
-    if (!err) err = evk_event_set_long(out, "total_cents", total);
-    for (size_t i = 0; i < n && !err; i++) {
-        err =
-            put_level(ctx, inv, lines[i].sku, stock_of(lines[i].sku, inv) - lines[i].quantity);
-        if (!err) err = flow_append_stock_line(out, lines[i].sku, lines[i].quantity);
-    }
-    char total_s[24];
-    snprintf(total_s, sizeof total_s, "%" PRId64, total);
-    if (!err)
-        evk_log(EVK_LOG_INFO, NAME, "reserved", "order_id", flow_str(in, "order_id"),
-                "total_cents", total_s, NULL);
-    return flow_emit(ctx, out, err);
+static void cleanup(void *state) {
+    inventory_t *inv = state;
+    if (inv->have_seed) config_destroy(&inv->seed);
 }
 
-static evk_err_t emit_rejected(evk_ctx_t *ctx, const evk_event_t *in, const char *sku,
-                               const char *reason) {
-    evk_event_t *out = evk_ctx_new_event(ctx, "StockRejected");
+/* A SKU's units before its first order: its seed entry; -1 if it has none. */
+static int64_t seed_units(const inventory_t *inv, const char *sku) {
+    const config_setting_t *stock = inv->have_seed ? config_lookup(&inv->seed, "stock") : NULL;
+    for (int i = 0; stock && i < config_setting_length(stock); i++) {
+        const config_setting_t *e = config_setting_get_elem(stock, i);
+        const char *s;
+        long long n;
+        if (config_setting_lookup_string(e, "sku", &s) && !strcmp(s, sku) &&
+            config_setting_lookup_int64(e, "available", &n))
+            return n;
+    }
+    return -1;
+}
+
+/* ---- shared helpers ---- */
+
+static int64_t field_long(const evk_event_t *ev, const char *fmt, size_t i, const char *f) {
+    char path[64];
+    snprintf(path, sizeof path, fmt, i, f);
+    return flow_long(ev, path);
+}
+
+static const char *field_str(const evk_event_t *ev, const char *fmt, size_t i, const char *f) {
+    char path[64];
+    snprintf(path, sizeof path, fmt, i, f);
+    return flow_str(ev, path);
+}
+
+static size_t count_of(const evk_event_t *ev, const char *array) {
+    size_t n = 0;
+    return evk_event_array_size(ev, array, &n) == EVK_OK ? n : 0;
+}
+
+/* A new event of @type with an id derived from @base and @label, so that
+ * whichever input causes it again makes it byte for byte the same. */
+static evk_event_t *derived_event(evk_ctx_t *ctx, const char *type, const char *base,
+                                  const char *label) {
+    evk_event_t *ev = evk_ctx_new_event(ctx, type);
+    if (ev && evk_event_derive_id(ev, base, label)) {
+        evk_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* ---- the order side: OrderReservation records ---- */
+
+typedef enum { R_PENDING, R_RESERVED, R_REJECTED, R_RETURNED } resv_status_t;
+static const char *const resv_status[] = {"PENDING", "RESERVED", "REJECTED", "RETURNED"};
+
+static resv_status_t status_of(const evk_event_t *res) {
+    const char *s = flow_str(res, "status");
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, resv_status[i])) return (resv_status_t)i;
+    return R_PENDING;
+}
+
+static evk_err_t send_command(evk_ctx_t *ctx, const char *base, const char *action,
+                              const char *order_id, const char *sku, int64_t quantity,
+                              const char *src_topic, int64_t src_partition,
+                              int64_t src_offset) {
+    char label[300];
+    snprintf(label, sizeof label, "%s:%s", action, sku);
+    evk_event_t *cmd = derived_event(ctx, "StockLineCommand", base, label);
+    if (!cmd) return EVK_ERR_NOMEM;
+    evk_err_t err = flow_set_strs(cmd, "order_id", order_id, "sku", sku, "action", action,
+                                  "source_topic", src_topic, NULL);
+    if (!err) err = evk_event_set_long(cmd, "quantity", quantity);
+    if (!err) err = evk_event_set_long(cmd, "source_partition", src_partition);
+    if (!err) err = evk_event_set_long(cmd, "source_offset", src_offset);
+    if (!err) err = evk_event_set_key(cmd, sku);
+    return flow_emit(ctx, cmd, err);
+}
+
+/* One command per line of @res in state @only (NULL: every line). */
+static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const char *base,
+                               const char *action, const char *only, const char *src_topic,
+                               int64_t src_partition, int64_t src_offset) {
+    evk_err_t err = EVK_OK;
+    for (size_t i = 0, n = count_of(res, "lines"); i < n && !err; i++) {
+        if (only && strcmp(field_str(res, "lines[%zu].%s", i, "state"), only)) continue;
+        err = send_command(ctx, base, action, flow_str(res, "order_id"),
+                           field_str(res, "lines[%zu].%s", i, "sku"),
+                           field_long(res, "lines[%zu].%s", i, "quantity"), src_topic,
+                           src_partition, src_offset);
+    }
+    return err;
+}
+
+static evk_err_t send_reserves(evk_ctx_t *ctx, const evk_event_t *res) {
+    return send_commands(ctx, res, flow_str(res, "placed_id"), "RESERVE", NULL,
+                         flow_str(res, "placed_topic"), flow_long(res, "placed_partition"),
+                         flow_long(res, "placed_offset"));
+}
+
+static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char *array) {
+    evk_err_t err = EVK_OK;
+    for (size_t i = 0, n = count_of(from, array); i < n && !err; i++)
+        err = flow_append_stock_line(to, field_str(from, "lines[%zu].%s", i, "sku"),
+                                     field_long(from, "lines[%zu].%s", i, "quantity"));
+    return err;
+}
+
+static evk_err_t emit_rejected(evk_ctx_t *ctx, const evk_event_t *res, const char *sku) {
+    evk_event_t *out = derived_event(ctx, "StockRejected", flow_str(res, "placed_id"), "decision");
     if (!out) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(out, "order_id", flow_str(in, "order_id"), "customer_id",
-                                  flow_str(in, "customer_id"), "reason", reason, NULL);
+    evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
+                                  flow_str(res, "customer_id"), "reason",
+                                  flow_str(res, "reason"), NULL);
     if (!err && sku) err = evk_event_set_string(out, "sku", sku);
     if (!err)
-        evk_log(EVK_LOG_INFO, NAME, "rejected", "order_id", flow_str(in, "order_id"), "reason",
-                reason, NULL);
+        evk_log(EVK_LOG_INFO, NAME, "rejected", "order_id", flow_str(res, "order_id"), "reason",
+                flow_str(res, "reason"), NULL);
     return flow_emit(ctx, out, err);
 }
 
-/* Reads the order's lines into @lines; returns 0 if the total overflows. */
-static int read_lines(const evk_event_t *in, flow_line_t *lines, size_t n, int64_t *total) {
-    char path[48];
-    *total = 0;
+static evk_err_t emit_reserved(evk_ctx_t *ctx, const evk_event_t *res) {
+    evk_event_t *out = derived_event(ctx, "StockReserved", flow_str(res, "placed_id"), "decision");
+    if (!out) return EVK_ERR_NOMEM;
+    evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
+                                  flow_str(res, "customer_id"), "currency",
+                                  flow_str(res, "currency"), NULL);
+    if (!err) err = evk_event_set_long(out, "total_cents", flow_long(res, "total_cents"));
+    if (!err) err = copy_lines(res, out, "lines");
+    if (!err)
+        evk_log(EVK_LOG_INFO, NAME, "reserved", "order_id", flow_str(res, "order_id"), NULL);
+    return flow_emit(ctx, out, err);
+}
+
+/* The first rejected line, or NULL. */
+static const char *rejected_sku(const evk_event_t *res) {
+    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
+        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "REJECTED"))
+            return field_str(res, "lines[%zu].%s", i, "sku");
+    return NULL;
+}
+
+/* What a decided order sends: the outcome, and the holds confirmed or
+ * given back. Sent again as it was whenever an input of it is replayed. */
+static evk_err_t send_decision(evk_ctx_t *ctx, const evk_event_t *res, const char *src_topic,
+                               int64_t src_partition, int64_t src_offset) {
+    const char *base = flow_str(res, "placed_id");
+    if (status_of(res) == R_REJECTED) {
+        evk_err_t err = emit_rejected(ctx, res, rejected_sku(res));
+        return err ? err
+                   : send_commands(ctx, res, base, "CANCEL", "RESERVED", src_topic,
+                                   src_partition, src_offset);
+    }
+    evk_err_t err = emit_reserved(ctx, res);
+    return err ? err
+               : send_commands(ctx, res, base, "CONFIRM", NULL, src_topic, src_partition,
+                               src_offset);
+}
+
+/* Copy of @old with the given changes; NULL strings keep @old's value. */
+typedef struct {
+    const char *status, *reason;
+    const char *line_sku, *line_state, *line_reason; /* one line's answer */
+    const char *declined_id, *declined_topic;
+    int64_t declined_partition, declined_offset;
+} resv_change_t;
+
+static evk_err_t copy_resv_lines(const evk_event_t *old, evk_event_t *res,
+                                 const resv_change_t *c) {
+    evk_err_t err = EVK_OK;
+    char path[64];
+    for (size_t i = 0, n = count_of(old, "lines"); i < n && !err; i++) {
+        size_t k;
+        const char *sku = field_str(old, "lines[%zu].%s", i, "sku");
+        int mine = c->line_sku && !strcmp(sku, c->line_sku);
+        err = evk_event_append(res, "lines", &k);
+        snprintf(path, sizeof path, "lines[%zu].sku", k);
+        if (!err) err = evk_event_set_string(res, path, sku);
+        snprintf(path, sizeof path, "lines[%zu].quantity", k);
+        if (!err) err = evk_event_set_long(res, path, field_long(old, "lines[%zu].%s", i, "quantity"));
+        snprintf(path, sizeof path, "lines[%zu].state", k);
+        if (!err)
+            err = evk_event_set_string(res, path, mine ? c->line_state
+                                                       : field_str(old, "lines[%zu].%s", i, "state"));
+        snprintf(path, sizeof path, "lines[%zu].reason", k);
+        if (!err)
+            err = evk_event_set_string(res, path, mine ? c->line_reason
+                                                       : field_str(old, "lines[%zu].%s", i, "reason"));
+    }
+    return err;
+}
+
+static evk_err_t put_changed(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *old,
+                             const resv_change_t *c, evk_event_t **out) {
+    evk_event_t *res = evk_ctx_new_event(ctx, "OrderReservation");
+    if (!res) return EVK_ERR_NOMEM;
+    evk_err_t err = flow_set_strs(
+        res, "order_id", flow_str(old, "order_id"), "placed_id", flow_str(old, "placed_id"),
+        "customer_id", flow_str(old, "customer_id"), "currency", flow_str(old, "currency"),
+        "status", c->status ? c->status : flow_str(old, "status"), "reason",
+        c->reason ? c->reason : flow_str(old, "reason"), "placed_topic",
+        flow_str(old, "placed_topic"), "declined_id",
+        c->declined_id ? c->declined_id : flow_str(old, "declined_id"), "declined_topic",
+        c->declined_topic ? c->declined_topic : flow_str(old, "declined_topic"), NULL);
+    if (!err) err = evk_event_set_long(res, "total_cents", flow_long(old, "total_cents"));
+    if (!err) err = evk_event_set_long(res, "placed_partition", flow_long(old, "placed_partition"));
+    if (!err) err = evk_event_set_long(res, "placed_offset", flow_long(old, "placed_offset"));
+    if (!err)
+        err = evk_event_set_long(res, "declined_partition",
+                                 c->declined_topic ? c->declined_partition
+                                                   : flow_long(old, "declined_partition"));
+    if (!err)
+        err = evk_event_set_long(res, "declined_offset", c->declined_topic
+                                                             ? c->declined_offset
+                                                             : flow_long(old, "declined_offset"));
+    if (!err) err = copy_resv_lines(old, res, c);
+    if (err) {
+        evk_event_destroy(res);
+        return err;
+    }
+    *out = res;
+    return evk_store_put(ctx, inv->reservations, res);
+}
+
+/* ---- OrderPlaced ---- */
+
+static evk_err_t read_order(const evk_event_t *in, flow_line_t **lines, flow_order_t *o) {
+    size_t n = count_of(in, "items");
+    *lines = calloc(n ? n : 1, sizeof **lines);
+    if (!*lines) return EVK_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "items[%zu].sku", i);
-        lines[i].sku = flow_str(in, path);
-        snprintf(path, sizeof path, "items[%zu].quantity", i);
-        lines[i].quantity = flow_long(in, path);
-        snprintf(path, sizeof path, "items[%zu].unit_price_cents", i);
-        int64_t amount;
-        if (__builtin_mul_overflow(lines[i].quantity, flow_long(in, path), &amount) ||
-            __builtin_add_overflow(*total, amount, total))
-            return 0;
+        (*lines)[i].sku = field_str(in, "items[%zu].%s", i, "sku");
+        (*lines)[i].quantity = field_long(in, "items[%zu].%s", i, "quantity");
+        (*lines)[i].unit_price_cents = field_long(in, "items[%zu].%s", i, "unit_price_cents");
+    }
+    *o = (flow_order_t){flow_str(in, "order_id"), flow_str(in, "customer_id"),
+                        flow_str(in, "currency"), *lines, n};
+    return EVK_OK;
+}
+
+static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const flow_order_t *o,
+                                 int64_t total, const char *reason, evk_event_t **out) {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    evk_event_origin(in, &topic, &partition, &offset);
+    evk_event_t *res = evk_ctx_new_event(ctx, "OrderReservation");
+    if (!res) return EVK_ERR_NOMEM;
+    evk_err_t err = flow_set_strs(res, "order_id", o->order_id, "placed_id", evk_event_id(in),
+                                  "customer_id", o->customer_id, "currency", o->currency,
+                                  "status", reason ? "REJECTED" : "PENDING", "reason",
+                                  reason ? reason : "", "placed_topic", topic ? topic : "", NULL);
+    if (!err) err = evk_event_set_long(res, "total_cents", total);
+    if (!err) err = evk_event_set_long(res, "placed_partition", partition);
+    if (!err) err = evk_event_set_long(res, "placed_offset", offset);
+    char path[64];
+    for (size_t i = 0; i < o->n && !reason && !err; i++) {
+        size_t k;
+        err = evk_event_append(res, "lines", &k);
+        snprintf(path, sizeof path, "lines[%zu].sku", k);
+        if (!err) err = evk_event_set_string(res, path, o->lines[i].sku);
+        snprintf(path, sizeof path, "lines[%zu].quantity", k);
+        if (!err) err = evk_event_set_long(res, path, o->lines[i].quantity);
+    }
+    if (err) {
+        evk_event_destroy(res);
+        return err;
+    }
+    *out = res;
+    return EVK_OK;
+}
+
+/* A broken order is a business rejection, decided here without the SKUs. */
+static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
+    inventory_t *inv = opaque;
+    const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
+    if (old && strcmp(flow_str(old, "placed_id"), evk_event_id(in) ? evk_event_id(in) : "")) {
+        evk_log(EVK_LOG_WARN, NAME, "order id placed twice: the second order is ignored",
+                "order_id", flow_str(in, "order_id"), "event_id", evk_event_id(in), NULL);
+        return EVK_OK;
+    }
+    if (old) /* a redelivery: send again what it sent */
+        return status_of(old) == R_PENDING ? send_reserves(ctx, old)
+               : count_of(old, "lines") ? EVK_OK
+                                        : emit_rejected(ctx, old, NULL);
+    flow_line_t *lines;
+    flow_order_t o;
+    int64_t total = 0;
+    char reason[256];
+    evk_err_t err = read_order(in, &lines, &o);
+    if (err) return err;
+    int valid = flow_check_order(&o, &total, reason, sizeof reason);
+    if (valid) o.n = flow_merge_lines(lines, o.n);
+    evk_event_t *res = NULL;
+    err = new_reservation(ctx, in, &o, total, valid ? NULL : reason, &res);
+    free(lines);
+    if (err) return err;
+    /* put consumes res; it stays readable as the store's value. */
+    err = evk_store_put(ctx, inv->reservations, res);
+    if (!err) err = valid ? send_reserves(ctx, res) : emit_rejected(ctx, res, NULL);
+    return err;
+}
+
+/* ---- StockLineResult: the SKU owners' answers ---- */
+
+static int all_answered(const evk_event_t *res, int *any_rejected) {
+    *any_rejected = 0;
+    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++) {
+        const char *st = field_str(res, "lines[%zu].%s", i, "state");
+        if (!strcmp(st, "PENDING")) return 0;
+        if (!strcmp(st, "REJECTED")) *any_rejected = 1;
     }
     return 1;
 }
 
-static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
+static const char *line_state(const evk_event_t *res, const char *sku) {
+    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
+        if (!strcmp(field_str(res, "lines[%zu].%s", i, "sku"), sku))
+            return field_str(res, "lines[%zu].%s", i, "state");
+    return NULL;
+}
+
+static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
     inventory_t *inv = opaque;
-    size_t n = 0;
-    evk_err_t err = evk_event_array_size(in, "items", &n);
-    flow_line_t *lines = calloc(n ? n : 1, sizeof *lines);
-    if (err || !lines) {
-        free(lines);
-        return err ? err : EVK_ERR_NOMEM;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    evk_event_origin(in, &topic, &partition, &offset);
+    const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
+    const char *state = old ? line_state(old, flow_str(in, "sku")) : NULL;
+    if (!state) {
+        evk_log(EVK_LOG_WARN, NAME, "answer for an unknown order line ignored", "order_id",
+                flow_str(in, "order_id"), "sku", flow_str(in, "sku"), NULL);
+        return EVK_OK;
     }
-    int64_t total;
-    const flow_line_t *bad = NULL;
-    char reason[256];
-    if (!read_lines(in, lines, n, &total)) {
-        err = emit_rejected(ctx, in, NULL, "order total out of range");
-    } else {
-        n = flow_merge_lines(lines, n);
-        err = flow_can_reserve(lines, n, stock_of, inv, &bad, reason, sizeof reason)
-                  ? emit_reserved(ctx, inv, in, lines, n, total)
-                  : emit_rejected(ctx, in, bad ? bad->sku : NULL, reason);
+    if (strcmp(state, "PENDING")) /* a redelivery: decided orders send their decision again */
+        return status_of(old) == R_PENDING ? EVK_OK
+                                           : send_decision(ctx, old, topic, partition, offset);
+    int reserved = 0;
+    evk_event_get_bool(in, "reserved", &reserved);
+    resv_change_t c = {.line_sku = flow_str(in, "sku"),
+                       .line_state = reserved ? "RESERVED" : "REJECTED",
+                       .line_reason = flow_str(in, "reason")};
+    evk_event_t *res = NULL;
+    evk_err_t err = put_changed(ctx, inv, old, &c, &res);
+    int rejected;
+    if (err || !all_answered(res, &rejected)) return err;
+    c = (resv_change_t){.status = rejected ? "REJECTED" : "RESERVED"};
+    if (rejected) {
+        for (size_t i = 0, n = count_of(res, "lines"); i < n && !c.reason; i++)
+            if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "REJECTED"))
+                c.reason = field_str(res, "lines[%zu].%s", i, "reason");
     }
-    free(lines);
-    return err;
+    err = put_changed(ctx, inv, res, &c, &res);
+    return err ? err : send_decision(ctx, res, topic, partition, offset);
+}
+
+/* ---- PaymentDeclined: give the units back ---- */
+
+static evk_err_t emit_released(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
+    evk_event_t *out =
+        derived_event(ctx, "StockReleased", flow_str(res, "declined_id"), "released");
+    if (!out) return EVK_ERR_NOMEM;
+    char reason[300];
+    snprintf(reason, sizeof reason, "payment declined: %s", why);
+    evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "reason", reason,
+                                  NULL);
+    if (!err) err = copy_lines(res, out, "lines");
+    if (!err)
+        evk_log(EVK_LOG_INFO, NAME, "released", "order_id", flow_str(res, "order_id"), NULL);
+    return flow_emit(ctx, out, err);
+}
+
+static evk_err_t send_return(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
+    evk_err_t err = send_commands(ctx, res, flow_str(res, "declined_id"), "RETURN", NULL,
+                                  flow_str(res, "declined_topic"),
+                                  flow_long(res, "declined_partition"),
+                                  flow_long(res, "declined_offset"));
+    return err ? err : emit_released(ctx, res, why);
 }
 
 static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
     inventory_t *inv = opaque;
-    size_t n = 0;
-    char path[48], reason[300];
-    evk_err_t err = evk_event_array_size(in, "items", &n);
-    for (size_t i = 0; i < n && !err; i++) {
-        snprintf(path, sizeof path, "items[%zu].sku", i);
-        const char *sku = flow_str(in, path);
-        snprintf(path, sizeof path, "items[%zu].quantity", i);
-        int64_t have = stock_of(sku, inv);
-        err = put_level(ctx, inv, sku, (have < 0 ? 0 : have) + flow_long(in, path));
+    const char *id = evk_event_id(in) ? evk_event_id(in) : "";
+    const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
+    if (old && status_of(old) == R_RETURNED)
+        return strcmp(flow_str(old, "declined_id"), id) ? EVK_OK
+                                                         : send_return(ctx, old, flow_str(in, "reason"));
+    if (!old || status_of(old) != R_RESERVED) {
+        evk_log(EVK_LOG_WARN, NAME, "payment declined for an order with no reservation here",
+                "order_id", flow_str(in, "order_id"), NULL);
+        return EVK_OK;
     }
-    evk_event_t *out = err ? NULL : evk_ctx_new_event(ctx, "StockReleased");
-    if (!out) return err ? err : EVK_ERR_NOMEM;
-    snprintf(reason, sizeof reason, "payment declined: %s", flow_str(in, "reason"));
-    err = flow_set_strs(out, "order_id", flow_str(in, "order_id"), "reason", reason, NULL);
-    if (!err) err = flow_copy_stock_lines(in, out);
-    if (!err)
-        evk_log(EVK_LOG_INFO, NAME, "released", "order_id", flow_str(in, "order_id"), NULL);
+    resv_change_t c = {.status = "RETURNED", .declined_id = id};
+    evk_event_origin(in, &c.declined_topic, NULL, NULL);
+    int32_t partition;
+    evk_event_origin(in, NULL, &partition, &c.declined_offset);
+    c.declined_partition = partition;
+    if (!c.declined_topic) c.declined_topic = "";
+    evk_event_t *res = NULL;
+    evk_err_t err = put_changed(ctx, inv, old, &c, &res);
+    return err ? err : send_return(ctx, res, flow_str(in, "reason"));
+}
+
+/* ---- the SKU side ---- */
+
+/* A SKU's record as plain data; strings are borrowed from the events. */
+typedef struct {
+    const char *order_id;
+    int64_t quantity;
+} hold_t;
+
+typedef struct {
+    const char *topic;
+    int64_t partition, offset;
+} applied_t;
+
+typedef struct {
+    const char *sku;
+    int64_t available;
+    hold_t *held;
+    size_t nheld;
+    applied_t *applied;
+    size_t napplied;
+} sku_t;
+
+static void sku_free(sku_t *s) {
+    free(s->held);
+    free(s->applied);
+}
+
+/* @s from the SKU's record, or from its seed entry before its first order
+ * (one spare slot each for an added hold or source). Unknown: available -1. */
+static evk_err_t sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
+    const evk_event_t *rec = evk_store_get(inv->stock, sku);
+    size_t nh = rec ? count_of(rec, "held") : 0, na = rec ? count_of(rec, "applied") : 0;
+    *s = (sku_t){sku, rec ? flow_long(rec, "available") : seed_units(inv, sku),
+                 calloc(nh + 1, sizeof(hold_t)), nh, calloc(na + 1, sizeof(applied_t)), na};
+    if (!s->held || !s->applied) {
+        sku_free(s);
+        return EVK_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nh; i++)
+        s->held[i] = (hold_t){field_str(rec, "held[%zu].%s", i, "order_id"),
+                              field_long(rec, "held[%zu].%s", i, "quantity")};
+    for (size_t i = 0; i < na; i++)
+        s->applied[i] = (applied_t){field_str(rec, "applied[%zu].%s", i, "topic"),
+                                    field_long(rec, "applied[%zu].%s", i, "partition"),
+                                    field_long(rec, "applied[%zu].%s", i, "offset")};
+    return EVK_OK;
+}
+
+static hold_t *sku_hold(sku_t *s, const char *order_id) {
+    for (size_t i = 0; i < s->nheld; i++)
+        if (!strcmp(s->held[i].order_id, order_id)) return &s->held[i];
+    return NULL;
+}
+
+static void sku_unhold(sku_t *s, hold_t *h) {
+    *h = s->held[--s->nheld];
+}
+
+static applied_t *sku_source(sku_t *s, const char *topic, int64_t partition) {
+    for (size_t i = 0; i < s->napplied; i++)
+        if (s->applied[i].partition == partition && !strcmp(s->applied[i].topic, topic))
+            return &s->applied[i];
+    s->applied[s->napplied] = (applied_t){topic, partition, -1};
+    return &s->applied[s->napplied++];
+}
+
+static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
+    evk_event_t *rec = evk_ctx_new_event(ctx, "SkuStock");
+    if (!rec) return EVK_ERR_NOMEM;
+    evk_err_t err = flow_set_strs(rec, "sku", s->sku, NULL);
+    if (!err) err = evk_event_set_long(rec, "available", s->available);
+    char path[64];
+    for (size_t i = 0; i < s->nheld && !err; i++) {
+        size_t k;
+        err = evk_event_append(rec, "held", &k);
+        snprintf(path, sizeof path, "held[%zu].order_id", k);
+        if (!err) err = evk_event_set_string(rec, path, s->held[i].order_id);
+        snprintf(path, sizeof path, "held[%zu].quantity", k);
+        if (!err) err = evk_event_set_long(rec, path, s->held[i].quantity);
+    }
+    for (size_t i = 0; i < s->napplied && !err; i++) {
+        size_t k;
+        err = evk_event_append(rec, "applied", &k);
+        snprintf(path, sizeof path, "applied[%zu].topic", k);
+        if (!err) err = evk_event_set_string(rec, path, s->applied[i].topic);
+        snprintf(path, sizeof path, "applied[%zu].partition", k);
+        if (!err) err = evk_event_set_long(rec, path, s->applied[i].partition);
+        snprintf(path, sizeof path, "applied[%zu].offset", k);
+        if (!err) err = evk_event_set_long(rec, path, s->applied[i].offset);
+    }
+    if (err) {
+        evk_event_destroy(rec);
+        return err;
+    }
+    return evk_store_put(ctx, inv->stock, rec);
+}
+
+/* The answer goes to the order's partition of inventory.line-results. */
+static evk_err_t answer(evk_ctx_t *ctx, const evk_event_t *cmd, int reserved,
+                        const char *reason) {
+    evk_event_t *out = derived_event(ctx, "StockLineResult", evk_event_id(cmd), "answer");
+    if (!out) return EVK_ERR_NOMEM;
+    evk_err_t err = flow_set_strs(out, "order_id", flow_str(cmd, "order_id"), "sku",
+                                  flow_str(cmd, "sku"), "reason", reason, NULL);
+    if (!err) err = evk_event_set_bool(out, "reserved", reserved);
+    if (!err) err = evk_event_set_key(out, flow_str(cmd, "order_id"));
     return flow_emit(ctx, out, err);
 }
 
+/* RESERVE: a hold of this order means it was granted; a position at or
+ * below the source's last one means it was decided (and refused) before. */
+static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cmd, sku_t *s,
+                         applied_t *src, int64_t offset) {
+    const char *order_id = flow_str(cmd, "order_id");
+    int64_t quantity = flow_long(cmd, "quantity");
+    char reason[256];
+    if (sku_hold(s, order_id)) return answer(ctx, cmd, 1, "");
+    if (s->available < 0 || offset <= src->offset) {
+        flow_can_hold(s->sku, s->available < 0 ? -1 : 0, quantity, reason, sizeof reason);
+        return answer(ctx, cmd, 0, reason);
+    }
+    int ok = flow_can_hold(s->sku, s->available, quantity, reason, sizeof reason);
+    if (ok) {
+        s->available -= quantity;
+        s->held[s->nheld++] = (hold_t){order_id, quantity};
+    }
+    src->offset = offset;
+    evk_err_t err = sku_write(ctx, inv, s);
+    return err ? err : answer(ctx, cmd, ok, ok ? "" : reason);
+}
+
+static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque) {
+    inventory_t *inv = opaque;
+    const char *action = flow_str(cmd, "action");
+    sku_t s;
+    evk_err_t err = sku_read(inv, flow_str(cmd, "sku"), &s);
+    if (err) return err;
+    applied_t *src = sku_source(&s, flow_str(cmd, "source_topic"),
+                                flow_long(cmd, "source_partition"));
+    int64_t offset = flow_long(cmd, "source_offset");
+    hold_t *h = sku_hold(&s, flow_str(cmd, "order_id"));
+    if (!strcmp(action, "RESERVE")) {
+        err = reserve(ctx, inv, cmd, &s, src, offset);
+    } else if (!strcmp(action, "RETURN")) {
+        if (s.available >= 0 && offset > src->offset) {
+            s.available += flow_long(cmd, "quantity");
+            src->offset = offset;
+            err = sku_write(ctx, inv, &s);
+        }
+    } else if (h) { /* CONFIRM keeps the units taken, CANCEL gives them back */
+        if (!strcmp(action, "CANCEL")) s.available += h->quantity;
+        sku_unhold(&s, h);
+        err = sku_write(ctx, inv, &s);
+    }
+    sku_free(&s);
+    return err;
+}
+
 int main(int argc, char **argv) {
-    static const flow_route_t routes[] = {
-        {"OrderPlaced", on_placed}, {"PaymentDeclined", on_declined}, {NULL, NULL}};
+    static const flow_route_t routes[] = {{"OrderPlaced", on_placed},
+                                          {"PaymentDeclined", on_declined},
+                                          {"StockLineCommand", on_command},
+                                          {"StockLineResult", on_result},
+                                          {NULL, NULL}};
     static const flow_service_t def = {
-        .name = NAME, .routes = routes, .setup = setup, .ready = on_ready};
+        .name = NAME, .routes = routes, .setup = setup, .cleanup = cleanup};
     inventory_t state = {0};
     return flow_service_main(&def, &state, argc, argv);
 }

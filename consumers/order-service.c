@@ -112,8 +112,19 @@ static evk_err_t fold(evk_event_t *st, const evk_event_t *old, const evk_event_t
     return err ? err : append_history(st, entry);
 }
 
+/* An outcome's id derives from the event that decided it, whichever call
+ * (first delivery or a redelivery) makes it. */
+static evk_event_t *outcome_event(evk_ctx_t *ctx, const char *type, const evk_event_t *in) {
+    evk_event_t *out = evk_ctx_new_event(ctx, type);
+    if (out && evk_event_id(in) && evk_event_derive_id(out, evk_event_id(in), "outcome")) {
+        evk_event_destroy(out);
+        return NULL;
+    }
+    return out;
+}
+
 static evk_err_t emit_confirmed(evk_ctx_t *ctx, const evk_event_t *in) {
-    evk_event_t *out = evk_ctx_new_event(ctx, "OrderConfirmed");
+    evk_event_t *out = outcome_event(ctx, "OrderConfirmed", in);
     if (!out) return EVK_ERR_NOMEM;
     evk_err_t err =
         flow_set_strs(out, "order_id", flow_str(in, "order_id"), "customer_id",
@@ -122,8 +133,8 @@ static evk_err_t emit_confirmed(evk_ctx_t *ctx, const evk_event_t *in) {
     return flow_emit(ctx, out, err);
 }
 
-static evk_err_t emit_cancelled(evk_ctx_t *ctx, const evk_event_t *st) {
-    evk_event_t *out = evk_ctx_new_event(ctx, "OrderCancelled");
+static evk_err_t emit_cancelled(evk_ctx_t *ctx, const evk_event_t *in, const evk_event_t *st) {
+    evk_event_t *out = outcome_event(ctx, "OrderCancelled", in);
     if (!out) return EVK_ERR_NOMEM;
     return flow_emit(ctx, out,
                      flow_set_strs(out, "order_id", flow_str(st, "order_id"), "customer_id",
@@ -139,7 +150,39 @@ static evk_err_t announce(evk_ctx_t *ctx, const evk_event_t *in, const evk_event
                           flow_status_t next) {
     if (!strcmp(type, "PaymentAuthorized") && first_of_type && !is_failure(next))
         return emit_confirmed(ctx, in);
-    if (is_failure(next) && next != prev) return emit_cancelled(ctx, st);
+    if (is_failure(next) && next != prev) return emit_cancelled(ctx, in, st);
+    return EVK_OK;
+}
+
+/* The event id of the first history entry whose type announces like
+ * @p type does (the payment, or a failure), or "". */
+static const char *first_deciding(const evk_event_t *st, const char *type) {
+    int failure = is_failure(flow_status_of_event(type));
+    size_t n = 0;
+    char path[64];
+    evk_event_array_size(st, "history", &n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "history[%zu].type", i);
+        const char *t = flow_str(st, path);
+        if (failure ? is_failure(flow_status_of_event(t)) : !strcmp(t, type)) {
+            snprintf(path, sizeof path, "history[%zu].event_id", i);
+            return flow_str(st, path);
+        }
+    }
+    return "";
+}
+
+/* A redelivered event was folded in already; what it announced then is
+ * announced again, with the same id, in case that write was lost (a broker
+ * without full transactions can keep part of a transaction). */
+static evk_err_t reannounce(evk_ctx_t *ctx, const evk_event_t *in, const evk_event_t *st,
+                            const char *type) {
+    flow_status_t cur = flow_status_parse(flow_str(st, "status"));
+    int deciding = !strcmp(first_deciding(st, type), evk_event_id(in));
+    if (!strcmp(type, "PaymentAuthorized") && deciding && !is_failure(cur))
+        return emit_confirmed(ctx, in);
+    if (is_failure(flow_status_of_event(type)) && deciding && is_failure(cur))
+        return emit_cancelled(ctx, in, st);
     return EVK_OK;
 }
 
@@ -148,9 +191,8 @@ static evk_err_t on_event(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
     const char *order_id = flow_str(in, "order_id");
     const char *type = evk_schema_name(evk_event_schema(in));
     const evk_event_t *old = evk_store_get(o->orders, order_id);
-    /* A replayed event (same id) was folded in already. */
     if (old && evk_event_id(in) && history_has(old, "event_id", evk_event_id(in)))
-        return EVK_OK;
+        return reannounce(ctx, in, old, type);
     int first_of_type = !old || !history_has(old, "type", type);
     flow_status_t prev = old ? flow_status_parse(flow_str(old, "status")) : FLOW_NONE;
     flow_status_t next = flow_status_fold(prev, flow_status_of_event(type));

@@ -55,7 +55,7 @@ SRC = os.environ.get("EVK_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.a
 SERVICES = ["inventory-service", "payment-service", "shipping-service", "order-service",
             "notification-service"]
 TOPICS = ["orders", "inventory", "payments", "shipments", "notifications", "inventory.levels",
-          "orders.status"]
+          "orders.status", "inventory.lines", "inventory.line-results", "inventory.reservations"]
 FINAL = {"SHIPPED", "REJECTED", "CANCELLED"}
 ORDERS_READERS = {"inventory-service", "order-service", "notification-service"}
 # Transient failures a broker really returns; each is one that librdkafka
@@ -126,18 +126,52 @@ class Cluster:
         with open(os.path.join(self.rundir, "bootstrap")) as f:
             self.brokers = f.read().strip()
         self.acks = 0
+        self.redeliveries = {}  # topic -> records that repeated an event id
+        self.instances = {s: 1 for s in SERVICES}  # copies started so far
+        self.hwm = collections.defaultdict(int)  # (service, copy) -> peak VmHWM in KiB
 
-    def pid(self, service):
-        with open(os.path.join(self.rundir, "pids", service + ".pid")) as f:
+    @staticmethod
+    def _name(service, copy):
+        return service if copy == 0 else f"{service}.{copy}"
+
+    def pid(self, service, copy=0):
+        with open(os.path.join(self.rundir, "pids", self._name(service, copy) + ".pid")) as f:
             return int(f.read())
 
-    def log(self, service):
-        with open(os.path.join(self.rundir, "logs", service + ".log")) as f:
+    def log(self, service, copy=0):
+        path = os.path.join(self.rundir, "logs", self._name(service, copy) + ".log")
+        if not os.path.exists(path):
+            return ""
+        with open(path) as f:
             return f.read()
+
+    def logs(self, service):
+        return [self.log(service, k) for k in range(self.instances[service])]
+
+    def sample_memory(self):
+        """Peak resident memory of every live copy, from /proc."""
+        for service in SERVICES:
+            for k in range(self.instances[service]):
+                try:
+                    with open(f"/proc/{self.pid(service, k)}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                kib = int(line.split()[1])
+                                self.hwm[(service, k)] = max(self.hwm[(service, k)], kib)
+                except (OSError, ValueError):
+                    pass
+
+    def add_copy(self, service):
+        """One more copy of @service, started with the very same command line."""
+        with self.lock:
+            k = self.instances[service]
+            self.instances[service] += 1
+            self._start(service, 0, k)
 
     def stop(self):
         """SIGTERM every service (exit 0 expected), then the broker; never raises."""
         with self.lock:
+            self.sample_memory()
             for service, proc in self.children.items():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
@@ -152,52 +186,58 @@ class Cluster:
             subprocess.run([os.path.join(SRC, "scripts/start-services"), "stop", "--dir",
                             self.rundir], env=self.env, check=False)
 
-    def _gone(self, service, pid):
-        proc = self.children.get(service)
+    def _gone(self, name, pid):
+        proc = self.children.get(name)
         if proc:
             return proc.poll() is not None
         return not os.path.exists(f"/proc/{pid}") or \
             "zombie" in open(f"/proc/{pid}/status").read()
 
-    def restart(self, service, sig=signal.SIGKILL):
-        """Stop @service with @sig (SIGTERM/SIGINT: it must exit 0) and start it
-        again as start-services did; return once it is ready."""
+    def restart(self, service, sig=signal.SIGKILL, copy=0):
+        """Stop a copy of @service with @sig (SIGTERM/SIGINT: it must exit 0)
+        and start it again with the same command line; return once it is ready."""
+        name = self._name(service, copy)
         with self.lock:
-            pid = self.pid(service)
-            readies = self.log(service).count("msg=ready")
+            self.sample_memory()
+            pid = self.pid(service, copy)
+            readies = self.log(service, copy).count("msg=ready")
             os.kill(pid, sig)
             deadline = time.monotonic() + 60
-            while not self._gone(service, pid):
-                check(time.monotonic() < deadline, f"{service} did not exit on signal {sig}")
+            while not self._gone(name, pid):
+                check(time.monotonic() < deadline, f"{name} did not exit on signal {sig}")
                 time.sleep(0.01)
-            proc = self.children.get(service)
+            proc = self.children.get(name)
             if proc and sig != signal.SIGKILL and proc.wait() != 0:
-                self.bad_exits.append((service, proc.returncode))
-            self._start(service, readies)
+                self.bad_exits.append((name, proc.returncode))
+            self._start(service, readies, copy)
 
-    def _start(self, service, readies):
-        with open(os.path.join(self.rundir, "logs", service + ".log"), "a") as f:
+    def _start(self, service, readies, copy=0):
+        name = self._name(service, copy)
+        with open(os.path.join(self.rundir, "logs", name + ".log"), "a") as f:
             proc = subprocess.Popen([os.path.join(BIN, "consumers", service), "-F", self.cfg,
                                      "-b", self.brokers], cwd=SRC, env=self.env,
                                     stdin=subprocess.DEVNULL, stdout=f, stderr=f)
-        self.children[service] = proc
-        with open(os.path.join(self.rundir, "pids", service + ".pid"), "w") as f:
+        self.children[name] = proc
+        with open(os.path.join(self.rundir, "pids", name + ".pid"), "w") as f:
             f.write(f"{proc.pid}\n")
         deadline = time.monotonic() + 90
-        while self.log(service).count("msg=ready") <= readies:
-            check(proc.poll() is None, f"{service} exited after its restart")
-            check(time.monotonic() < deadline, f"{service} not ready after its restart")
+        while self.log(service, copy).count("msg=ready") <= readies:
+            check(proc.poll() is None, f"{name} exited after its (re)start")
+            check(time.monotonic() < deadline, f"{name} not ready after its (re)start")
             time.sleep(0.05)
 
     def supervise(self):
-        """Restart, as an orchestrator would, any service that exited by itself."""
+        """Restart, as an orchestrator would, any copy that exited by itself."""
         with self.lock:
+            self.sample_memory()
             for service in SERVICES:
-                if self._gone(service, self.pid(service)):
-                    proc = self.children.get(service)
-                    self.unexpected.append((service, proc.returncode if proc else None))
-                    print(f"e2e_flow: {service} exited by itself, restarting it", flush=True)
-                    self._start(service, self.log(service).count("msg=ready"))
+                for k in range(self.instances[service]):
+                    name = self._name(service, k)
+                    if self._gone(name, self.pid(service, k)):
+                        proc = self.children.get(name)
+                        self.unexpected.append((name, proc.returncode if proc else None))
+                        print(f"e2e_flow: {name} exited by itself, restarting it", flush=True)
+                        self._start(service, self.log(service, k).count("msg=ready"), k)
 
     def inject(self, command):
         """One evk-dev-broker --control command; returns once the broker applied it."""
@@ -231,7 +271,16 @@ class Cluster:
         msgs = [m for m in msgs if m not in poison]
         bad = [m for m in msgs if "error" in m]
         check(not bad, f"{topic}: undecodable messages, e.g. {bad[:1]}")
-        return msgs
+        # A record repeating an event id is a redelivery (a replay after a
+        # crash or an abort the broker did not hide), not a second effect.
+        seen, unique = set(), []
+        for m in msgs:
+            ce_id = (m.get("headers") or {}).get("ce_id")
+            if ce_id is None or ce_id not in seen:
+                unique.append(m)
+            seen.add(ce_id)
+        self.redeliveries[topic] = len(msgs) - len(unique)
+        return unique
 
 
 def by_type(msgs):
@@ -266,7 +315,7 @@ def wait_for_outcomes(cluster, n, timeout):
 
 # What each service's group reads: once every group has committed the end of
 # each of its inputs, nothing more is in flight.
-INPUTS = {"inventory-service": ["orders", "payments"], "payment-service": ["inventory"],
+INPUTS = {"inventory-service": ["orders", "payments", "inventory.lines", "inventory.line-results"], "payment-service": ["inventory"],
           "shipping-service": ["payments", "shipments"],
           "order-service": ["orders", "inventory", "payments", "shipments"],
           "notification-service": ["orders", "shipments"]}
@@ -322,7 +371,7 @@ def check_stock(seed, placed, confirmed, levels):
     for oid in confirmed:
         for line in placed[oid]["items"]:
             sold[line["sku"]] += line["quantity"]
-    final = {}
+    final = dict(seed)  # a SKU nobody ordered has no record: it still has its seed
     for lv in levels:
         final[lv["sku"]] = lv["available"]
     for sku, units in seed.items():
@@ -360,15 +409,15 @@ def check_status_cli(cluster, last):
     check(r.returncode == 5, f"evk-order status of an unknown order: exit {r.returncode}")
 
 
-def check_logs(rundir, no_errors):
+def check_logs(cluster, no_errors):
     for s in SERVICES:
-        with open(os.path.join(rundir, "logs", s + ".log")) as f:
-            log = f.read()
-        check(not no_errors or "level=error" not in log, f"{s} logged an error")
-        # A sanitizer build reports (leaks: at exit) on stderr, i.e. the log.
-        check("Sanitizer" not in log and "runtime error:" not in log,
-              f"{s}: sanitizer report in its log")
-        check("msg=stopped" in log, f"{s} did not stop cleanly")
+        for k, log in enumerate(cluster.logs(s)):
+            name = cluster._name(s, k)
+            check(not no_errors or "level=error" not in log, f"{name} logged an error")
+            # A sanitizer build reports (leaks: at exit) on stderr, i.e. the log.
+            check("Sanitizer" not in log and "runtime error:" not in log,
+                  f"{name}: sanitizer report in its log")
+            check("msg=stopped" in log, f"{name} did not stop cleanly")
 
 
 def poison_kinds():
@@ -387,10 +436,10 @@ class Faults:
     """kill -9 / SIGTERM / SIGINT and restart the services, break the dev
     broker and write poison to `orders`, at random points while orders flow."""
 
-    def __init__(self, cluster, seed, kill, broker_faults):
-        self.kill, self.broker_faults = kill, broker_faults
+    def __init__(self, cluster, seed, kill, broker_faults, instances=1):
+        self.kill, self.broker_faults, self.instances = kill, broker_faults, instances
         self.cluster, self.rng = cluster, random.Random(seed)
-        self.kills = self.stops = self.broker = 0
+        self.kills = self.stops = self.broker = self.added = 0
         self.poison = {}  # key -> (value, expected evk_dlq_error)
         self.errors = []
         self.done = threading.Event()  # the orders are all produced
@@ -405,11 +454,24 @@ class Faults:
         rest = [(s, signal.SIGKILL) for s in SERVICES for _ in range(2) if self.kill]
         rest += [(s, sig) for s in SERVICES for sig in (signal.SIGTERM, signal.SIGINT)]
         self.rng.shuffle(rest)
+        # With several instances, the copies join while orders flow, and the
+        # faults hit a random copy of each service.
+        adds = [s for s in SERVICES for _ in range(self.instances - 1)]
+        self.rng.shuffle(adds)
         try:
+            for service in adds:
+                time.sleep(self.rng.uniform(0.2, 1.5))
+                self.cluster.add_copy(service)
+                self.added += 1
             for service, sig in [(s, first_sig) for s in first] + rest:
                 time.sleep(self.rng.uniform(0.5, 4))  # a random point in the flow
                 self.cluster.supervise()
-                self.cluster.restart(service, sig)
+                copy = self.rng.randrange(self.cluster.instances[service])
+                # Copy 0 is start-services' child until this script restarts it:
+                # its exit status can only be seen once it is ours.
+                if copy == 0 and service not in self.cluster.children and sig != first_sig:
+                    sig = first_sig
+                self.cluster.restart(service, sig, copy)
                 if sig == signal.SIGKILL:
                     self.kills += 1
                 else:
@@ -501,24 +563,45 @@ def check_dead_letters(poison, dlq):
     return len(want - set(seen)), sum(n - 1 for n in seen.values())
 
 
-def count_faults(placed, statuses, orders, payments, sent):
+def per_order(*lists):
+    c = collections.Counter()
+    for lst in lists:
+        c.update(v["order_id"] for v in lst)
+    return c
+
+
+def count_faults(placed, statuses, orders, inventory, payments, shipments, sent):
     """(lost, duplicated) effects across the flow, counted rather than
-    asserted so that the figures line is printed before any check fails."""
+    asserted so that the figures line is printed before any check fails.
+    The lists hold one record per event id (Cluster.read), so a count above
+    one is a second effect with an id of its own, never a redelivery."""
     last = {s["order_id"]: s for s in statuses}
-    outcomes = collections.Counter(v["order_id"] for v in orders["OrderConfirmed"])
-    outcomes.update(v["order_id"] for v in orders["OrderCancelled"])
-    pays = collections.Counter(v["order_id"] for t in ("PaymentAuthorized", "PaymentDeclined")
-                               for v in payments[t])
-    notes = collections.Counter((v["order_id"], v["template"]) for v in sent)
+    outcomes = per_order(orders["OrderConfirmed"], orders["OrderCancelled"])
+    effects = {"stock decisions": per_order(inventory["StockReserved"], inventory["StockRejected"]),
+               "releases": per_order(inventory["StockReleased"]),
+               "payments": per_order(payments["PaymentAuthorized"], payments["PaymentDeclined"]),
+               "shipments scheduled": per_order(shipments["ShipmentScheduled"]),
+               "shipments dispatched": per_order(shipments["ShipmentDispatched"]),
+               "outcome events": outcomes,
+               "notifications": collections.Counter((v["order_id"], v["template"]) for v in sent)}
     lost = sum(1 for o in placed if outcomes[o] == 0 or last.get(o, {}).get("status") not in FINAL)
-    dups = {what: sum(n - 1 for n in c.values() if n > 1)
-            for what, c in (("outcome events", outcomes), ("payments", pays),
-                            ("notifications", notes))}
+    dups = {what: sum(n - 1 for n in c.values() if n > 1) for what, c in effects.items()}
     if any(dups.values()):
         print(f"e2e_flow: duplicated: {dups}, e.g. " + ", ".join(
-            str([k for k, n in c.items() if n > 1][:2]) for c in (outcomes, pays, notes)),
-            flush=True)
+            str([k for k, n in c.items() if n > 1][:2]) for c in effects.values()), flush=True)
     return lost, sum(dups.values())
+
+
+def longest_wait(orders_msgs):
+    """Seconds from an OrderPlaced record to its outcome record, the worst order."""
+    placed, worst = {}, 0.0
+    for m in orders_msgs:
+        t = m["type"].rsplit(".", 1)[-1]
+        if t == "OrderPlaced":
+            placed[m["value"]["order_id"]] = m["ts"]
+        elif t in ("OrderConfirmed", "OrderCancelled") and m["value"]["order_id"] in placed:
+            worst = max(worst, (m["ts"] - placed[m["value"]["order_id"]]) / 1000)
+    return worst
 
 
 def run(args, work):
@@ -527,7 +610,12 @@ def run(args, work):
     t0 = time.monotonic()
     control = os.path.join(work, "broker-control") if args.chaos else None
     cluster = Cluster(work, cfg, args.partitions, control)
-    faults = Faults(cluster, args.seed, args.kill, args.broker_faults) if args.chaos else None
+    faults = Faults(cluster, args.seed, args.kill, args.broker_faults,
+                    args.instances) if args.chaos else None
+    if not faults:
+        for service in SERVICES:
+            for _ in range(args.instances - 1):
+                cluster.add_copy(service)
     try:
         threads = []
         if faults:
@@ -553,21 +641,28 @@ def run(args, work):
         wait_for_outcomes(cluster, args.orders, args.timeout)
         t2 = time.monotonic()
         wait_idle(cluster)  # so that a duplicate, were there one, is there to see
-        placed = {v["order_id"]: v for v in by_type(cluster.read("orders"))["OrderPlaced"]}
-        orders = by_type(cluster.read("orders"))
+        orders_msgs = cluster.read("orders")
+        placed = {v["order_id"]: v for v in by_type(orders_msgs)["OrderPlaced"]}
+        orders = by_type(orders_msgs)
         statuses = [m["value"] for m in cluster.read("orders.status")]
         payments = by_type(cluster.read("payments"))
+        inventory = by_type(cluster.read("inventory"))
+        shipments = by_type(cluster.read("shipments"))
         sent = [m["value"] for m in cluster.read("notifications")]
-        lost, dup = count_faults(placed, statuses, orders, payments, sent)
+        lost, dup = count_faults(placed, statuses, orders, inventory, payments, shipments, sent)
+        wait = longest_wait(orders_msgs)
         lost += args.orders - len(placed)
         if faults:
             dlq = read_raw(cluster.brokers, "orders.dlq")
             plost, pdup = check_dead_letters(faults.poison, dlq)
             lost, dup = lost + plost, dup + pdup
             injected = faults.kills + faults.stops + faults.broker
-            print(f"orders {args.orders}, faults injected {injected} (kills {faults.kills}, "
-                  f"SIGTERM/SIGINT restarts {faults.stops}, broker {faults.broker}), lost {lost}, "
-                  f"duplicated {dup}", flush=True)
+            print(f"orders {args.orders}, instances {args.instances} per service "
+                  f"({faults.added} added while orders flowed), faults injected {injected} "
+                  f"(kills {faults.kills}, SIGTERM/SIGINT restarts {faults.stops}, "
+                  f"broker {faults.broker}), lost {lost}, duplicated {dup}, "
+                  f"redelivered {sum(cluster.redeliveries.values())}, "
+                  f"longest wait for an outcome {wait:.1f} s", flush=True)
             print(f"e2e_flow: "
                   f"{len(faults.poison)} poison messages -> {len(dlq)} orders.dlq records, "
                   f"{len(cluster.unexpected)} services exited by themselves", flush=True)
@@ -583,7 +678,9 @@ def run(args, work):
                                   [m["value"] for m in cluster.read("inventory.levels")])
         with open(os.path.join(cluster.rundir, "outbox.jsonl")) as f:
             outbox = [json.loads(line) for line in f]
-        repeats = check_notifications(placed, last, sent, outbox, args.chaos)
+        # Replays after a crash or a rebalance repeat a side effect with its id.
+        repeats = check_notifications(placed, last, sent, outbox,
+                                      args.chaos or args.instances > 1)
         check_status_cli(cluster, last)
         for t in TOPICS:
             if not (faults and t == "orders"):
@@ -593,7 +690,10 @@ def run(args, work):
         cluster.stop()
     check(not cluster.bad_exits, f"services stopped by a signal exited non-zero: "
                                  f"{cluster.bad_exits}")
-    check_logs(cluster.rundir, not args.chaos)
+    check_logs(cluster, not args.chaos)
+    if cluster.hwm:
+        print("e2e_flow: peak memory per instance (VmHWM, MiB): " + ", ".join(
+            f"{cluster._name(s, k)} {kib / 1024:.0f}" for (s, k), kib in sorted(cluster.hwm.items())))
 
     status = collections.Counter(s["status"] for s in last.values())
     print(f"e2e_flow: {args.orders} orders: {status['SHIPPED']} shipped, "
@@ -613,6 +713,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=200)
     p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--instances", type=int, default=1,
+                   help="copies of every service, started with the same command line")
     p.add_argument("--timeout", type=float, default=600, help="seconds for all outcomes")
     p.add_argument("--chaos", action="store_true",
                    help="kill and restart services, break the broker, write poison")

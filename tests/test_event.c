@@ -69,6 +69,20 @@ static const struct {
                        "\"currency\":\"EUR\"}"},
     {"OrderCancelled", "{\"order_id\":\"o-1\",\"customer_id\":\"c-1\",\"status\":\"REJECTED\","
                        "\"reason\":\"out of stock\"}"},
+    {"StockLineCommand",
+     "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"quantity\":2,\"action\":\"RESERVE\","
+     "\"source_topic\":\"orders\",\"source_partition\":3,\"source_offset\":42}"},
+    {"StockLineResult",
+     "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"reserved\":false,\"reason\":\"none left\"}"},
+    {"SkuStock",
+     "{\"sku\":\"sku-1\",\"available\":7,\"held\":[{\"order_id\":\"o-1\",\"quantity\":2}],"
+     "\"applied\":[{\"topic\":\"orders\",\"partition\":3,\"offset\":42}]}"},
+    {"OrderReservation",
+     "{\"order_id\":\"o-1\",\"placed_id\":\"e-1\",\"customer_id\":\"c-1\",\"currency\":"
+     "\"EUR\",\"total_cents\":3500,\"status\":\"PENDING\",\"reason\":\"\",\"lines\":[{\"sku\":"
+     "\"sku-1\",\"quantity\":2,\"state\":\"RESERVED\",\"reason\":\"\"}],\"placed_topic\":"
+     "\"orders\",\"placed_partition\":3,\"placed_offset\":42,\"declined_id\":\"\","
+     "\"declined_topic\":\"\",\"declined_partition\":-1,\"declined_offset\":-1}"},
     {"NotificationSent",
      "{\"notification_id\":\"n-1\",\"order_id\":\"o-1\",\"customer_id\":\"c-1\",\"template\":"
      "\"order_confirmed\",\"channel\":\"file\",\"message\":\"B\xc3\xa4r \\\"quoted\\\"\\n\\t"

@@ -62,22 +62,9 @@ static void test_pick_is_stable_and_in_range(void **state) {
 
 /* ---- inventory ---- */
 
-typedef struct {
-    const char *sku;
-    int64_t available;
-} stock_t;
-
-static int64_t stock_lookup(const char *sku, void *opaque) {
-    for (const stock_t *s = opaque; s->sku; s++)
-        if (!strcmp(s->sku, sku)) return s->available;
-    return -1;
-}
-
-static const stock_t shelf[] = {{"SKU-1", 10}, {"SKU-2", 0}, {"SKU-3", 1}, {NULL, 0}};
-
 static void test_merge_lines_sums_repeated_skus(void **state) {
     (void)state;
-    flow_line_t l[] = {{"SKU-1", 2}, {"SKU-3", 1}, {"SKU-1", 3}, {"SKU-3", 1}};
+    flow_line_t l[] = {{"SKU-1", 2, 0}, {"SKU-3", 1, 0}, {"SKU-1", 3, 0}, {"SKU-3", 1, 0}};
     size_t n = flow_merge_lines(l, 4);
     assert_int_equal(n, 2);
     assert_string_equal(l[0].sku, "SKU-1");
@@ -86,54 +73,57 @@ static void test_merge_lines_sums_repeated_skus(void **state) {
     assert_int_equal(l[1].quantity, 2);
 }
 
-static void test_reserve_all_available(void **state) {
+static void test_hold_decides_per_line(void **state) {
     (void)state;
-    flow_line_t l[] = {{"SKU-1", 10}, {"SKU-3", 1}};
-    const flow_line_t *bad = l;
     char reason[128] = "";
-    assert_int_equal(
-        flow_can_reserve(l, 2, stock_lookup, (void *)shelf, &bad, reason, sizeof reason), 1);
-    assert_null(bad);
-}
-
-static void test_reserve_insufficient_names_the_line(void **state) {
-    (void)state;
-    flow_line_t l[] = {{"SKU-1", 1}, {"SKU-3", 2}};
-    const flow_line_t *bad = NULL;
-    char reason[128];
-    assert_int_equal(
-        flow_can_reserve(l, 2, stock_lookup, (void *)shelf, &bad, reason, sizeof reason), 0);
-    assert_ptr_equal(bad, &l[1]);
+    assert_int_equal(flow_can_hold("SKU-1", 10, 10, reason, sizeof reason), 1);
+    assert_int_equal(flow_can_hold("SKU-3", 1, 2, reason, sizeof reason), 0);
     assert_string_equal(reason, "insufficient stock for SKU-3: requested 2, available 1");
-}
-
-/* An order listing the last unit twice must not get it twice. */
-static void test_reserve_counts_repeated_sku_once(void **state) {
-    (void)state;
-    flow_line_t l[] = {{"SKU-3", 1}, {"SKU-3", 1}};
-    const flow_line_t *bad;
-    char reason[128];
-    size_t n = flow_merge_lines(l, 2);
-    assert_int_equal(
-        flow_can_reserve(l, n, stock_lookup, (void *)shelf, &bad, reason, sizeof reason), 0);
-    assert_string_equal(reason, "insufficient stock for SKU-3: requested 2, available 1");
-}
-
-static void test_reserve_rejects_unknown_empty_and_nonpositive(void **state) {
-    (void)state;
-    flow_line_t unknown[] = {{"SKU-9", 1}}, zero[] = {{"SKU-1", 0}};
-    const flow_line_t *bad;
-    char reason[128];
-    assert_int_equal(
-        flow_can_reserve(unknown, 1, stock_lookup, (void *)shelf, &bad, reason, sizeof reason),
-        0);
+    assert_int_equal(flow_can_hold("SKU-9", -1, 1, reason, sizeof reason), 0);
     assert_string_equal(reason, "unknown sku SKU-9");
-    assert_int_equal(
-        flow_can_reserve(zero, 1, stock_lookup, (void *)shelf, &bad, reason, sizeof reason), 0);
-    assert_string_equal(reason, "invalid quantity 0 for SKU-1");
-    assert_int_equal(
-        flow_can_reserve(zero, 0, stock_lookup, (void *)shelf, &bad, reason, sizeof reason), 0);
-    assert_string_equal(reason, "order has no items");
+}
+
+static void assert_order_rejected(const flow_order_t *o, const char *want) {
+    char reason[160] = "";
+    int64_t total = 0;
+    assert_int_equal(flow_check_order(o, &total, reason, sizeof reason), 0);
+    assert_string_equal(reason, want);
+}
+
+static void test_order_rules(void **state) {
+    (void)state;
+    flow_line_t ok[] = {{"SKU-1", 2, 1999}, {"SKU-2", 1, 0}};
+    flow_order_t o = {"o-1", "c-1", "EUR", ok, 2};
+    char reason[160];
+    int64_t total = 0;
+    assert_int_equal(flow_check_order(&o, &total, reason, sizeof reason), 1);
+    assert_int_equal(total, 3998);
+    /* A negative line must not offset another of the same SKU. */
+    flow_line_t neg[] = {{"SKU-1", 2, 100}, {"SKU-1", -1, 100}};
+    o.lines = neg;
+    assert_order_rejected(&o, "items[1].quantity: must be at least 1, got -1");
+    flow_line_t price[] = {{"SKU-1", 1, -150000}};
+    o.lines = price;
+    o.n = 1;
+    assert_order_rejected(&o, "items[0].unit_price_cents: must not be negative, got -150000");
+    flow_line_t big[] = {{"SKU-1", 2, INT64_MAX}};
+    o.lines = big;
+    assert_order_rejected(&o, "items[0]: order total out of range");
+    flow_line_t nosku[] = {{"", 1, 1}};
+    o.lines = nosku;
+    assert_order_rejected(&o, "items[0].sku: must be non-empty, without control characters");
+    o.lines = ok;
+    o.n = 0;
+    assert_order_rejected(&o, "items: order has no items");
+    o.n = 2;
+    o.currency = "euro";
+    assert_order_rejected(&o, "currency: must be three upper-case letters, got \"euro\"");
+    o.currency = "EUR";
+    o.customer_id = "";
+    assert_order_rejected(&o, "customer_id: must be non-empty, without control characters");
+    o.customer_id = "c-1";
+    o.order_id = "o-\x1b[31m";
+    assert_order_rejected(&o, "order_id: must be non-empty, without control characters");
 }
 
 /* ---- payment ---- */
@@ -223,10 +213,8 @@ int main(void) {
         cmocka_unit_test(test_tracking_number),
         cmocka_unit_test(test_pick_is_stable_and_in_range),
         cmocka_unit_test(test_merge_lines_sums_repeated_skus),
-        cmocka_unit_test(test_reserve_all_available),
-        cmocka_unit_test(test_reserve_insufficient_names_the_line),
-        cmocka_unit_test(test_reserve_counts_repeated_sku_once),
-        cmocka_unit_test(test_reserve_rejects_unknown_empty_and_nonpositive),
+        cmocka_unit_test(test_hold_decides_per_line),
+        cmocka_unit_test(test_order_rules),
         cmocka_unit_test(test_payment_rules),
         cmocka_unit_test(test_fold_any_arrival_order),
         cmocka_unit_test(test_fold_never_regresses),

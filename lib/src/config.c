@@ -180,8 +180,11 @@ static evk_err_t kafka_check(const char *name, const char *value, char *reason, 
 evk_config_t *evk_config_new(void) {
     evk_config_t *cfg = calloc(1, sizeof(*cfg));
     if (!cfg) return NULL;
+    /* murmur2 is Java's partitioner: a key lands in the same partition
+     * whichever client wrote it, which co-partitioned topics rely on. */
     if (kvs_put(&cfg->kafka, "enable.idempotence", "true") != EVK_OK ||
-        kvs_put(&cfg->kafka, "acks", "all") != EVK_OK) {
+        kvs_put(&cfg->kafka, "acks", "all") != EVK_OK ||
+        kvs_put(&cfg->kafka, "partitioner", "murmur2_random") != EVK_OK) {
         evk_config_destroy(cfg);
         return NULL;
     }

@@ -103,6 +103,43 @@ void evk_uuid4(char buf[37]) {
     *p = 0;
 }
 
+/* FNV-1a over base, a NUL and label, from @p seed, then a splitmix64
+ * finaliser so that every input bit reaches every output bit. */
+static uint64_t derive_half(uint64_t seed, const char *base, const char *label) {
+    uint64_t h = seed;
+    for (const char *s = base;; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        if (!*s) break;
+    }
+    for (const char *s = label; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *label) {
+    static const char hex[] = "0123456789abcdef";
+    if (!ev || !base || !label) return EVK_ERR_INVALID_ARG;
+    uint64_t halves[2] = {derive_half(1469598103934665603ULL, base, label),
+                          derive_half(0x9e3779b97f4a7c15ULL, base, label)};
+    unsigned char b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = (unsigned char)(halves[i / 8] >> (8 * (i % 8)));
+    b[6] = (b[6] & 0x0f) | 0x80; /* version 8: custom */
+    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 9562 variant */
+    char id[37], *p = id;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    *p = 0;
+    return evk_event_set_id(ev, id);
+}
+
 /* The date and time up to the second change once a second: formatted then,
  * and only the milliseconds on every call. */
 void evk_now_rfc3339(char buf[32]) {

@@ -31,6 +31,26 @@ static const char *met_path(const evk_service_t *svc, const char *own, const cha
     return evk_config_get_string(svc->cfg, buf, NULL) ? buf : shared;
 }
 
+/* Copies of a service on one host share its config: copy k serves on the
+ * configured port + k * metrics_port_stride, so that the second copy does not
+ * die on the first one's port. */
+static evk_err_t metrics_port_for_slot(const evk_service_t *svc, svc_metrics_t *m,
+                                       const char *port_path, char *errstr, size_t errstr_size) {
+    char path[512];
+    int64_t stride = 0;
+    snprintf(path, sizeof(path), "%s.metrics_port_stride", svc->name);
+    evk_err_t rc = evk_config_get_int(svc->cfg, path, 100, &stride, errstr, errstr_size);
+    if (rc || !m->port || !svc->slot) return rc;
+    if (stride < 1 || m->port + stride * svc->slot > 65535)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "%s: instance %s (slot %d) would serve on port %lld + %d * %lld, outside "
+                        "1-65535; set %s or %s",
+                        port_path, svc->instance_id, svc->slot, (long long)m->port, svc->slot,
+                        (long long)stride, path, port_path);
+    m->port += stride * svc->slot;
+    return EVK_OK;
+}
+
 evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char buf[512];
     svc_metrics_t *m = svc->metrics;
@@ -40,6 +60,7 @@ evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_s
         return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "%s: expected a port (1-65535, 0 for none), got %lld", path,
                         (long long)m->port);
+    if (!rc) rc = metrics_port_for_slot(svc, m, path, errstr, errstr_size);
     path = met_path(svc, "metrics_bind", "metrics.bind", buf, sizeof(buf));
     if (!rc && !(m->bind = strdup(evk_config_get_string(svc->cfg, path, "127.0.0.1"))))
         rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");

@@ -17,6 +17,7 @@
 #define SVC_FLUSH_TIMEOUT_MS 10000
 #define SVC_MAX_POLL_DEFAULT_MS 300000   /* librdkafka's max.poll.interval.ms */
 #define SVC_TXN_TIMEOUT_DEFAULT_MS 60000 /* librdkafka's transaction.timeout.ms */
+#define SVC_WAIT_REPORT_MS 10000         /* how often a member without partitions says so */
 
 /* ---- signals ---- */
 
@@ -144,18 +145,33 @@ static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errs
 static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t *parts, void *opaque);
 
+/* Group settings evkit picks unless the kafka group sets them: a killed
+ * member's partitions move after session.timeout.ms, which librdkafka
+ * defaults to 45 s (see docs/SCALING.md for the trade-off). */
+static const char *const svc_group_defaults[] = {"session.timeout.ms", "6000",
+                                                 "heartbeat.interval.ms", "1000", NULL};
+
 static evk_err_t svc_open_consumer(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    const char *const kv[] = {"group.id",
-                              svc->group_id,
-                              "isolation.level",
-                              "read_committed",
-                              "enable.auto.commit",
-                              "false",
-                              "enable.auto.offset.store",
-                              "false",
-                              "auto.offset.reset",
-                              "earliest",
-                              NULL};
+    const char *kv[32];
+    size_t n = 0;
+    for (const char *const *d = svc_group_defaults; *d; d += 2) {
+        if (evk_config_kafka_get(svc->cfg, d[0])) continue;
+        kv[n++] = d[0];
+        kv[n++] = d[1];
+    }
+    /* Range assigns partition p of every input topic to one member: the
+     * co-partitioning that partitioned stores rely on. */
+    const char *const fixed[] = {"group.id", svc->group_id, "isolation.level", "read_committed",
+                                 "enable.auto.commit", "false", "enable.auto.offset.store",
+                                 "false", "auto.offset.reset", "earliest",
+                                 "partition.assignment.strategy", "range", NULL};
+    for (const char *const *f = fixed; *f; f++)
+        kv[n++] = *f;
+    if (svc->static_membership) {
+        kv[n++] = "group.instance.id";
+        kv[n++] = svc->instance_id;
+    }
+    kv[n] = NULL;
     rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
     if (conf) rd_kafka_conf_set_rebalance_cb(conf, svc_rebalance);
     svc->consumer = svc_client(svc, RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
@@ -182,15 +198,84 @@ static evk_err_t svc_subscribe(evk_service_t *svc, char *errstr, size_t errstr_s
 
 /* ---- stores and rebalancing ---- */
 
-static evk_err_t svc_restore_all(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    evk_err_t rc = EVK_OK;
+static void svc_cb_fail(evk_service_t *svc, evk_err_t rc) {
+    if (rc && rc != SVC_REPLAY && !svc->cb_err) svc->cb_err = rc;
+}
+
+/* "orders[0,1] payments[0,1]" for the logs. */
+static void svc_parts_text(const rd_kafka_topic_partition_list_t *parts, char *buf,
+                           size_t size) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && len < size; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int same = i > 0 && !strcmp(parts->elems[i - 1].topic, p->topic);
+        int n = same ? snprintf(buf + len, size - len, ",%d", (int)p->partition)
+                     : snprintf(buf + len, size - len, "%s%s[%d", i ? "] " : "", p->topic,
+                                (int)p->partition);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (parts->cnt && len < size) snprintf(buf + len, size - len, "]");
+}
+
+/* The distinct partition numbers of @p parts. */
+static evk_err_t svc_hold(evk_service_t *svc, const rd_kafka_topic_partition_list_t *parts) {
+    int32_t *held = parts->cnt ? malloc((size_t)parts->cnt * sizeof(*held)) : NULL;
+    if (parts->cnt && !held) return EVK_ERR_NOMEM;
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        size_t k = 0;
+        while (k < n && held[k] != parts->elems[i].partition)
+            k++;
+        if (k == n) held[n++] = parts->elems[i].partition;
+    }
+    free(svc->held);
+    svc->held = held;
+    svc->nheld = n;
+    return EVK_OK;
+}
+
+/* Partition p of a store's changelog holds the state of input partition p,
+ * so every input topic and every changelog must have as many partitions.
+ * Anything else would mix up state silently: refuse it. A changelog not
+ * created yet is created by the first write with the cluster's default. */
+static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    const char *first = NULL;
+    int want = 0;
+    int64_t deadline = evk_now_ms() + SVC_INIT_TIMEOUT_MS;
+    for (size_t i = 0; i < svc->nroutes + svc->nstores; i++) {
+        const evk_schema_t *s = i < svc->nroutes ? svc->routes[i].schema
+                                                 : svc_store_schema(svc->stores[i - svc->nroutes]);
+        int n = 0;
+        evk_err_t rc = svc_topic_partitions(svc->consumer, evk_schema_topic(s), deadline, &n,
+                                            errstr, errstr_size);
+        if (rc) return rc;
+        if (!n) continue;
+        if (!first) {
+            first = evk_schema_topic(s);
+            want = n;
+        } else if (n != want) {
+            return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                            "%s: topic %s has %d partitions but %s has %d: a service with "
+                            "stores needs the same count on every input topic and changelog "
+                            "(docs/SCALING.md)",
+                            svc->name, evk_schema_topic(s), n, first, want);
+        }
+    }
+    return EVK_OK;
+}
+
+static evk_err_t svc_restore_held(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = svc->nstores ? svc_check_copartitioned(svc, errstr, errstr_size) : EVK_OK;
     for (size_t i = 0; i < svc->nstores && !rc; i++)
-        rc = svc_store_restore(svc, svc->stores[i], errstr, errstr_size);
+        rc = svc_store_restore(svc, svc->stores[i], svc->held, svc->nheld, errstr, errstr_size);
     return rc;
 }
 
-static void svc_cb_fail(evk_service_t *svc, evk_err_t rc) {
-    if (rc && rc != SVC_REPLAY && !svc->cb_err) svc->cb_err = rc;
+static void svc_drop_held(evk_service_t *svc) {
+    for (size_t i = 0; i < svc->nstores; i++)
+        svc_store_drop(svc->stores[i]);
+    svc->nheld = 0;
 }
 
 /* Close the open transaction before the assignment changes: its offsets may
@@ -203,13 +288,17 @@ static void svc_settle(evk_service_t *svc, int lost) {
     svc_cb_fail(svc, rc);
 }
 
+/* The stores load the assigned partitions before the first input of them is
+ * handled: until now their previous owner may have written them. */
 static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
                        rd_kafka_topic_partition_list_t *parts, int coop) {
+    char text[1024], ms[24];
+    int64_t start = evk_now_ms();
     svc_settle(svc, 0);
-    /* Every assignment reloads the stores, the first included: until it,
-     * the previous owner of the partitions may still have written them. */
+    svc_drop_held(svc);
+    if (!svc->cb_err && svc_hold(svc, parts)) svc_cb_fail(svc, EVK_ERR_NOMEM);
     if (!svc->cb_err)
-        svc_cb_fail(svc, svc_restore_all(svc, svc->cb_errstr, sizeof(svc->cb_errstr)));
+        svc_cb_fail(svc, svc_restore_held(svc, svc->cb_errstr, sizeof(svc->cb_errstr)));
     rd_kafka_error_t *e = coop ? rd_kafka_incremental_assign(rk, parts) : NULL;
     rd_kafka_resp_err_t err = coop ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_assign(rk, parts);
     if ((e || err) && !svc->cb_err) {
@@ -218,18 +307,30 @@ static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
                  e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
     }
     if (e) rd_kafka_error_destroy(e);
+    svc_parts_text(parts, text, sizeof(text));
+    snprintf(ms, sizeof(ms), "%lld", (long long)(evk_now_ms() - start));
+    evk_log(EVK_LOG_INFO, svc->name, "partitions assigned", "instance", svc->instance_id,
+            "partitions", parts->cnt ? text : "(none)", "restore_ms", ms, NULL);
+    svc->unassigned_since = parts->cnt ? 0 : evk_now_ms();
 }
 
 static void svc_revoke(evk_service_t *svc, rd_kafka_t *rk,
                        rd_kafka_topic_partition_list_t *parts, int coop) {
-    svc_settle(svc, rd_kafka_assignment_lost(rk));
+    char text[1024];
+    int lost = rd_kafka_assignment_lost(rk);
+    svc_settle(svc, lost);
     svc_poison_clear(svc);
+    svc_drop_held(svc);
     if (coop) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) rd_kafka_error_destroy(e); /* leaving anyway */
     } else {
         rd_kafka_assign(rk, NULL);
     }
+    svc_parts_text(parts, text, sizeof(text));
+    evk_log(EVK_LOG_INFO, svc->name, lost ? "partitions lost" : "partitions revoked",
+            "instance", svc->instance_id, "partitions", parts->cnt ? text : "(none)", NULL);
+    svc->unassigned_since = evk_now_ms();
 }
 
 static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -239,6 +340,20 @@ static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         svc_assign(opaque, rk, parts, coop);
     else
         svc_revoke(opaque, rk, parts, coop);
+}
+
+/* A member without partitions says so now and then: the group may be
+ * waiting for a departed member's session to time out. */
+static void svc_report_waiting(evk_service_t *svc) {
+    int64_t now = evk_now_ms();
+    if (!svc->unassigned_since || now - svc->unassigned_since < SVC_WAIT_REPORT_MS ||
+        now - svc->waiting_logged < SVC_WAIT_REPORT_MS)
+        return;
+    char s[24];
+    snprintf(s, sizeof(s), "%lld", (long long)((now - svc->unassigned_since) / 1000));
+    evk_log(EVK_LOG_INFO, svc->name, "waiting for partitions", "instance", svc->instance_id,
+            "group", svc->group_id, "seconds", s, NULL);
+    svc->waiting_logged = now;
 }
 
 /* ---- handling one input ---- */
@@ -281,8 +396,8 @@ static evk_err_t svc_call(evk_service_t *svc, const svc_route_t *r, evk_ctx_t *c
 static evk_err_t svc_dispatch(evk_service_t *svc, const svc_route_t *r,
                               const rd_kafka_message_t *m, const evk_event_t *ev, char *errstr,
                               size_t errstr_size) {
-    evk_ctx_t ctx = {svc, ev};
     for (unsigned attempt = 1;; attempt++) {
+        evk_ctx_t ctx = {svc, ev, m->partition, 0};
         size_t mark = svc->nundo;
         evk_err_t hrc = svc_call(svc, r, &ctx, ev);
         if (hrc == EVK_OK) {
@@ -397,6 +512,7 @@ static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) 
         /* Serves the producer's statistics callback, which nothing else
          * does while input flows (and whose reports would pile up). */
         rd_kafka_poll(svc->producer, 0);
+        svc_report_waiting(svc);
         evk_err_t rc = EVK_OK;
         if (svc->cb_err)
             rc = evk_fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
@@ -415,7 +531,7 @@ static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) 
 static evk_err_t svc_ready_once(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = svc_txn_begin(svc, errstr, errstr_size);
     if (rc) return rc;
-    evk_ctx_t ctx = {svc, NULL};
+    evk_ctx_t ctx = {svc, NULL, RD_KAFKA_PARTITION_UA, 0};
     evk_err_t cbrc = svc->ready_cb(&ctx, svc->ready_opaque);
     if (cbrc) {
         rc = svc_txn_abort(svc, 0, errstr, errstr_size);
@@ -439,9 +555,12 @@ static evk_err_t svc_ready(evk_service_t *svc, char *errstr, size_t errstr_size)
 static evk_err_t svc_start(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = svc_open_producer(svc, errstr, errstr_size);
     if (!rc) rc = svc_open_consumer(svc, errstr, errstr_size);
-    if (!rc && !svc_stopping(svc)) rc = svc_restore_all(svc, errstr, errstr_size);
     if (!rc) rc = svc_ready(svc, errstr, errstr_size);
     if (!rc) rc = svc_subscribe(svc, errstr, errstr_size);
+    if (!rc)
+        evk_log(EVK_LOG_INFO, svc->name, "joining group", "group", svc->group_id, "instance",
+                svc->instance_id, "transactional_id", svc->txn_id, NULL);
+    svc->unassigned_since = evk_now_ms();
     return rc;
 }
 
@@ -556,17 +675,19 @@ static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_si
 }
 
 static evk_err_t svc_ids(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    char path[512], host[256] = "evkit";
+    char path[512];
     snprintf(path, sizeof(path), "%s.group_id", svc->name);
     svc->group_id = evk_strdup0(evk_config_get_string(svc->cfg, path, svc->name));
-    if (gethostname(host, sizeof(host)) != 0) strcpy(host, "evkit");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(path, sizeof(path), "%s.instance_id", svc->name);
-    const char *instance = evk_config_get_string(svc->cfg, path, host);
-    size_t n = (svc->group_id ? strlen(svc->group_id) : 0) + strlen(instance) + 2;
-    svc->txn_id = svc->group_id ? malloc(n) : NULL;
-    if (!svc->txn_id) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    snprintf(svc->txn_id, n, "%s-%s", svc->group_id, instance);
+    if (!svc->group_id) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    snprintf(path, sizeof(path), "%s.static_membership", svc->name);
+    evk_err_t rc =
+        evk_config_get_bool(svc->cfg, path, 0, &svc->static_membership, errstr, errstr_size);
+    if (!rc) rc = svc_instance_claim(svc, errstr, errstr_size);
+    if (rc) return rc;
+    size_t n = strlen(svc->group_id) + strlen(svc->instance_id) + 2;
+    if (!(svc->txn_id = malloc(n)))
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    snprintf(svc->txn_id, n, "%s-%s", svc->group_id, svc->instance_id);
     return EVK_OK;
 }
 
@@ -579,6 +700,7 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_c
     if (!svc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->cfg = cfg;
     svc->cat = cat;
+    svc->lock_fd = -1;
     svc->name = strdup(name);
     svc->next = rd_kafka_topic_partition_list_new(8);
     svc->first = rd_kafka_topic_partition_list_new(8);
@@ -652,6 +774,8 @@ void evk_service_destroy(evk_service_t *svc) {
     free(svc->name);
     free(svc->group_id);
     free(svc->txn_id);
+    free(svc->held);
+    svc_instance_release(svc);
     svc_metrics_destroy(svc->metrics);
     free(svc);
 }
@@ -676,7 +800,13 @@ evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type) {
     const evk_schema_t *s = ctx && type ? evk_catalog_find(ctx->svc->cat, type) : NULL;
     if (!s) return NULL;
     evk_event_t *ev = ctx->cause ? evk_event_new_caused_by(s, ctx->cause) : evk_event_new(s);
-    if (ev && evk_event_set_source(ev, ctx->svc->name)) {
+    char label[16];
+    snprintf(label, sizeof(label), "#%u", ctx->emitted++);
+    /* The n-th event of a handler call takes an id derived from its cause
+     * and n: a replay of the input makes the same events, ids included. */
+    const char *cause_id = ctx->cause ? evk_event_id(ctx->cause) : NULL;
+    if (ev && ((cause_id && evk_event_derive_id(ev, cause_id, label)) ||
+               evk_event_set_source(ev, ctx->svc->name))) {
         evk_event_destroy(ev);
         return NULL;
     }
@@ -684,7 +814,7 @@ evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type) {
 }
 
 evk_err_t evk_ctx_emit(evk_ctx_t *ctx, evk_event_t *ev) {
-    evk_err_t rc = ctx && ev ? svc_stage(ctx->svc, ev, 1) : EVK_ERR_INVALID_ARG;
+    evk_err_t rc = ctx && ev ? svc_stage(ctx->svc, ev, RD_KAFKA_PARTITION_UA, 1) : EVK_ERR_INVALID_ARG;
     evk_event_destroy(ev);
     return rc;
 }

@@ -27,7 +27,8 @@ typedef struct {
     void *value;
     size_t len;
     rd_kafka_headers_t *headers;
-    int is_output; /* an emitted event (counted), not a changelog record */
+    int32_t partition; /* RD_KAFKA_PARTITION_UA: by key; else explicit */
+    int is_output;     /* an emitted event (counted), not a changelog record */
 } svc_staged_t;
 
 /* The value a store key had before a put of the open transaction. */
@@ -61,12 +62,18 @@ typedef struct {
 struct evk_ctx_s {
     evk_service_t *svc;
     const evk_event_t *cause; /* NULL in the ready callback */
+    int32_t partition;        /* the input's partition: its stores' changelog partition */
+    unsigned emitted;         /* events made so far by this call: the next id's position */
 };
 
 struct evk_service_s {
     char *name;
     char *group_id;
     char *txn_id;
+    char *instance_id; /* see instance.c */
+    int slot;          /* its slot on this host; 0 for an explicit id */
+    int lock_fd;       /* holds the instance's lock; -1 when none */
+    int static_membership;
     const evk_config_t *cfg;
     const evk_catalog_t *cat;
     int64_t batch_max, commit_interval_ms;
@@ -83,6 +90,11 @@ struct evk_service_s {
 
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    /* Partition numbers of the current assignment: the stores hold these. */
+    int32_t *held;
+    size_t nheld;
+    int64_t unassigned_since; /* for "waiting for partitions" reports; 0 when assigned */
+    int64_t waiting_logged;
     /* Lock-free, hence async-signal-safe, and race-free across threads. */
     atomic_int stop;
 
@@ -134,13 +146,24 @@ void svc_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const cha
 rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv, char *errstr,
                                 size_t errstr_size);
 
+/* ---- instance.c ---- */
+/* Set instance_id, slot and lock_fd (see instance.c). */
+evk_err_t svc_instance_claim(evk_service_t *svc, char *errstr, size_t errstr_size);
+void svc_instance_release(evk_service_t *svc);
+
+/* Partition count of @p topic; 0 if it does not exist yet. Retries
+ * transient metadata errors until @p deadline (evk_now_ms() scale). */
+evk_err_t svc_topic_partitions(rd_kafka_t *rk, const char *topic, int64_t deadline, int *out,
+                               char *errstr, size_t errstr_size);
+
 /* ---- service_txn.c ---- */
 /* @p arr resized to hold at least @p need elements of @p elem bytes, or
  * NULL when out of memory; *cap is updated on success only. */
 void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem);
 evk_err_t svc_txn_begin(evk_service_t *svc, char *errstr, size_t errstr_size);
-/* Encode @p ev (not consumed) into the staging area. */
-evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int is_output);
+/* Encode @p ev (not consumed) into the staging area, for @p partition
+ * (RD_KAFKA_PARTITION_UA: the partitioner picks by key). */
+evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int32_t partition, int is_output);
 void svc_unstage_from(evk_service_t *svc, size_t from);
 /* Produce the staged records. EVK_OK; SVC_REPLAY; EVK_ERR_FATAL or
  * EVK_ERR_KAFKA with errstr. @p cause is the input (NULL for the ready
@@ -180,12 +203,15 @@ void svc_txn_state_free(evk_service_t *svc);
 evk_store_t *svc_store_new(const evk_schema_t *schema);
 void svc_store_destroy(evk_store_t *st);
 const evk_schema_t *svc_store_schema(const evk_store_t *st);
-/* Set @p key to @p value (NULL removes it); *prev gets the old value,
- * whose ownership passes to the caller. */
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
-                         evk_event_t **prev);
-/* Reload @p st from its changelog: everything committed, last value wins. */
-evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, char *errstr,
-                            size_t errstr_size);
+/* Set @p key to @p value (NULL removes it) in @p partition; *prev gets the
+ * old value, whose ownership passes to the caller. */
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
+                         evk_event_t *value, evk_event_t **prev);
+/* Load partitions @p parts of @p st's changelog (everything committed, last
+ * value wins) into @p st, which holds none of them. */
+evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
+                            size_t nparts, char *errstr, size_t errstr_size);
+/* Forget every key: the partitions are given up. */
+void svc_store_drop(evk_store_t *st);
 
 #endif

@@ -128,8 +128,9 @@ void svc_undo_revert(evk_service_t *svc, size_t mark) {
         svc_undo_t *u = &svc->undo[--svc->nundo];
         evk_event_t *cur = NULL;
         /* Cannot fail: reverting newest first, the key is present, so the
-         * swap replaces or removes and never allocates. */
-        (void)svc_store_swap(u->store, u->key, u->prev, &cur);
+         * swap replaces or removes, never allocates, and keeps the
+         * partition the key has. */
+        (void)svc_store_swap(u->store, u->key, RD_KAFKA_PARTITION_UA, u->prev, &cur);
         evk_event_destroy(cur);
         free(u->key);
     }
@@ -145,7 +146,7 @@ static void undo_forget(evk_service_t *svc) {
 
 /* ---- staging ---- */
 
-evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int is_output) {
+evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int32_t partition, int is_output) {
     if (!evk_event_source(ev) && evk_event_set_source(ev, svc->name)) return EVK_ERR_NOMEM;
     svc_staged_t *arr = svc_grow(svc->staged, &svc->staged_cap, svc->nstaged + 1, sizeof(*arr));
     if (!arr) return EVK_ERR_NOMEM;
@@ -153,6 +154,7 @@ evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int is_output) {
     svc_staged_t s = {.topic = evk_schema_topic(evk_event_schema(ev)),
                       .type = evk_schema_type(evk_event_schema(ev)),
                       .key = evk_strdup0(evk_event_key(ev)),
+                      .partition = partition,
                       .is_output = is_output};
     evk_err_t rc = evk_event_key(ev) && !s.key ? EVK_ERR_NOMEM : EVK_OK;
     if (!rc) rc = evk_event_encode(ev, &s.value, &s.len);
@@ -234,12 +236,13 @@ static void poison_prune(evk_service_t *svc) {
 /* ---- producing ---- */
 
 /* @p value (malloc()ed) and @p headers are always consumed. */
-static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, const void *key,
-                                   size_t key_len, void *value, size_t len,
+static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, int32_t partition,
+                                   const void *key, size_t key_len, void *value, size_t len,
                                    rd_kafka_headers_t *headers) {
     rd_kafka_resp_err_t err;
     while ((err = rd_kafka_producev(
-                svc->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                svc->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(key, key_len),
                 RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                 RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(svc->producer, 100);
@@ -280,8 +283,8 @@ evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, 
     const char *failed = NULL;
     for (size_t i = 0; i < svc->nstaged && !err; i++) {
         svc_staged_t *s = &svc->staged[i];
-        err = produce(svc, s->topic, s->key, s->key ? strlen(s->key) : 0, s->value, s->len,
-                      s->headers);
+        err = produce(svc, s->topic, s->partition, s->key, s->key ? strlen(s->key) : 0,
+                      s->value, s->len, s->headers);
         s->value = NULL;
         s->headers = NULL;
         if (err) {
@@ -327,7 +330,8 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
     if (msg->len && !value)
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "dead letter: out of memory");
     if (value) memcpy(value, msg->payload, msg->len);
-    rd_kafka_resp_err_t perr = produce(svc, topic, msg->key, msg->key_len, value, msg->len,
+    rd_kafka_resp_err_t perr = produce(svc, topic, RD_KAFKA_PARTITION_UA, msg->key,
+                                       msg->key_len, value, msg->len,
                                        dead_letter_headers(svc, msg, err, reason, attempts));
     if (perr) {
         hold(svc, msg);

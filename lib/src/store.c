@@ -1,6 +1,12 @@
 /* State stores: a key -> event hash map per store, written through the
  * service's transaction (changelog record + undo entry) and restored from
- * the changelog topic with a read_committed consumer. */
+ * the changelog topic with a read_committed consumer.
+ *
+ * A store is partitioned like the service's input: the state written while
+ * handling input partition p goes to changelog partition p, so an instance
+ * restores and holds only the partitions it is assigned. Hence a key may be
+ * written only while handling an input with that same key; state keyed by
+ * anything else goes through a repartition topic keyed by it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +19,7 @@
 typedef struct store_entry {
     struct store_entry *next;
     evk_event_t *value;
+    int32_t partition;
     char key[];
 } store_entry_t;
 
@@ -51,7 +58,7 @@ evk_store_t *svc_store_new(const evk_schema_t *schema) {
     return st;
 }
 
-static void store_clear(evk_store_t *st) {
+void svc_store_drop(evk_store_t *st) {
     for (size_t i = 0; i < st->nbuckets; i++) {
         while (st->buckets[i]) {
             store_entry_t *e = st->buckets[i];
@@ -65,7 +72,7 @@ static void store_clear(evk_store_t *st) {
 
 void svc_store_destroy(evk_store_t *st) {
     if (!st) return;
-    store_clear(st);
+    svc_store_drop(st);
     free(st->buckets);
     free(st);
 }
@@ -92,13 +99,15 @@ static evk_err_t store_grow(evk_store_t *st) {
     return EVK_OK;
 }
 
-static evk_err_t store_insert(evk_store_t *st, const char *key, evk_event_t *value) {
+static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partition,
+                              evk_event_t *value) {
     if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
     size_t klen = strlen(key);
     store_entry_t *e = malloc(sizeof(*e) + klen + 1);
     if (!e) return EVK_ERR_NOMEM;
     memcpy(e->key, key, klen + 1);
     e->value = value;
+    e->partition = partition;
     store_entry_t **head = &st->buckets[hash(key) & (st->nbuckets - 1)];
     e->next = *head;
     *head = e;
@@ -106,8 +115,8 @@ static evk_err_t store_insert(evk_store_t *st, const char *key, evk_event_t *val
     return EVK_OK;
 }
 
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
-                         evk_event_t **prev) {
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
+                         evk_event_t *value, evk_event_t **prev) {
     store_entry_t **link = store_link(st, key);
     store_entry_t *e = *link;
     *prev = e ? e->value : NULL;
@@ -118,7 +127,7 @@ evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
         free(e);
         st->count--;
     } else if (value) {
-        return store_insert(st, key, value);
+        return store_insert(st, key, partition, value);
     }
     return EVK_OK;
 }
@@ -144,18 +153,35 @@ void evk_store_foreach(const evk_store_t *st,
             if (cb(e->key, e->value, opaque)) return;
 }
 
+/* Only the owner of the input's partition may write its state: a put keyed
+ * otherwise would land in a partition another instance owns. */
+static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st,
+                                 const evk_event_t *value) {
+    const char *key = evk_event_key(value);
+    const char *input = ctx->cause ? evk_event_key(ctx->cause) : NULL;
+    if (input && !strcmp(key, input)) return EVK_OK;
+    evk_log(EVK_LOG_ERROR, ctx->svc->name,
+            "store put refused: a store key must be the input's key (state is partitioned like "
+            "the input; re-key through a repartition topic, docs/SCALING.md)",
+            "store", evk_schema_type(st->schema), "key", key, "input_key",
+            input ? input : "(none: not handling an input)", NULL);
+    return EVK_ERR_INVALID_ARG;
+}
+
 /* The changelog record is staged first: if the put cannot be recorded
  * completely, nothing of it remains. */
 static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
     if (!ctx || !st || !value || evk_event_schema(value) != st->schema || !evk_event_key(value))
         return EVK_ERR_INVALID_ARG;
+    evk_err_t rc = store_key_check(ctx, st, value);
+    if (rc) return rc;
     evk_service_t *svc = ctx->svc;
     size_t staged = svc->nstaged;
     char *key = strdup(evk_event_key(value));
     evk_event_t *prev = NULL;
-    evk_err_t rc = key ? svc_stage(svc, value, 0) : EVK_ERR_NOMEM;
+    rc = key ? svc_stage(svc, value, ctx->partition, 0) : EVK_ERR_NOMEM;
     if (!rc) rc = svc_undo_reserve(svc);
-    if (!rc) rc = svc_store_swap(st, key, value, &prev);
+    if (!rc) rc = svc_store_swap(st, key, ctx->partition, value, &prev);
     if (rc) {
         svc_unstage_from(svc, staged);
         free(key);
@@ -179,7 +205,7 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
     if (!m->payload) { /* tombstone: the key was deleted */
         char *key = m->key ? strndup(m->key, m->key_len) : NULL;
         if (m->key && !key) return EVK_ERR_NOMEM;
-        evk_err_t rc = key ? svc_store_swap(st, key, NULL, &prev) : EVK_OK;
+        evk_err_t rc = key ? svc_store_swap(st, key, m->partition, NULL, &prev) : EVK_OK;
         evk_event_destroy(prev);
         free(key);
         return rc;
@@ -191,15 +217,13 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
         evk_event_destroy(ev);
         return EVK_OK;
     }
-    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), ev, &prev);
+    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), m->partition, ev, &prev);
     evk_event_destroy(rc ? ev : prev);
     return rc;
 }
 
-/* Partition count of @p topic; 0 if it does not exist yet (nothing to
- * restore). Retries transient metadata errors until @p deadline. */
-static evk_err_t restore_partitions(rd_kafka_t *rk, const char *topic, int64_t deadline,
-                                    int *out, char *errstr, size_t errstr_size) {
+evk_err_t svc_topic_partitions(rd_kafka_t *rk, const char *topic, int64_t deadline, int *out,
+                               char *errstr, size_t errstr_size) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t err;
     do {
@@ -214,49 +238,54 @@ static evk_err_t restore_partitions(rd_kafka_t *rk, const char *topic, int64_t d
     } while (err && evk_now_ms() < deadline);
     rd_kafka_topic_destroy(rkt);
     if (err)
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: metadata: %s", topic,
+        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: metadata: %s", topic,
                         rd_kafka_err2str(err));
     return EVK_OK;
 }
 
-static evk_err_t restore_assign(rd_kafka_t *rk, const char *topic, int partitions, char *errstr,
-                                size_t errstr_size) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
-        rd_kafka_topic_partition_list_add(list, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err)
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: assign: %s", topic,
-                        rd_kafka_err2str(err));
-    return EVK_OK;
+/* The partitions of @p parts that the changelog has; *n gets their count. */
+static rd_kafka_topic_partition_list_t *restore_list(const char *topic, int partitions,
+                                                     const int32_t *parts, size_t nparts) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)nparts);
+    for (size_t i = 0; i < nparts; i++)
+        if (parts[i] < partitions)
+            rd_kafka_topic_partition_list_add(list, topic, parts[i])->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    return list;
 }
 
-/* Read every partition up to its end (the last stable offset, since the
- * consumer reads committed records only). A stop request ends it early. */
+static int list_index(const rd_kafka_topic_partition_list_t *list, int32_t partition) {
+    for (int i = 0; i < list->cnt; i++)
+        if (list->elems[i].partition == partition) return i;
+    return -1;
+}
+
+/* Read every listed partition up to its end (the last stable offset, since
+ * the consumer reads committed records only). A stop request ends it early. */
 static evk_err_t restore_read(evk_service_t *svc, evk_store_t *st, rd_kafka_t *rk,
-                              const char *topic, int partitions, int64_t deadline, char *errstr,
-                              size_t errstr_size) {
-    char *at_end = calloc((size_t)partitions, 1);
+                              const rd_kafka_topic_partition_list_t *list, int64_t deadline,
+                              char *errstr, size_t errstr_size) {
+    const char *topic = list->elems[0].topic;
+    char *at_end = calloc((size_t)list->cnt, 1);
     if (!at_end) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
-    int left = partitions;
+    int left = list->cnt;
     evk_err_t rc = EVK_OK;
     while (left > 0 && !rc && !svc_stopping(svc)) {
         if (evk_now_ms() > deadline) {
             rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
                           "restore %s: %d of %d partitions not read to the end after %lld ms",
-                          topic, left, partitions, (long long)svc->restore_timeout_ms);
+                          topic, left, list->cnt, (long long)svc->restore_timeout_ms);
             break;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
+        int i = list_index(list, m->partition);
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (m->partition >= 0 && m->partition < partitions && !at_end[m->partition]++)
-                left--;
+            if (i >= 0 && !at_end[i]++) left--;
         } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
             rc = evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
                           rd_kafka_message_errstr(m));
-        } else if (!m->err && restore_apply(st, svc->cat, m)) {
+        } else if (!m->err && i >= 0 && restore_apply(st, svc->cat, m)) {
             rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory",
                           topic);
         }
@@ -282,6 +311,8 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
                               "false",
                               "enable.auto.offset.store",
                               "false",
+                              "fetch.wait.max.ms",
+                              "10",
                               NULL};
     rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
     if (!conf) return NULL;
@@ -294,11 +325,28 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
     return rk;
 }
 
-/* The values are read into a new map that replaces the store's only once
- * complete, so that a failed or interrupted restore leaves no partial
- * store behind. */
-evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, char *errstr,
-                            size_t errstr_size) {
+/* Move every entry of @p from into @p st, which holds none of its keys. */
+static evk_err_t store_absorb(evk_store_t *st, evk_store_t *from) {
+    for (size_t i = 0; i < from->nbuckets; i++) {
+        while (from->buckets[i]) {
+            store_entry_t *e = from->buckets[i];
+            if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
+            from->buckets[i] = e->next;
+            from->count--;
+            store_entry_t **head = &st->buckets[hash(e->key) & (st->nbuckets - 1)];
+            e->next = *head;
+            *head = e;
+            st->count++;
+        }
+    }
+    return EVK_OK;
+}
+
+/* The values are read into a map of their own that joins the store's only
+ * once complete, so that a failed or interrupted restore leaves no partial
+ * partition behind. */
+evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
+                            size_t nparts, char *errstr, size_t errstr_size) {
     const char *topic = evk_schema_topic(st->schema);
     evk_store_t *fresh = svc_store_new(st->schema);
     if (!fresh) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
@@ -306,19 +354,22 @@ evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, char *errstr,
     evk_err_t rc = rk ? EVK_OK : EVK_ERR_KAFKA;
     int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
     int partitions = 0;
-    if (!rc) rc = restore_partitions(rk, topic, deadline, &partitions, errstr, errstr_size);
-    if (!rc && partitions) rc = restore_assign(rk, topic, partitions, errstr, errstr_size);
-    if (!rc && partitions)
-        rc = restore_read(svc, fresh, rk, topic, partitions, deadline, errstr, errstr_size);
+    rd_kafka_topic_partition_list_t *list = NULL;
+    if (!rc) rc = svc_topic_partitions(rk, topic, deadline, &partitions, errstr, errstr_size);
+    if (!rc) list = restore_list(topic, partitions, parts, nparts);
+    if (list && list->cnt) {
+        rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+        rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: assign: %s", topic,
+                            rd_kafka_err2str(err))
+                 : restore_read(svc, fresh, rk, list, deadline, errstr, errstr_size);
+    }
+    if (list) rd_kafka_topic_partition_list_destroy(list);
     if (rk) {
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
     }
-    if (!rc && !svc_stopping(svc)) {
-        evk_store_t old = *st;
-        *st = *fresh;
-        *fresh = old;
-    }
+    if (!rc && !svc_stopping(svc) && store_absorb(st, fresh))
+        rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     svc_store_destroy(fresh);
     return rc;
 }

@@ -3,7 +3,8 @@
  * @brief evkit configuration: a libconfig file, environment and CLI overrides.
  *
  * A configuration is built in layers, later ones winning:
- *   1. built-in defaults (acks=all, enable.idempotence=true, ...);
+ *   1. built-in defaults (acks=all, enable.idempotence=true,
+ *      partitioner=murmur2_random: Java's, so keys land alike from any client);
  *   2. the file given to evk_config_load() (libconfig syntax, see
  *      config/evkit.cfg for a commented example);
  *   3. the environment, applied by evk_config_apply_env();

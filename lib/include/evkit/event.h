@@ -75,6 +75,16 @@ evk_err_t evk_event_set_correlation_id(evk_event_t *ev, const char *value);
 evk_err_t evk_event_set_causation_id(evk_event_t *ev, const char *value);
 
 /**
+ * @brief Set @p ev's id to a UUID derived from @p base (an event id) and
+ *        @p label: the same pair always gives the same id, different pairs
+ *        different ids (a 128-bit hash; version 8, RFC 9562). Handlers use it
+ *        so that a replayed input produces its outputs with the same ids,
+ *        for readers to recognise as redeliveries.
+ * @returns EVK_OK, EVK_ERR_INVALID_ARG (a NULL argument), EVK_ERR_NOMEM.
+ */
+evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *label);
+
+/**
  * @brief Where a consumed event came from; topic NULL and offset -1 for an
  *        event built locally. Set by the decoder's caller via
  *        evk_event_set_origin().
