@@ -1,15 +1,16 @@
 /**
  * @file service.h
  * @brief The service loop: consume, decode, dispatch to handlers, produce,
- *        commit, with exactly-once effects.
+ *        commit, with idempotent effects in Kafka transactions.
  *
  * A service subscribes to the topics of the event types it handles. Each
  * batch of input runs in one Kafka transaction: the handlers' output events,
  * their state-store writes (changelog records) and any dead letters are
  * produced in the transaction together with the input offsets
  * (send_offsets_to_transaction), then the transaction commits. Consumers read
- * with isolation.level=read_committed. So a crash at any point either commits
- * all of a batch's effects or none, and the batch is processed again.
+ * with isolation.level=read_committed. So on a cluster with full transactions
+ * a crash at any point either commits all of a batch's effects or none, and
+ * the batch is processed again (elsewhere: "Effects on redelivery" below).
  *
  * A batch commits when the input queue is momentarily empty, after
  * `batch_max` messages, or after `commit_interval_ms`, whichever comes first:
@@ -28,7 +29,8 @@
  * evk_dlq_partition, evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
  *
  * Settings, from the config group named after the service (defaults):
- *   group_id ("<name>"), instance_id (host name), batch_max (1000),
+ *   group_id ("<name>"), instance_id (see "Instances"), static_membership
+ *   (false), metrics_port_stride (100), batch_max (1000),
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
@@ -49,8 +51,46 @@
  *                 latency histogram, consumer lag per partition and a few
  *                 librdkafka statistics (statistics.interval.ms defaults to
  *                 5000 then).
+ *
+ * Instances: any number of copies of a service may run, on one host or many,
+ * with the same command line; the consumer group splits the input's
+ * partitions between them (range assignment, so that partition p of every
+ * input topic goes to one member). Each copy has an identity, instance_id:
+ * <service>.instance_id or EVK_INSTANCE_ID if set, else "<host>-<k>" with k
+ * the lowest slot free on this host. A slot or an explicit id is held with an
+ * flock() on a file in EVK_LOCK_DIR (default /tmp/evkit-<uid>) for the
+ * process's life, so a restarted copy gets its identity back and a second
+ * live process cannot claim it (evk_service_new() fails, EVK_ERR_CONFIG).
  * The transactional.id is "<group_id>-<instance_id>": a restarted instance
- * fences its predecessor and aborts whatever it left open.
+ * fences its predecessor and aborts whatever it left open. With
+ * static_membership the instance_id is also the group.instance.id (a real
+ * cluster then keeps a restarted member's partitions without a rebalance,
+ * but a stopped one's wait for session.timeout.ms: librdkafka does not leave
+ * the group for a static member). Copy k serves its metrics on metrics_port
+ * + k * metrics_port_stride. Unless the kafka group sets them,
+ * session.timeout.ms is 6000 and heartbeat.interval.ms 1000, so that a killed
+ * copy's partitions move within seconds.
+ *
+ * Stores are partitioned like the input: what a handler writes while
+ * handling input partition p goes to partition p of the store's changelog,
+ * and on assignment an instance restores only its partitions (revocation
+ * drops them). So every input topic and every changelog must have the same
+ * partition count (checked on assignment: EVK_ERR_CONFIG), and a store key
+ * must be the key of the input being handled (evk_store_put() refuses any
+ * other: state keyed otherwise goes through a topic keyed by it, see
+ * inventory-service). Producers of the inputs must partition keys alike:
+ * evkit uses murmur2 (Java's default; partitioner=murmur2_random).
+ *
+ * Effects on redelivery: the n-th event a handler call makes (including
+ * store values) gets an id derived from the input's id and n, so a replayed
+ * input makes the same events with the same ids. On a cluster with full
+ * transactions, a read_committed reader sees each committed output once. A
+ * broker without them (the dev broker shows records of aborted transactions
+ * and ignores transactional offsets) can deliver an input again: readers
+ * that keep state must recognise the ids they applied (order-service keeps
+ * them in the order's history; inventory-service's records carry them), and
+ * outputs then repeat with the same id, which readers count as a
+ * redelivery. Effects outside Kafka are at least once, with a stable id.
  */
 #ifndef EVKIT_SERVICE_H
 #define EVKIT_SERVICE_H
@@ -75,8 +115,10 @@ typedef struct evk_store_s evk_store_t;
 typedef evk_err_t(evk_handler_t)(evk_ctx_t *ctx, const evk_event_t *ev, void *opaque);
 
 /**
- * @brief Called once the stores are restored, before the first event, inside
- *        a transaction (e.g. to seed an empty store). Non-OK aborts the run.
+ * @brief Called once the service is connected, before it joins its group,
+ *        inside a transaction: it may emit events (they have no cause). The
+ *        stores hold no partitions yet, so it cannot write them. Non-OK
+ *        aborts the run.
  */
 typedef evk_err_t(evk_ready_cb_t)(evk_ctx_t *ctx, void *opaque);
 
@@ -97,8 +139,9 @@ evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *ha
 
 /**
  * @brief Add a state store whose values are events of @p type; they are
- *        changelogged to that type's topic (keyed by the event key) and
- *        restored from it on start and after each rebalance.
+ *        changelogged to that type's topic (keyed by the event key, in the
+ *        input's partition) and the assigned partitions are restored from
+ *        it on each assignment.
  */
 evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
                                 char *errstr, size_t errstr_size);
@@ -139,8 +182,10 @@ void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
 
 /**
  * @brief New event of @p type caused by the current input (same key and
- *        correlation id; causation id = input's id). In the ready callback it
- *        has no cause. NULL if @p type is not in the catalog.
+ *        correlation id; causation id = input's id; id derived from the
+ *        input's id and how many events this call made before, so that a
+ *        replay makes the same ids). In the ready callback it has no cause
+ *        and a random id. NULL if @p type is not in the catalog.
  */
 evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type);
 
@@ -160,6 +205,8 @@ const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
  * @brief Set the value of key evk_event_key(@p value) in the current
  *        transaction. Reverted if the handler fails or the transaction
  *        aborts. @p value is always consumed.
+ * @returns EVK_ERR_INVALID_ARG (and an error log line) when the key is not
+ *          the key of the input being handled, or outside a handler.
  */
 evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
 
