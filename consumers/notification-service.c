@@ -54,14 +54,30 @@ static int make_parents(const char *path) {
     return 0;
 }
 
+/* A POST blocks the consumer for up to the timeout on each of retry_max
+ * tries: a hanging receiver must not get the service evicted from its group
+ * (and the event replayed by the next member, forever). 0 would be no
+ * timeout at all to libcurl. */
+static evk_err_t check_timeout(evk_service_t *svc, const notifier_t *n, char *errstr,
+                               size_t errstr_size) {
+    if (!n->webhook_url || !*n->webhook_url) return EVK_OK;
+    if (n->timeout_ms < 1) {
+        snprintf(errstr, errstr_size, "%s.webhook_timeout_ms: must be at least 1, got %lld",
+                 NAME, (long long)n->timeout_ms);
+        return EVK_ERR_CONFIG;
+    }
+    return evk_service_check_handler_time(svc, NAME ".webhook_timeout_ms", n->timeout_ms,
+                                          errstr, errstr_size);
+}
+
 static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state, char *errstr,
                        size_t errstr_size) {
     notifier_t *n = state;
-    (void)svc;
     n->outbox = evk_config_get_string(cfg, NAME ".outbox", "run/outbox.jsonl");
     n->webhook_url = evk_config_get_string(cfg, NAME ".webhook_url", NULL);
     evk_err_t err = evk_config_get_int(cfg, NAME ".webhook_timeout_ms", 5000, &n->timeout_ms,
                                        errstr, errstr_size);
+    if (!err) err = check_timeout(svc, n, errstr, errstr_size);
     if (!err)
         err = evk_config_get_bool(cfg, NAME ".outbox_fsync", 0, &n->sync, errstr, errstr_size);
     if (err) return err;

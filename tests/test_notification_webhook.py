@@ -10,6 +10,8 @@
            failure's body is logged as a short snippet with its control
            characters escaped; a closed stderr does not kill the service
            (SIGPIPE is ignored).
+  budget   a webhook_timeout_ms that, times retry_max, could outlast
+           max.poll.interval.ms stops the service at start (exit 2).
 
 Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 """
@@ -271,15 +273,43 @@ def run_hostile(work, brokers):
         err.close()
 
 
+def start_failure(work, settings, *args):
+    """Exit code and stderr of a start that should fail before any broker
+    is contacted (the one given accepts no connection)."""
+    cfg = write_config(work, 9, settings)
+    cmd = [os.path.join(BIN, "consumers/notification-service"), "-F", cfg, "-b", "127.0.0.1:9",
+           *args]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
+        return r.returncode, r.stderr
+    except subprocess.TimeoutExpired as e:
+        return "still running after 15 s", (e.stderr or b"").decode()
+
+
+def run_budget(work):
+    rc, log = start_failure(work, "webhook_timeout_ms = 20000; retry_max = 3;", "-X",
+                            "max.poll.interval.ms=60000")
+    expect(rc == 2, f"3 tries of 20 s against max.poll.interval.ms=60000: exit 2 (got {rc})")
+    expect("notification-service.webhook_timeout_ms (20000 ms)" in log and
+           "notification-service.retry_max (3)" in log and "max.poll.interval.ms (60000 ms)" in log,
+           "the error names the settings: " + log.strip()[-400:])
+    rc, log = start_failure(work, "webhook_timeout_ms = 0;")
+    expect(rc == 2 and "notification-service.webhook_timeout_ms: must be at least 1" in log,
+           f"webhook_timeout_ms = 0 (no timeout to libcurl): exit 2 (got {rc})")
+
+
 def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else "retry"
     with tempfile.TemporaryDirectory(prefix="evk-webhook-") as work:
-        broker, brokers = start_broker(work)
-        try:
-            {"retry": run_retry, "hostile": run_hostile}[scenario](work, brokers)
-        finally:
-            broker.terminate()
-            broker.wait(10)
+        if scenario == "budget":
+            run_budget(work)
+        else:
+            broker, brokers = start_broker(work)
+            try:
+                {"retry": run_retry, "hostile": run_hostile}[scenario](work, brokers)
+            finally:
+                broker.terminate()
+                broker.wait(10)
     print(f"{len(failures)} failure(s)")
     return 1 if failures else 0
 

@@ -107,6 +107,27 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
 void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
 
 /**
+ * @brief Check at start that a handler which may take up to
+ *        @p handler_max_ms per call (an HTTP timeout, a lock wait) cannot
+ *        get the service evicted from its consumer group.
+ *
+ * The consumer does not poll while one event is handled and retried, so
+ * its worst case — retry_max calls of @p handler_max_ms plus the backoffs
+ * between them — must stay under half of max.poll.interval.ms, the margin
+ * evk_service_new() already demands of the backoffs alone. Past it the
+ * group evicts the service mid-event and replays the event elsewhere.
+ *
+ * @param setting the setting that bounds the handler's time, e.g.
+ *        "notification-service.webhook_timeout_ms", for the message.
+ * @returns EVK_OK; EVK_ERR_CONFIG with errstr naming the settings;
+ *          EVK_ERR_INVALID_ARG for a NULL @p svc or @p setting or a
+ *          negative @p handler_max_ms.
+ */
+evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *setting,
+                                         int64_t handler_max_ms, char *errstr,
+                                         size_t errstr_size);
+
+/**
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
  *        installed for the duration of the call). On stop the current batch
  *        is finished and committed, the consumer closed, the producer flushed.
