@@ -32,7 +32,11 @@
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
- *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both.
+ *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both;
+ *   metrics_max_connections (metrics.max_connections, else 64; at most half
+ *   the descriptor limit), metrics_max_connections_per_ip
+ *   (metrics.max_connections_per_ip, else 8 or the former if lower),
+ *   metrics_timeout_s (metrics.timeout_s, else 10).
  *
  * Logs: one line per input ("event": type, key, topic, partition, offset,
  * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
@@ -49,6 +53,13 @@
  *                 latency histogram, consumer lag per partition and a few
  *                 librdkafka statistics (statistics.interval.ms defaults to
  *                 5000 then).
+ * One thread serves every connection without blocking on any. It holds at
+ * most metrics_max_connections, at most metrics_max_connections_per_ip from
+ * one address (more are closed at once), and closes a connection idle for
+ * metrics_timeout_s: a crowd of slow clients on one address cannot shut out
+ * a probe from another, nor take the descriptors Kafka needs. Its warnings
+ * take at most one line per 10 s, plus one counting those left out
+ * ("suppressed").
  * The transactional.id is "<group_id>-<instance_id>": a restarted instance
  * fences its predecessor and aborts whatever it left open.
  */
