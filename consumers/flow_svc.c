@@ -1,6 +1,7 @@
 #include "flow_svc.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,11 @@ static int run(const flow_service_t *def, void *state, const evk_config_t *cfg,
 int flow_service_main(const flow_service_t *def, void *state, int argc, char **argv) {
     char errstr[512];
     args_t a = {0};
+    /* A write to a closed pipe or socket must fail with EPIPE, not kill the
+     * service mid-transaction: its logs once whoever read stderr has gone,
+     * libcurl's TLS writes (CURLOPT_NOSIGNAL leaves them unprotected). The
+     * disposition is process-wide, so the program sets it, not the library. */
+    signal(SIGPIPE, SIG_IGN);
     evk_config_t *cfg = NULL;
     evk_catalog_t *cat = NULL;
     int rc = parse_args(def->name, argc, argv, &a);

@@ -8,7 +8,9 @@
  * creates the service, subscribes every route, runs until SIGINT/SIGTERM and
  * exits with the cli.h exit codes. It logs "ready" once the library has
  * restored the stores and the service is about to take its first event:
- * scripts/start-services waits for that line.
+ * scripts/start-services waits for that line. SIGPIPE is ignored for the
+ * whole process, so that writing to a reader that has gone (a closed stderr,
+ * a webhook's socket) fails instead of killing the service.
  */
 #ifndef FLOW_SVC_H
 #define FLOW_SVC_H

@@ -24,6 +24,8 @@
 #include "flow_svc.h"
 
 #define NAME "notification-service"
+/* Bytes of a failed answer's body shown in its log line. */
+#define SNIPPET_MAX 200
 
 typedef struct {
     const char *outbox;
@@ -52,14 +54,30 @@ static int make_parents(const char *path) {
     return 0;
 }
 
+/* A POST blocks the consumer for up to the timeout on each of retry_max
+ * tries: a hanging receiver must not get the service evicted from its group
+ * (and the event replayed by the next member, forever). 0 would be no
+ * timeout at all to libcurl. */
+static evk_err_t check_timeout(evk_service_t *svc, const notifier_t *n, char *errstr,
+                               size_t errstr_size) {
+    if (!n->webhook_url || !*n->webhook_url) return EVK_OK;
+    if (n->timeout_ms < 1) {
+        snprintf(errstr, errstr_size, "%s.webhook_timeout_ms: must be at least 1, got %lld",
+                 NAME, (long long)n->timeout_ms);
+        return EVK_ERR_CONFIG;
+    }
+    return evk_service_check_handler_time(svc, NAME ".webhook_timeout_ms", n->timeout_ms,
+                                          errstr, errstr_size);
+}
+
 static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state, char *errstr,
                        size_t errstr_size) {
     notifier_t *n = state;
-    (void)svc;
     n->outbox = evk_config_get_string(cfg, NAME ".outbox", "run/outbox.jsonl");
     n->webhook_url = evk_config_get_string(cfg, NAME ".webhook_url", NULL);
     evk_err_t err = evk_config_get_int(cfg, NAME ".webhook_timeout_ms", 5000, &n->timeout_ms,
                                        errstr, errstr_size);
+    if (!err) err = check_timeout(svc, n, errstr, errstr_size);
     if (!err)
         err = evk_config_get_bool(cfg, NAME ".outbox_fsync", 0, &n->sync, errstr, errstr_size);
     if (err) return err;
@@ -87,10 +105,52 @@ static void cleanup(void *state) {
     }
 }
 
+/* The start of a response body. libcurl's default would write the body to
+ * stdout: unbounded, and whatever the receiver sends, escapes included. */
+typedef struct {
+    char head[SNIPPET_MAX];
+    size_t len;
+} answer_t;
+
+/* Keeps the first SNIPPET_MAX bytes and reads past the rest, so that a long
+ * answer still completes (CURLOPT_TIMEOUT_MS bounds how long it may take). */
+static size_t keep_head(char *data, size_t size, size_t nmemb, void *opaque) {
+    answer_t *a = opaque;
+    size_t n = size * nmemb, room = sizeof a->head - a->len, take = n < room ? n : room;
+    memcpy(a->head + a->len, data, take);
+    a->len += take;
+    return n;
+}
+
+/* @p a's bytes as log-safe text: printable ASCII as is, anything else
+ * (line breaks, terminal escapes, bytes that are not ASCII) as \xNN, so
+ * that a receiver can neither forge a log line nor drive a terminal. */
+static void escape_snippet(const answer_t *a, char *out, size_t size) {
+    size_t o = 0;
+    for (size_t i = 0; i < a->len && o + 5 <= size; i++) {
+        unsigned char c = (unsigned char)a->head[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+    }
+    out[o] = '\0';
+}
+
+static void log_failure(const notification_t *nt, CURLcode rc, long status, const char *error,
+                        const answer_t *a) {
+    char status_s[24], body[SNIPPET_MAX * 4 + 1];
+    snprintf(status_s, sizeof status_s, "%ld", status);
+    escape_snippet(a, body, sizeof body);
+    evk_log(EVK_LOG_WARN, NAME, "webhook failed", "notification_id", nt->id, "http_status",
+            status_s, "error", rc == CURLE_OK ? "" : error, "body", body, NULL);
+}
+
 /* POST @body; 0 on a 2xx answer. */
 static int post(notifier_t *n, const notification_t *nt, const char *body) {
     char key[64], error[CURL_ERROR_SIZE] = "";
     long status = 0;
+    answer_t answer = {.len = 0};
     snprintf(key, sizeof key, "Idempotency-Key: %s", nt->id);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
     headers = curl_slist_append(headers, key);
@@ -101,14 +161,13 @@ static int post(notifier_t *n, const notification_t *nt, const char *body) {
     /* No SIGALRM for timeouts: librdkafka's threads share the process. */
     curl_easy_setopt(n->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(n->curl, CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(n->curl, CURLOPT_WRITEFUNCTION, keep_head);
+    curl_easy_setopt(n->curl, CURLOPT_WRITEDATA, &answer);
     CURLcode rc = curl_easy_perform(n->curl);
     curl_easy_getinfo(n->curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
     if (rc == CURLE_OK && status >= 200 && status < 300) return 0;
-    char status_s[24];
-    snprintf(status_s, sizeof status_s, "%ld", status);
-    evk_log(EVK_LOG_WARN, NAME, "webhook failed", "notification_id", nt->id, "http_status",
-            status_s, "error", rc == CURLE_OK ? "" : error, NULL);
+    log_failure(nt, rc, status, error, &answer);
     return -1;
 }
 

@@ -30,3 +30,17 @@ set_tests_properties(evk_order_cli PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}"
 # notification-service's webhook: retry with the same Idempotency-Key, then DLQ.
 add_test(NAME notification_webhook COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_notification_webhook.py)
 set_tests_properties(notification_webhook PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}" TIMEOUT 120)
+
+# Hostile answers (5 MB, forged log lines, terminal escapes) kept off stdout
+# and out of the log; a closed stderr does not kill the service.
+add_test(NAME notification_webhook_hostile
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_notification_webhook.py hostile)
+set_tests_properties(notification_webhook_hostile PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}"
+                     TIMEOUT 120)
+
+# A webhook timeout that, over retry_max tries, could outlast
+# max.poll.interval.ms stops notification-service at start (exit 2).
+add_test(NAME notification_webhook_budget
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_notification_webhook.py budget)
+set_tests_properties(notification_webhook_budget PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}"
+                     TIMEOUT 120)

@@ -348,7 +348,8 @@ static void test_no_secrets(void **state) {
 }
 
 /* (3) Settings: the environment wins over the file's per-service port; a
- * bad port is a config error; a port in use fails the run. */
+ * bad port or connection limit is a config error; a port in use fails the
+ * run. */
 static void test_settings(void **state) {
     fixture_t *f = *state;
     char errstr[512];
@@ -379,6 +380,21 @@ static void test_settings(void **state) {
     assert_non_null(strstr(errstr, "in use"));
     evk_service_destroy(svc);
     close(busy);
+
+    /* Connection limits: one address gets at most the total, the total at
+     * most half the process's descriptors. */
+    svc_env_set(f->env, "metrics.max_connections_per_ip", "65");
+    assert_int_equal(
+        evk_service_new(NAME, f->env->cfg, f->env->cat, &svc, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "metrics.max_connections_per_ip: expected 1 to 64 "
+                                "(max_connections), got 65");
+    svc_env_set(f->env, NAME ".metrics_max_connections", "100000000");
+    assert_int_equal(
+        evk_service_new(NAME, f->env->cfg, f->env->cat, &svc, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_non_null(strstr(errstr, NAME ".metrics_max_connections: expected 1 to "));
+    assert_non_null(strstr(errstr, " (half the descriptor limit), got 100000000"));
 }
 
 int main(void) {

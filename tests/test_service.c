@@ -563,6 +563,49 @@ static void test_fault_add_partitions(void **state) {
     fault_run(*state, fail_add_partitions, 1, 1);
 }
 
+/* (6) The retry budget: retry_max handler calls plus the backoffs between
+ * them must stay under half of max.poll.interval.ms, at creation for the
+ * backoffs alone and through evk_service_check_handler_time() for a
+ * handler with a known bound. */
+static void test_handler_time(void **state) {
+    fixture_t *f = *state;
+    char errstr[512];
+    evk_service_t *svc;
+    if (evk_config_set_kafka(f->env->cfg, "max.poll.interval.ms", "10000", errstr,
+                             sizeof(errstr)))
+        fail_msg("%s", errstr);
+    svc_env_set(f->env, NAME ".retry_max", "10");
+    assert_int_equal(
+        evk_service_new(NAME, f->env->cfg, f->env->cat, &svc, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr,
+                        NAME ": retry_max and retry_backoff_max_ms allow backing off "
+                             "more than half of max.poll.interval.ms (10000 ms) for one "
+                             "event");
+
+    /* 3 calls and backoffs of 100 + 200 ms: 3 * 1566 + 300 = 4998 fits in
+     * 5000, 3 * 1567 + 300 = 5001 does not. */
+    svc_env_set(f->env, NAME ".retry_max", "3");
+    svc = new_service(f, on_placed);
+    assert_int_equal(
+        evk_service_check_handler_time(svc, "x.timeout_ms", 1566, errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_int_equal(
+        evk_service_check_handler_time(svc, "x.timeout_ms", 1567, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, NAME ".retry_max (3) tries of up to x.timeout_ms (1567 ms) "
+                                     "each, with the backoffs between them, can hold one event "
+                                     "longer than half of max.poll.interval.ms (10000 ms): the "
+                                     "group would evict the service in the middle of it; lower "
+                                     "them or raise kafka.max.poll.interval.ms");
+    assert_int_equal(
+        evk_service_check_handler_time(svc, "x.timeout_ms", -1, errstr, sizeof(errstr)),
+        EVK_ERR_INVALID_ARG);
+    assert_int_equal(evk_service_check_handler_time(NULL, "x", 1, errstr, sizeof(errstr)),
+                     EVK_ERR_INVALID_ARG);
+    evk_service_destroy(svc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transform, setup, teardown),
@@ -574,6 +617,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_offset_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_add_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handler_time, setup, teardown),
     };
     /* SVC_TEST=name runs the tests matching that pattern only. */
     if (getenv("SVC_TEST")) cmocka_set_test_filter(getenv("SVC_TEST"));

@@ -49,7 +49,14 @@ typedef struct svc_metrics_s {
 
     int64_t port; /* 0: no endpoint */
     char *bind;
+    int64_t max_conns, max_conns_per_ip, timeout_s;
     struct MHD_Daemon *daemon;
+    /* libmicrohttpd's warnings, rate-limited (metrics_http.c): touched by
+     * its one thread, or by the service's before it starts and after it
+     * has stopped, never by two at once. */
+    int64_t log_window_ms;   /* when the last line was written; 0: none yet */
+    uint64_t log_suppressed; /* warnings left out since */
+    char log_last[256];      /* the last of those */
 } svc_metrics_t;
 
 /* ---- metrics.c ---- */
@@ -73,7 +80,8 @@ char *svc_metrics_render(const evk_service_t *svc);
 int64_t svc_clock_ns(void);
 
 /* ---- metrics_http.c ---- */
-/* Read <name>.metrics_port / metrics_bind (else metrics.port / metrics.bind). */
+/* Read <name>.metrics_port / metrics_bind and the connection limits (else
+ * metrics.port, metrics.bind, ...). */
 evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_size);
 /* Statistics on for a service client (producer or consumer) when the
  * endpoint is configured. */

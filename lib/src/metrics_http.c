@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <microhttpd.h>
@@ -19,8 +20,12 @@
 #define MET_STATS_INTERVAL_MS "5000"
 #define MET_TEXT "text/plain; charset=utf-8"
 #define MET_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
-/* A scraper that stalls must not hold a connection slot for long. */
-#define MET_CONNECTION_TIMEOUT_S 10u
+/* Defaults of the connection limits (see svc_metrics_settings). */
+#define MET_MAX_CONNS 64
+#define MET_MAX_CONNS_PER_IP 8
+#define MET_TIMEOUT_S 10
+/* libmicrohttpd's warnings: at most one line per window (see mhd_log). */
+#define MET_LOG_WINDOW_MS 10000
 
 /* ---- settings ---- */
 
@@ -51,6 +56,50 @@ static evk_err_t metrics_port_for_slot(const evk_service_t *svc, svc_metrics_t *
     return EVK_OK;
 }
 
+/* The integer setting metrics_@p name / metrics.@p name, in [min, max];
+ * @p max_is names the upper bound for the message. */
+static evk_err_t met_int(const evk_service_t *svc, const char *name, int64_t def, int64_t min,
+                         int64_t max, const char *max_is, int64_t *out, char *errstr,
+                         size_t errstr_size) {
+    char own[128], shared[128], buf[512];
+    snprintf(own, sizeof(own), "metrics_%s", name);
+    snprintf(shared, sizeof(shared), "metrics.%s", name);
+    const char *path = met_path(svc, own, shared, buf, sizeof(buf));
+    evk_err_t rc = evk_config_get_int(svc->cfg, path, def, out, errstr, errstr_size);
+    if (!rc && (*out < min || *out > max))
+        rc = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                      "%s: expected %lld to %lld (%s), got %lld", path, (long long)min,
+                      (long long)max, max_is, (long long)*out);
+    return rc;
+}
+
+/* Every connection costs a descriptor, and the service's Kafka connections
+ * need theirs: the endpoint may use at most half of the process's. */
+static int64_t met_fd_share(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur / 2 > INT32_MAX)
+        return INT32_MAX;
+    return (int64_t)(rl.rlim_cur / 2);
+}
+
+/* The endpoint holds at most max_connections connections, at most
+ * max_connections_per_ip of them from one address, and closes one that is
+ * idle for timeout_s: see README, "Health and metrics". */
+static evk_err_t met_limits(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    svc_metrics_t *m = svc->metrics;
+    evk_err_t rc = met_int(svc, "max_connections", MET_MAX_CONNS, 1, met_fd_share(),
+                           "half the descriptor limit", &m->max_conns, errstr, errstr_size);
+    int64_t per_ip = m->max_conns < MET_MAX_CONNS_PER_IP ? m->max_conns : MET_MAX_CONNS_PER_IP;
+    if (!rc)
+        rc = met_int(svc, "max_connections_per_ip", per_ip, 1, m->max_conns, "max_connections",
+                     &m->max_conns_per_ip, errstr, errstr_size);
+    if (!rc)
+        rc = met_int(svc, "timeout_s", MET_TIMEOUT_S, 1, 86400, "a day", &m->timeout_s, errstr,
+                     errstr_size);
+    return rc;
+}
+
 evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char buf[512];
     svc_metrics_t *m = svc->metrics;
@@ -64,7 +113,8 @@ evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_s
     path = met_path(svc, "metrics_bind", "metrics.bind", buf, sizeof(buf));
     if (!rc && !(m->bind = strdup(evk_config_get_string(svc->cfg, path, "127.0.0.1"))))
         rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    return rc;
+    /* Without an endpoint its limits mean nothing, the descriptor one included. */
+    return rc || !m->port ? rc : met_limits(svc, errstr, errstr_size);
 }
 
 void svc_metrics_client_conf(const evk_service_t *svc, rd_kafka_conf_t *conf) {
@@ -132,12 +182,36 @@ static enum MHD_Result request(void *cls, struct MHD_Connection *c, const char *
     return text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz or /metrics\n");
 }
 
+/* One line for the warnings left out: how many, and the last of them. */
+static void met_flush_warnings(const evk_service_t *svc) {
+    svc_metrics_t *m = svc->metrics;
+    char n[24];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)m->log_suppressed);
+    if (m->log_suppressed)
+        evk_log(EVK_LOG_WARN, svc->name, "metrics endpoint", "suppressed", n, "last",
+                m->log_last, NULL);
+    m->log_suppressed = 0;
+}
+
+/* libmicrohttpd warns once per connection it rejects or loses, so a crowd
+ * of clients would flood the log: the first warning of a window is logged,
+ * the rest only counted, and reported when the next window opens or the
+ * endpoint stops. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     const evk_service_t *svc = cls;
-    char msg[512];
+    svc_metrics_t *m = svc->metrics;
+    char msg[sizeof(m->log_last)];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
+    int64_t now = evk_now_ms();
+    if (m->log_window_ms && now - m->log_window_ms < MET_LOG_WINDOW_MS) {
+        memcpy(m->log_last, msg, sizeof(msg));
+        m->log_suppressed++;
+        return;
+    }
+    met_flush_warnings(svc);
     evk_log(EVK_LOG_WARN, svc->name, "metrics endpoint", "error", msg, NULL);
+    m->log_window_ms = now;
 }
 
 /* ---- start and stop ---- */
@@ -170,16 +244,27 @@ static evk_err_t met_listen(const svc_metrics_t *m, int *out, char *errstr,
     return EVK_OK;
 }
 
+/* One thread serves every connection without blocking on any: a slow
+ * client costs a slot, never the thread's attention, so a fresh request is
+ * answered as soon as it is accepted. epoll where the library has it. */
+static unsigned met_threading(void) {
+    return MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+               ? MHD_USE_EPOLL_INTERNAL_THREAD
+               : MHD_USE_POLL_INTERNAL_THREAD;
+}
+
 evk_err_t svc_metrics_start(evk_service_t *svc, char *errstr, size_t errstr_size) {
     svc_metrics_t *m = svc->metrics;
     int fd = -1;
     if (!m->port) return EVK_OK;
     evk_err_t rc = met_listen(m, &fd, errstr, errstr_size);
     if (rc) return rc;
-    m->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
-                                 NULL, request, svc, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, svc,
-                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 MET_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    m->daemon =
+        MHD_start_daemon(met_threading() | MHD_USE_ERROR_LOG, 0, NULL, NULL, request, svc,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, svc, MHD_OPTION_LISTEN_SOCKET, fd,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)m->max_conns,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)m->max_conns_per_ip,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)m->timeout_s, MHD_OPTION_END);
     if (!m->daemon) {
         close(fd);
         return evk_fail(EVK_ERR_IO, errstr, errstr_size,
@@ -198,4 +283,6 @@ void svc_metrics_stop(evk_service_t *svc) {
     atomic_store(&m->ready, 0);
     if (m->daemon) MHD_stop_daemon(m->daemon); /* joins its thread, closes the socket */
     m->daemon = NULL;
+    met_flush_warnings(svc);
+    m->log_window_ms = 0;
 }

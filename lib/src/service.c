@@ -626,20 +626,51 @@ static int64_t kafka_ms(const evk_service_t *svc, const char *name, int64_t def)
 }
 
 /* A retrying handler keeps the consumer from polling, so the worst case of
- * one input's backoffs must stay well inside max.poll.interval.ms, or the
- * group would evict the service in the middle of it. */
+ * one input must stay well inside max.poll.interval.ms, or the group would
+ * evict the service in the middle of it and hand the input to another
+ * member, which would meet the same fate. */
+static int64_t svc_retry_budget_ms(const evk_service_t *svc) {
+    return kafka_ms(svc, "max.poll.interval.ms", SVC_MAX_POLL_DEFAULT_MS) / 2;
+}
+
+/* How long one input can hold the consumer: retry_max handler calls of up
+ * to @p handler_ms each and the backoffs between them. Counting stops once
+ * past @p limit, so that a huge retry_max costs nothing. */
+static int64_t svc_worst_case_ms(const evk_service_t *svc, int64_t handler_ms, int64_t limit) {
+    if (!handler_ms && !svc->retry_backoff_ms) return 0;
+    int64_t total = 0;
+    for (int64_t a = 1; a <= svc->retry_max && total <= limit; a++)
+        total += handler_ms + (a < svc->retry_max ? svc_backoff_ms(svc, (unsigned)a) : 0);
+    return total;
+}
+
 static evk_err_t svc_check_retry_budget(const evk_service_t *svc, char *errstr,
                                         size_t errstr_size) {
-    int64_t budget = kafka_ms(svc, "max.poll.interval.ms", SVC_MAX_POLL_DEFAULT_MS) / 2;
-    int64_t total = 0;
-    for (unsigned a = 1; a < (uint64_t)svc->retry_max && total <= budget; a++)
-        total += svc_backoff_ms(svc, a);
-    if (total > budget)
+    int64_t budget = svc_retry_budget_ms(svc);
+    if (svc_worst_case_ms(svc, 0, budget) > budget)
         return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "%s: retry_max and retry_backoff_max_ms allow backing off more than "
                         "half of max.poll.interval.ms (%lld ms) for one event",
                         svc->name, (long long)budget * 2);
     return EVK_OK;
+}
+
+evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *setting,
+                                         int64_t handler_max_ms, char *errstr,
+                                         size_t errstr_size) {
+    if (!svc || !setting || handler_max_ms < 0)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                        "service: a setting name and a handler time of at least 0 are "
+                        "required");
+    int64_t budget = svc_retry_budget_ms(svc);
+    if (svc_worst_case_ms(svc, handler_max_ms, budget) <= budget) return EVK_OK;
+    return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                    "%s.retry_max (%lld) tries of up to %s (%lld ms) each, with the "
+                    "backoffs between them, can hold one event longer than half of "
+                    "max.poll.interval.ms (%lld ms): the group would evict the service in "
+                    "the middle of it; lower them or raise kafka.max.poll.interval.ms",
+                    svc->name, (long long)svc->retry_max, setting, (long long)handler_max_ms,
+                    (long long)budget * 2);
 }
 
 static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t errstr_size) {

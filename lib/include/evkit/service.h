@@ -34,7 +34,11 @@
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
- *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both.
+ *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both;
+ *   metrics_max_connections (metrics.max_connections, else 64; at most half
+ *   the descriptor limit), metrics_max_connections_per_ip
+ *   (metrics.max_connections_per_ip, else 8 or the former if lower),
+ *   metrics_timeout_s (metrics.timeout_s, else 10).
  *
  * Logs: one line per input ("event": type, key, topic, partition, offset,
  * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
@@ -51,6 +55,13 @@
  *                 latency histogram, consumer lag per partition and a few
  *                 librdkafka statistics (statistics.interval.ms defaults to
  *                 5000 then).
+ * One thread serves every connection without blocking on any. It holds at
+ * most metrics_max_connections, at most metrics_max_connections_per_ip from
+ * one address (more are closed at once), and closes a connection idle for
+ * metrics_timeout_s: a crowd of slow clients on one address cannot shut out
+ * a probe from another, nor take the descriptors Kafka needs. Its warnings
+ * take at most one line per 10 s, plus one counting those left out
+ * ("suppressed").
  *
  * Instances: any number of copies of a service may run, on one host or many,
  * with the same command line; the consumer group splits the input's
@@ -148,6 +159,27 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
 
 /** @brief Set the callback run after restore, before the first event. */
 void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
+
+/**
+ * @brief Check at start that a handler which may take up to
+ *        @p handler_max_ms per call (an HTTP timeout, a lock wait) cannot
+ *        get the service evicted from its consumer group.
+ *
+ * The consumer does not poll while one event is handled and retried, so
+ * its worst case — retry_max calls of @p handler_max_ms plus the backoffs
+ * between them — must stay under half of max.poll.interval.ms, the margin
+ * evk_service_new() already demands of the backoffs alone. Past it the
+ * group evicts the service mid-event and replays the event elsewhere.
+ *
+ * @param setting the setting that bounds the handler's time, e.g.
+ *        "notification-service.webhook_timeout_ms", for the message.
+ * @returns EVK_OK; EVK_ERR_CONFIG with errstr naming the settings;
+ *          EVK_ERR_INVALID_ARG for a NULL @p svc or @p setting or a
+ *          negative @p handler_max_ms.
+ */
+evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *setting,
+                                         int64_t handler_max_ms, char *errstr,
+                                         size_t errstr_size);
 
 /**
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
