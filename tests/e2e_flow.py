@@ -3,13 +3,18 @@
 processes over evk-dev-broker (scripts/start-services), fed by
 `evk-order generate`, checked from the outside through evk-tail.
 
-    e2e_flow.py --orders N [--chaos]
+    e2e_flow.py --orders N [--instances K] [--chaos [--kill] [--broker-faults]]
 
 Stock is seeded so that some SKUs run out (rejections) and the credit limit
-is low enough that some payments are declined (compensations). Once every
+is low enough that some payments are declined (compensations). Records that
+repeat an event id are redeliveries (a replay re-sends the same events) and
+are counted apart; the checks read one record per event id. Once every
 order has an outcome it checks:
   - every order has exactly one final status (SHIPPED, REJECTED, CANCELLED)
     and exactly one OrderConfirmed or OrderCancelled, agreeing with it;
+  - no order and effect (stock decision, release, payment, shipment
+    scheduled and dispatched, outcome, notification per template) has two
+    event ids: "duplicated" counts those;
   - final stock (inventory.levels, last value per SKU) == seed - units of the
     confirmed orders: declined orders' stock came back, nothing leaked;
   - exactly one order_confirmed/order_cancelled notification per order and
@@ -19,21 +24,24 @@ order has an outcome it checks:
   - nothing was dead-lettered, no service logged an error, and every service
     stopped cleanly on SIGTERM.
 
-With --chaos, orders are generated over ~90 s while faults are injected:
-each service is stopped with SIGTERM and SIGINT at random points (it must
-exit 0) and, with --kill, killed with SIGKILL three times, always restarted;
-poison messages (not Avro, wrong magic byte, truncated, unknown schema id,
-schema-invalid body) are written to `orders`; and with --broker-faults the
-dev broker's brokers go down and come back and requests fail (Produce,
-Fetch, OffsetCommit, TxnOffsetCommit, EndTxn, AddPartitionsToTxn errors,
-through evk-dev-broker --control).
+With --instances K, every service runs K copies started with the same
+command line (docs/SCALING.md). With --chaos, orders are placed over
+--duration seconds while, one disruption at a time (SETTLE_S apart), the
+extra copies join, each service is stopped with SIGTERM and SIGINT at random
+points (it must exit 0) and, with --kill, killed with SIGKILL twice, always
+restarted; poison messages (not Avro, wrong magic byte, truncated, unknown
+schema id, schema-invalid body) are written to `orders`; and with
+--broker-faults the dev broker's brokers go down and come back and requests
+fail (Produce, Fetch, OffsetCommit, TxnOffsetCommit, EndTxn,
+AddPartitionsToTxn errors, through evk-dev-broker --control).
 The same checks must hold, except that the outbox may repeat a notification
 with the same id (at-least-once side effects) and services may log errors;
-in addition every poison message must be in orders.dlq exactly once per
-service reading `orders`, with its key, value and evk_dlq_* headers, and no
-other DLQ may hold anything. It prints
-`orders N, faults injected F (kills K, SIGTERM/SIGINT restarts S, broker M),
-lost L, duplicated D`.
+in addition every poison message must be in orders.dlq once per service
+reading `orders` (again from the same origin: a redelivery), with its key,
+value and evk_dlq_* headers, and no other DLQ may hold anything. It prints
+`orders N, instances K ..., faults injected F (...), lost L, duplicated D,
+redelivered R, longest wait for an outcome W s`, and with --max-wait fails
+if W is larger.
 
 Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 """
@@ -68,6 +76,7 @@ REQUEST_ERRORS = [("Produce", "NOT_LEADER_FOR_PARTITION"), ("Produce", "NOT_ENOU
                   ("EndTxn", "CONCURRENT_TRANSACTIONS"),
                   ("AddPartitionsToTxn", "CONCURRENT_TRANSACTIONS")]
 DEV_BROKERS = 3  # evk-dev-broker's default
+SETTLE_S = 6  # between two disruptions (docs/SCALING.md, "Rebalances")
 CREDIT_LIMIT = 60000
 BLOCKED = "c-7"
 
@@ -88,7 +97,7 @@ def seed_stock(n):
             "SKU-5": max(2, n * 15 // 100), "SKU-6": plenty}
 
 
-def write_config(work, stock, chaos):
+def write_config(work, stock):
     with open(os.path.join(work, "stock.cfg"), "w") as f:
         f.write("stock = (\n%s\n);\n" % ",\n".join(
             '  { sku = "%s"; available = %d; }' % kv for kv in sorted(stock.items())))
@@ -99,10 +108,10 @@ inventory-service = {{ seed_file = "{work}/stock.cfg"; }};
 payment-service = {{ credit_limit_cents = {CREDIT_LIMIT}; blocked_customers = [ "{BLOCKED}" ]; }};
 notification-service = {{ outbox = "{work}/run/outbox.jsonl"; }};
 ''')
-        if chaos:
-            # A killed member stays in its group until its session times out
-            # (45 s by default), holding up the restarted one's assignment.
-            f.write('kafka = { session_timeout_ms = 6000; heartbeat_interval_ms = 1000; };\n')
+        # A killed member keeps its partitions until its session times out,
+        # and every rebalance on the dev broker lasts session.timeout.ms - 1 s
+        # (docs/SCALING.md): 3 s bounds both, as start-services sets it.
+        f.write('kafka = { session_timeout_ms = 3000; heartbeat_interval_ms = 500; };\n')
     return cfg
 
 
@@ -444,38 +453,46 @@ class Faults:
         self.errors = []
         self.done = threading.Event()  # the orders are all produced
 
-    def services(self):
+    def plan(self):
+        """[(service, signal or None to add a copy)] in the order to apply."""
         # Everyone is killed first, so that every later SIGTERM/SIGINT goes to a
         # child of this script, whose exit status can be checked.
         # Without --kill the first round is SIGTERM, whose exit status cannot be
         # seen (start-services' children are not ours).
         first_sig = signal.SIGKILL if self.kill else signal.SIGTERM
-        first = self.rng.sample(SERVICES, len(SERVICES))
-        rest = [(s, signal.SIGKILL) for s in SERVICES for _ in range(2) if self.kill]
+        # With several instances, the copies join while orders flow first.
+        adds = [(s, None) for s in SERVICES for _ in range(self.instances - 1)]
+        first = [(s, first_sig) for s in self.rng.sample(SERVICES, len(SERVICES))]
+        rest = [(s, signal.SIGKILL) for s in SERVICES if self.kill]
         rest += [(s, sig) for s in SERVICES for sig in (signal.SIGTERM, signal.SIGINT)]
-        self.rng.shuffle(rest)
-        # With several instances, the copies join while orders flow, and the
-        # faults hit a random copy of each service.
-        adds = [s for s in SERVICES for _ in range(self.instances - 1)]
         self.rng.shuffle(adds)
+        self.rng.shuffle(rest)
+        return adds + first + rest
+
+    def services(self):
+        """Apply plan() at random points, one disruption at a time: the group
+        it hit settles (its rebalance, a dead member's session timing out)
+        before the next, so that a wait measures one disruption."""
         try:
-            for service in adds:
-                time.sleep(self.rng.uniform(0.2, 1.5))
-                self.cluster.add_copy(service)
-                self.added += 1
-            for service, sig in [(s, first_sig) for s in first] + rest:
-                time.sleep(self.rng.uniform(0.5, 4))  # a random point in the flow
+            last = time.monotonic()
+            for service, sig in self.plan():
+                time.sleep(self.rng.uniform(0, 2) + max(0, last + SETTLE_S - time.monotonic()))
                 self.cluster.supervise()
-                copy = self.rng.randrange(self.cluster.instances[service])
-                # Copy 0 is start-services' child until this script restarts it:
-                # its exit status can only be seen once it is ours.
-                if copy == 0 and service not in self.cluster.children and sig != first_sig:
-                    sig = first_sig
-                self.cluster.restart(service, sig, copy)
-                if sig == signal.SIGKILL:
-                    self.kills += 1
+                if sig is None:
+                    self.cluster.add_copy(service)
+                    self.added += 1
                 else:
-                    self.stops += 1
+                    copy = self.rng.randrange(self.cluster.instances[service])
+                    # Copy 0 is start-services' child until this script restarts
+                    # it: only then can its exit status be seen.
+                    if copy == 0 and service not in self.cluster.children:
+                        sig = signal.SIGKILL if self.kill else signal.SIGTERM
+                    self.cluster.restart(service, sig, copy)
+                    if sig == signal.SIGKILL:
+                        self.kills += 1
+                    else:
+                        self.stops += 1
+                last = time.monotonic()
         except Exception as e:  # reported by the main thread
             self.errors.append(e)
 
@@ -546,8 +563,11 @@ def read_raw(brokers, topic):
 
 
 def check_dead_letters(poison, dlq):
-    """(lost, duplicated) poison messages; raises on a wrong DLQ record."""
+    """(lost, duplicated, redelivered) poison messages; raises on a wrong DLQ
+    record. The same origin dead-lettered again by one service (a replay of
+    its batch) is a redelivery."""
     seen = collections.Counter()
+    origins = collections.defaultdict(set)
     for key, value, h in dlq:
         check(key in poison, f"orders.dlq holds a message that is not poison: {key} {h}")
         want_value, want_error = poison[key]
@@ -559,8 +579,11 @@ def check_dead_letters(poison, dlq):
         check(h.get("evk_dlq_partition") and h.get("evk_dlq_offset"), f"{key}: no origin")
         check(h.get("evk_dlq_service") in ORDERS_READERS, f"{key}: from {h.get('evk_dlq_service')}")
         seen[(key, h["evk_dlq_service"])] += 1
+        origins[(key, h["evk_dlq_service"])].add((h["evk_dlq_partition"], h["evk_dlq_offset"]))
     want = {(k, s) for k in poison for s in ORDERS_READERS}
-    return len(want - set(seen)), sum(n - 1 for n in seen.values())
+    duplicated = sum(len(o) - 1 for o in origins.values())
+    return (len(want - set(seen)), duplicated,
+            sum(n - len(origins[k]) for k, n in seen.items()))
 
 
 def per_order(*lists):
@@ -593,20 +616,25 @@ def count_faults(placed, statuses, orders, inventory, payments, shipments, sent)
 
 
 def longest_wait(orders_msgs):
-    """Seconds from an OrderPlaced record to its outcome record, the worst order."""
-    placed, worst = {}, 0.0
+    """(seconds, order id, UTC time placed) from an OrderPlaced record to its
+    outcome record, the worst order."""
+    placed, worst = {}, (0.0, None, None)
     for m in orders_msgs:
         t = m["type"].rsplit(".", 1)[-1]
+        oid = m["value"]["order_id"]
         if t == "OrderPlaced":
-            placed[m["value"]["order_id"]] = m["ts"]
-        elif t in ("OrderConfirmed", "OrderCancelled") and m["value"]["order_id"] in placed:
-            worst = max(worst, (m["ts"] - placed[m["value"]["order_id"]]) / 1000)
+            placed[oid] = m["ts"]
+        elif t in ("OrderConfirmed", "OrderCancelled") and oid in placed:
+            wait = (m["ts"] - placed[oid]) / 1000
+            if wait > worst[0]:
+                at = time.strftime("%H:%M:%S", time.gmtime(placed[oid] / 1000))
+                worst = (wait, oid, at)
     return worst
 
 
 def run(args, work):
     seed = seed_stock(args.orders)
-    cfg = write_config(work, seed, args.chaos)
+    cfg = write_config(work, seed)
     t0 = time.monotonic()
     control = os.path.join(work, "broker-control") if args.chaos else None
     cluster = Cluster(work, cfg, args.partitions, control)
@@ -623,8 +651,8 @@ def run(args, work):
             threads.append(threading.Thread(target=faults.brokers, args=(threads[0],)))
             for t in threads:
                 t.start()
-        # Spread over ~90 s under faults, so that every fault meets orders in flight.
-        rate = str(args.orders / 90) if args.chaos else "0"
+        # Spread over the faults' schedule, so that every fault meets orders in flight.
+        rate = str(args.orders / args.duration) if args.chaos else "0"
         try:
             gen = cluster.tool("producers/evk-order", "generate", "--count", str(args.orders),
                                "--seed", "42", "--customers", "50", "--rate", rate,
@@ -654,19 +682,25 @@ def run(args, work):
         lost += args.orders - len(placed)
         if faults:
             dlq = read_raw(cluster.brokers, "orders.dlq")
-            plost, pdup = check_dead_letters(faults.poison, dlq)
+            plost, pdup, predelivered = check_dead_letters(faults.poison, dlq)
             lost, dup = lost + plost, dup + pdup
-            injected = faults.kills + faults.stops + faults.broker
-            print(f"orders {args.orders}, instances {args.instances} per service "
-                  f"({faults.added} added while orders flowed), faults injected {injected} "
-                  f"(kills {faults.kills}, SIGTERM/SIGINT restarts {faults.stops}, "
-                  f"broker {faults.broker}), lost {lost}, duplicated {dup}, "
-                  f"redelivered {sum(cluster.redeliveries.values())}, "
-                  f"longest wait for an outcome {wait:.1f} s", flush=True)
+            cluster.redeliveries["orders.dlq"] = predelivered
+        injected = ""
+        if faults:
+            injected = (f" ({faults.added} added while orders flowed), faults injected "
+                        f"{faults.kills + faults.stops + faults.broker} (kills {faults.kills}, "
+                        f"SIGTERM/SIGINT restarts {faults.stops}, broker {faults.broker})")
+        print(f"orders {args.orders}, instances {args.instances} per service{injected}, "
+              f"lost {lost}, duplicated {dup}, redelivered {sum(cluster.redeliveries.values())}, "
+              f"longest wait for an outcome {wait[0]:.1f} s ({wait[1]}, placed {wait[2]} UTC)",
+              flush=True)
+        if faults:
             print(f"e2e_flow: "
                   f"{len(faults.poison)} poison messages -> {len(dlq)} orders.dlq records, "
                   f"{len(cluster.unexpected)} services exited by themselves", flush=True)
         check(lost == 0 and dup == 0, f"lost {lost}, duplicated {dup}")
+        check(not args.max_wait or wait[0] <= args.max_wait,
+              f"{wait[1]} waited {wait[0]:.1f} s for its outcome (limit {args.max_wait} s)")
         check(len(placed) == args.orders, f"{len(placed)} OrderPlaced, expected {args.orders}")
         last, confirmed = check_statuses(placed, statuses, orders)
         check({v["order_id"] for v in payments["PaymentAuthorized"]} == confirmed,
@@ -713,6 +747,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=200)
     p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--duration", type=float, default=160,
+                   help="with --chaos, seconds over which the orders are placed")
+    p.add_argument("--max-wait", type=float, default=0,
+                   help="fail if an order waits longer for its outcome (seconds; 0: no limit)")
     p.add_argument("--instances", type=int, default=1,
                    help="copies of every service, started with the same command line")
     p.add_argument("--timeout", type=float, default=600, help="seconds for all outcomes")
