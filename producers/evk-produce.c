@@ -7,6 +7,7 @@
 
 #include "evkit/evkit.h"
 #include "lines.h"
+#include "rules.h"
 
 #define PROG "evk-produce"
 
@@ -82,6 +83,7 @@ static int run(const options_t *o, const evk_config_t *cfg, const evk_catalog_t 
         fprintf(stderr, PROG ": unknown event type \"%s\"\n", o->type);
         return EVK_EXIT_USAGE;
     }
+    lo.rule = rules_for(lo.schema);
     FILE *in;
     int rc = open_input(o->input, &in);
     if (rc) return rc;

@@ -25,6 +25,11 @@ typedef struct {
     const lines_opts_t *o;
     evk_producer_t *producer;
     evk_json_reader_t *reader;
+    /* o->rule sees each record as it will be sent: its frame read back into
+     * one value kept for every line, not an event per line. */
+    avro_value_iface_t *iface;
+    avro_value_t record;
+    avro_reader_t body;
     msg_t *held; /* --strict: valid lines waiting for the end of the input */
     size_t nheld, cap;
     size_t invalid;
@@ -69,6 +74,33 @@ static void report_invalid(run_t *r, size_t lineno, const char *reason) {
     r->invalid++;
 }
 
+static int rule_open(run_t *r) {
+    avro_value_iface_t *iface = avro_generic_class_from_schema(evk_schema_avro(r->o->schema));
+    if (!iface || avro_generic_value_new(iface, &r->record)) {
+        if (iface) avro_value_iface_decref(iface);
+        return -1;
+    }
+    r->iface = iface;
+    return (r->body = avro_reader_memory("", 0)) ? 0 : -1;
+}
+
+static void rule_close(run_t *r) {
+    if (r->body) avro_reader_free(r->body);
+    if (!r->iface) return;
+    avro_value_decref(&r->record);
+    avro_value_iface_decref(r->iface);
+}
+
+static int check_rule(run_t *r, const msg_t *m, char *errstr, size_t errstr_size) {
+    avro_reader_memory_set_source(r->body, (const char *)m->frame + EVK_FRAME_HEADER_SIZE,
+                                  (int64_t)(m->len - EVK_FRAME_HEADER_SIZE));
+    if (avro_value_read(r->body, &r->record)) {
+        snprintf(errstr, errstr_size, "cannot read the record back: %s", avro_strerror());
+        return -1;
+    }
+    return r->o->rule(&r->record, errstr, errstr_size);
+}
+
 /* A line to a message: 0, or -1 with errstr "<field path>: <reason>". */
 static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, msg_t *m,
                        char *errstr, size_t errstr_size) {
@@ -79,14 +111,19 @@ static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, ms
         evk_json_reader_frame(r->reader, line, len, &m->frame, &m->len, &key, errstr,
                               errstr_size))
         return -1;
-    evk_err_t err = EVK_ERR_NOMEM;
-    if ((m->tag = malloc(sizeof *m->tag))) {
-        *m->tag = (tag_t){lineno, key};
-        err =
-            evk_frame_headers(o->schema, o->prog, o->correlate ? key : NULL, NULL, &m->headers);
-    } else {
+    if (!(m->tag = malloc(sizeof *m->tag))) {
         free(key);
+        msg_free(m);
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
     }
+    *m->tag = (tag_t){lineno, key};
+    if (o->rule && check_rule(r, m, errstr, errstr_size)) {
+        msg_free(m);
+        return -1;
+    }
+    evk_err_t err =
+        evk_frame_headers(o->schema, o->prog, o->correlate ? key : NULL, NULL, &m->headers);
     if (!err) return 0;
     snprintf(errstr, errstr_size, "cannot encode: %s", evk_err2str(err));
     msg_free(m);
@@ -214,7 +251,7 @@ int lines_publish(const lines_opts_t *o, const evk_config_t *cfg, const evk_cata
     run_t r = {.o = o};
     char errstr[512];
     int rc = EVK_EXIT_CONFIG;
-    if (evk_json_reader_new(o->schema, &r.reader))
+    if (evk_json_reader_new(o->schema, &r.reader) || (o->rule && rule_open(&r)))
         fprintf(stderr, "%s: out of memory\n", o->prog);
     else if (evk_producer_new(cfg, cat, o->prog, &r.producer, errstr, sizeof errstr))
         fprintf(stderr, "%s: %s\n", o->prog, errstr);
@@ -225,6 +262,7 @@ int lines_publish(const lines_opts_t *o, const evk_config_t *cfg, const evk_cata
         rc = finish(&r, stopped);
     }
     evk_producer_destroy(r.producer);
+    rule_close(&r);
     evk_json_reader_destroy(r.reader);
     return rc;
 }

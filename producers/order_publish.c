@@ -7,6 +7,7 @@
 
 #include "lines.h"
 #include "order.h"
+#include "rules.h"
 
 /* A fresh order id and the current time for a line that leaves them out. */
 static int line_defaults(evk_json_reader_t *r, char *errstr, size_t errstr_size) {
@@ -44,6 +45,7 @@ int order_cmd_publish(int argc, char **argv, order_opts_t *o) {
     }
     if (!(rc = order_env_open(o, &env))) {
         lo.schema = env.placed;
+        lo.rule = rules_for(env.placed);
         rc = lines_publish(&lo, env.cfg, env.cat, in);
         order_env_close(&env);
     }

@@ -75,6 +75,35 @@ def test_place(b):
     expect(r.returncode == 1, "place: --customer is required")
 
 
+def test_place_rules(b):
+    """The order rules publish applies (tests/test_producers_cli.py), as
+    usage errors naming the option; nothing is sent."""
+    before = len(b.orders())
+    iso = "must be an ISO 4217 code: three upper-case letters, e.g. EUR"
+    for args, message in [
+            (["--customer", ""], "evk-order: --customer: must not be empty"),
+            (["--customer", "c\x01"],
+             "evk-order: --customer: must not contain control characters (found U+0001)"),
+            (["--customer", "c-1", "--currency", "euro"], f"evk-order: --currency euro: {iso}"),
+            (["--customer", "c-1", "--currency", "EU"], f"evk-order: --currency EU: {iso}"),
+            (["--customer", "c-1", "--item", "SKU\x7f:1:5"],
+             "evk-order: --item: the SKU must not contain control characters (found U+007F)")]:
+        item = [] if "--item" in args else ["--item", "SKU-1:1:5"]
+        usage_error(b.run("producers/evk-order", "place", *args, *item), message,
+                    f"place {args}")
+    usage_error(b.run("producers/evk-order", "generate", "--count", "1", "--skus",
+                      "SKU-1,SKU\x01"),
+                "evk-order: generate: --skus: SKU 2 must not contain control characters "
+                "(found U+0001)", "generate: a bad SKU")
+    expect(len(b.orders()) == before, "no order was sent")
+
+
+def usage_error(r, message, what):
+    ok = r.returncode == 1 and r.stderr.splitlines()[:1] == [message]
+    expect(ok, f"{what}: exit 1, {message!r}"
+           + ("" if ok else f" (got {r.returncode}, {r.stderr!r})"))
+
+
 PUBLISH = """\
 {"order_id":"o-given","customer_id":"c-1","items":[{"sku":"SKU-1","quantity":1,"unit_price_cents":100}],"currency":"EUR","created_at":1700000000000}
 {"customer_id":"c-2","items":[{"sku":"SKU-2","quantity":2,"unit_price_cents":250}]}
@@ -151,6 +180,7 @@ def main():
         b = Broker(work)
         try:
             test_place(b)
+            test_place_rules(b)
             test_publish(b)
             test_generate(b)
             test_status_and_errors(b)

@@ -122,6 +122,27 @@ def test_nul_bytes(b):
            "the line after the NUL bytes was sent")
 
 
+def test_order_rules(b):
+    """OrderPlaced's rules beyond its schema hold for both programs (and for
+    evk-order place and generate: tests/test_evk_order_cli.py)."""
+    lines = [order("{p}-r-1", customer=""), order("{p}-r-2", customer="c\x01"),
+             order("{p}-r-3", sku="SKU\0"), order("{p}-r-4", sku=""),
+             order("{p}-r-5", currency="euro"), order("{p}-r-6", currency="eur"),
+             order("{p}-r-7", currency="USD")]
+    iso = "must be an ISO 4217 code: three upper-case letters, e.g. EUR"
+    check(b, "order rules", lines, 3, [
+        "line 1: customer_id: must not be empty",
+        "line 2: customer_id: must not contain control characters (found U+0001)",
+        "line 3: items[0].sku: must not contain control characters (found U+0000)",
+        "line 4: items[0].sku: must not be empty",
+        f"line 5: currency: {iso}",
+        f"line 6: currency: {iso}",
+        "{p}: 1 sent, 6 invalid"])
+    keys = keys_on(b)
+    expect(all([keys[f"{name}-r-{i}"] for i in range(1, 8)] == [0] * 6 + [1]
+               for name in PROGRAMS), "only the valid order was sent")
+
+
 def test_strict_summary(b):
     lines = [order("{p}-s-1"), '{"order_id":"{p}-s-2"}']
     check(b, "--strict sends nothing", lines, 3, [
@@ -138,6 +159,7 @@ def main():
             test_keys(b)
             test_duplicate_keys(b)
             test_nul_bytes(b)
+            test_order_rules(b)
             test_strict_summary(b)
         finally:
             b.stop()
