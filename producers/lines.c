@@ -34,6 +34,7 @@ typedef struct {
     size_t nheld, cap;
     size_t invalid;
     uint64_t delivered, failed;
+    int fatal_said; /* producer_failed() has printed why */
 } run_t;
 
 static void tag_free(tag_t *t) {
@@ -130,13 +131,14 @@ static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, ms
     return -1;
 }
 
-/* A fatal error (of the idempotent producer, say) fails every later send
- * too, so reading on would only report each remaining line. */
+/* Whether the producer has failed for good (a fatal error of idempotence,
+ * say), said once: every later send would fail too, and the messages it
+ * held are reported as purged, which alone would not say why. */
 static int producer_failed(run_t *r) {
     char reason[512];
     if (!rd_kafka_fatal_error(evk_producer_rk(r->producer), reason, sizeof reason)) return 0;
-    fprintf(stderr, "%s: the producer failed: %s; the rest of the input is not sent\n",
-            r->o->prog, reason);
+    if (!r->fatal_said) fprintf(stderr, "%s: the producer failed: %s\n", r->o->prog, reason);
+    r->fatal_said = 1;
     return 1;
 }
 
@@ -153,8 +155,14 @@ static int send_msg(run_t *r, msg_t *m) {
     }
     fprintf(stderr, "line %zu: not delivered: %s\n", tag->line, errstr);
     r->failed++;
+    if (!producer_failed(r)) {
+        tag_free(tag);
+        return 0;
+    }
+    fprintf(stderr, "%s: stopped at line %zu: the rest of the input is not sent\n", r->o->prog,
+            tag->line);
     tag_free(tag);
-    return producer_failed(r) ? -1 : 0;
+    return -1;
 }
 
 static int hold(run_t *r, msg_t *m) {
@@ -236,6 +244,7 @@ static int finish(run_t *r, int stopped) {
     evk_err_t err = evk_producer_flush(r->producer, -1, errstr, sizeof errstr);
     /* Failed deliveries were reported line by line. */
     if (err && err != EVK_ERR_DELIVERY) fprintf(stderr, "%s: %s\n", o->prog, errstr);
+    producer_failed(r);
     fflush(stdout);
     fprintf(stderr, "%s: %llu sent, %zu invalid", o->prog, (unsigned long long)r->delivered,
             r->invalid);

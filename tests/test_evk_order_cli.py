@@ -26,21 +26,39 @@ def expect(cond, what):
 
 
 class Broker:
+    """evk-dev-broker in @work; commands() takes fault-injection commands."""
+
     def __init__(self, work):
         path = os.path.join(work, "bootstrap")
-        self.proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"),
-                                      "--bootstrap-file", path, "--topic", "orders:4"],
-                                     stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("evk-dev-broker did not start")
-            time.sleep(0.05)
+        self.fifo, self.log = os.path.join(work, "control"), os.path.join(work, "broker.out")
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"),
+                                          "--bootstrap-file", path, "--topic", "orders:4",
+                                          "--control", self.fifo], stdout=out)
+        self.wait_for(lambda: os.path.exists(path), "evk-dev-broker did not start")
         with open(path) as f:
             self.brokers = f.read().strip()
         self.env = dict(os.environ, EVK_SCHEMAS_DIR=os.path.join(SRC, "schemas"))
         for var in ("EVK_BOOTSTRAP_SERVERS", "EVK_CONFIG"):
             self.env.pop(var, None)
+
+    def wait_for(self, cond, failure):
+        deadline = time.monotonic() + 10
+        while not cond():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(failure)
+            time.sleep(0.05)
+
+    def acks(self, line):
+        with open(self.log) as f:
+            return f.read().count(f"control: ok: {line}\n")
+
+    def command(self, line):
+        """Apply @line (docs/CLI.md, evk-dev-broker --control) and wait for its ack."""
+        before = self.acks(line)
+        with open(self.fifo, "w") as f:
+            f.write(line + "\n")
+        self.wait_for(lambda: self.acks(line) > before, f"evk-dev-broker did not apply {line!r}")
 
     def stop(self):
         self.proc.terminate()

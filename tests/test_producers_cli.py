@@ -9,6 +9,7 @@ Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 import collections
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -89,6 +90,26 @@ def test_failed_deliveries_name_their_lines(b):
           "-X", "message.timeout.ms=500", "-X", "log_level=0", brokers=False)
 
 
+def test_fatal_producer_error(b):
+    """A fatal error fails every later send: reading stops there, and what
+    was queued is reported line by line. When the error comes (early, here)
+    depends on timing, so the counts are checked against the reports."""
+    text = "".join(order(f"f-{i}") + "\n" for i in range(1, 20001))
+    for name in PROGRAMS:
+        b.command("err InitProducerId 1 CLUSTER_AUTHORIZATION_FAILED")
+        r = publish(b, name, text.replace('"f-', f'"{name}-f-'), "-X", "log_level=0")
+        err = r.stderr.splitlines()
+        failed = [e for e in err if re.match(r"line \d+: not delivered", e)]
+        stop = [int(m.group(1)) for e in err
+                for m in [re.match(rf"{name}: stopped at line (\d+): the rest", e)] if m]
+        ok = (r.returncode == 4 and err[-1:] == [f"{name}: 0 sent, 0 invalid, {len(failed)} failed"]
+              and any(e.startswith(f"{name}: the producer failed: ") and
+                      "Cluster authorization failed" in e for e in err)
+              and (not stop or stop == [len(failed)]))
+        expect(ok, f"{name}: a fatal producer error: exit 4, its reason, every queued line "
+               "reported" + ("" if ok else f" (got {r.returncode}, {err[-3:]})"))
+
+
 def test_keys(b):
     """A key field with U+0000 would be cut short (two orders, one key)."""
     lines = [order("{p}-n\0ul"), order("{p}-bell\a"), order(""), order("{p}-k-4")]
@@ -156,6 +177,7 @@ def main():
         try:
             test_undeliverable_line(b)
             test_failed_deliveries_name_their_lines(b)
+            test_fatal_producer_error(b)
             test_keys(b)
             test_duplicate_keys(b)
             test_nul_bytes(b)
