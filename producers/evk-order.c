@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "order.h"
+#include "rules.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -127,6 +128,9 @@ static int add_item_arg(evk_event_t *order, char *arg) {
         return order_usage_error("--item %s: expected SKU:QTY:PRICE_CENTS", arg);
     *qty++ = '\0';
     *price++ = '\0';
+    char why[128];
+    if (rule_id(arg, strlen(arg), why, sizeof why))
+        return order_usage_error("--item: the SKU %s", why);
     if (parse_count(qty, 1, INT32_MAX, &q))
         return order_usage_error("--item %s: quantity \"%s\" is not a positive integer", arg,
                                  qty);
@@ -141,6 +145,16 @@ typedef struct {
     char **items;
     size_t nitems;
 } place_args_t;
+
+/* The rules publish applies to the same fields (rules.h). */
+static int check_place(const place_args_t *a) {
+    char why[128];
+    if (rule_id(a->customer, strlen(a->customer), why, sizeof why))
+        return order_usage_error("--customer: %s", why);
+    if (rule_currency(a->currency, strlen(a->currency), why, sizeof why))
+        return order_usage_error("--currency %s: %s", a->currency, why);
+    return EVK_EXIT_OK;
+}
 
 static int parse_place(int argc, char **argv, order_opts_t *o, place_args_t *a) {
     static const struct option longopts[] = {{"customer", required_argument, NULL, 'c'},
@@ -162,7 +176,7 @@ static int parse_place(int argc, char **argv, order_opts_t *o, place_args_t *a) 
         return order_usage_error("place: unexpected argument \"%s\"", argv[optind]);
     if (!a->customer || !a->nitems)
         return order_usage_error("place: --customer and at least one --item are required");
-    return EVK_EXIT_OK;
+    return check_place(a);
 }
 
 int order_cmd_place(int argc, char **argv, order_opts_t *o) {

@@ -49,18 +49,6 @@ int order_sender_open(order_sender_t *s, const order_env_t *env, int print_ids);
 /* Queue @order (consumed), keyed and correlated by its order id. 0 or -1. */
 int order_send(order_sender_t *s, evk_event_t *order);
 
-/* An order already encoded: its frame, its id (the key) and its headers
- * (correlation_id = the id). All malloc()ed; order_send_frame() takes them. */
-typedef struct {
-    void *frame;
-    size_t len;
-    char *order_id;
-    rd_kafka_headers_t *headers;
-} order_msg_t;
-
-/* Queue @m (consumed) as an OrderPlaced. 0 or -1. */
-int order_send_frame(order_sender_t *s, const order_env_t *env, order_msg_t *m);
-void order_msg_free(order_msg_t *m);
 /* Flush and close; EVK_EXIT_OK or EVK_EXIT_DELIVERY. */
 int order_sender_close(order_sender_t *s);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "order.h"
+#include "rules.h"
 
 typedef struct {
     int64_t count, customers;
@@ -105,10 +106,13 @@ static int generate(const order_env_t *env, const gen_args_t *a) {
 }
 
 static int split_skus(gen_args_t *a, char *list) {
+    char why[128];
     a->nskus = 0;
     for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (a->nskus == sizeof a->skus / sizeof a->skus[0])
             return order_usage_error("generate: at most 256 SKUs");
+        if (rule_id(tok, strlen(tok), why, sizeof why))
+            return order_usage_error("generate: --skus: SKU %zu %s", a->nskus + 1, why);
         a->skus[a->nskus++] = tok;
     }
     return a->nskus ? EVK_EXIT_OK : order_usage_error("generate: --skus names no SKU");

@@ -51,41 +51,9 @@ int order_send(order_sender_t *s, evk_event_t *order) {
     return 0;
 }
 
-int order_send_frame(order_sender_t *s, const order_env_t *env, order_msg_t *m) {
-    char errstr[512];
-    /* The id is both the key (copied by librdkafka) and, for on_delivery(),
-     * the message's opaque, which frees it. */
-    char *id = m->order_id;
-    if (evk_producer_send_frame(s->producer, env->placed, id, strlen(id), m->frame, m->len,
-                                m->headers, id, errstr, sizeof errstr)) {
-        fprintf(stderr, PROG ": %s\n", errstr);
-        free(id);
-        return -1;
-    }
-    s->sent++;
-    return 0;
-}
-
-void order_msg_free(order_msg_t *m) {
-    free(m->frame);
-    free(m->order_id);
-    if (m->headers) rd_kafka_headers_destroy(m->headers);
-}
-
-/* Long enough for librdkafka to deliver or fail every queued message. */
-static int flush_timeout_ms(evk_producer_t *p) {
-    char buf[32];
-    size_t size = sizeof buf;
-    if (rd_kafka_conf_get(rd_kafka_conf(evk_producer_rk(p)), "message.timeout.ms", buf,
-                          &size) != RD_KAFKA_CONF_OK)
-        return 300000 + 10000;
-    return atoi(buf) + 10000;
-}
-
 int order_sender_close(order_sender_t *s) {
     char errstr[1024];
-    evk_err_t err =
-        evk_producer_flush(s->producer, flush_timeout_ms(s->producer), errstr, sizeof errstr);
+    evk_err_t err = evk_producer_flush(s->producer, -1, errstr, sizeof errstr);
     if (err) fprintf(stderr, PROG ": %s\n", errstr);
     fflush(stdout);
     evk_producer_destroy(s->producer);

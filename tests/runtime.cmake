@@ -8,3 +8,10 @@ add_test(NAME test_interop
     $<TARGET_FILE:evk-dev-broker> $<TARGET_FILE:evk-produce> $<TARGET_FILE:evk-tail>)
 set_tests_properties(test_interop PROPERTIES
   ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 300)
+
+# evk-produce and evk-order publish on the same awkward input (oversized lines,
+# failed deliveries, bad keys, duplicate keys, NUL bytes): the same reports by
+# line number, counts and exit codes.
+add_test(NAME producers_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_producers_cli.py)
+set_tests_properties(producers_cli PROPERTIES
+  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120)

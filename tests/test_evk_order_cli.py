@@ -26,21 +26,39 @@ def expect(cond, what):
 
 
 class Broker:
+    """evk-dev-broker in @work; commands() takes fault-injection commands."""
+
     def __init__(self, work):
         path = os.path.join(work, "bootstrap")
-        self.proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"),
-                                      "--bootstrap-file", path, "--topic", "orders:4"],
-                                     stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("evk-dev-broker did not start")
-            time.sleep(0.05)
+        self.fifo, self.log = os.path.join(work, "control"), os.path.join(work, "broker.out")
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"),
+                                          "--bootstrap-file", path, "--topic", "orders:4",
+                                          "--control", self.fifo], stdout=out)
+        self.wait_for(lambda: os.path.exists(path), "evk-dev-broker did not start")
         with open(path) as f:
             self.brokers = f.read().strip()
         self.env = dict(os.environ, EVK_SCHEMAS_DIR=os.path.join(SRC, "schemas"))
         for var in ("EVK_BOOTSTRAP_SERVERS", "EVK_CONFIG"):
             self.env.pop(var, None)
+
+    def wait_for(self, cond, failure):
+        deadline = time.monotonic() + 10
+        while not cond():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(failure)
+            time.sleep(0.05)
+
+    def acks(self, line):
+        with open(self.log) as f:
+            return f.read().count(f"control: ok: {line}\n")
+
+    def command(self, line):
+        """Apply @line (docs/CLI.md, evk-dev-broker --control) and wait for its ack."""
+        before = self.acks(line)
+        with open(self.fifo, "w") as f:
+            f.write(line + "\n")
+        self.wait_for(lambda: self.acks(line) > before, f"evk-dev-broker did not apply {line!r}")
 
     def stop(self):
         self.proc.terminate()
@@ -73,6 +91,35 @@ def test_place(b):
     expect(r.returncode == 1 and "quantity" in r.stderr, "place: zero quantity is a usage error")
     r = b.run("producers/evk-order", "place", "--item", "SKU-1:1:5")
     expect(r.returncode == 1, "place: --customer is required")
+
+
+def test_place_rules(b):
+    """The order rules publish applies (tests/test_producers_cli.py), as
+    usage errors naming the option; nothing is sent."""
+    before = len(b.orders())
+    iso = "must be an ISO 4217 code: three upper-case letters, e.g. EUR"
+    for args, message in [
+            (["--customer", ""], "evk-order: --customer: must not be empty"),
+            (["--customer", "c\x01"],
+             "evk-order: --customer: must not contain control characters (found U+0001)"),
+            (["--customer", "c-1", "--currency", "euro"], f"evk-order: --currency euro: {iso}"),
+            (["--customer", "c-1", "--currency", "EU"], f"evk-order: --currency EU: {iso}"),
+            (["--customer", "c-1", "--item", "SKU\x7f:1:5"],
+             "evk-order: --item: the SKU must not contain control characters (found U+007F)")]:
+        item = [] if "--item" in args else ["--item", "SKU-1:1:5"]
+        usage_error(b.run("producers/evk-order", "place", *args, *item), message,
+                    f"place {args}")
+    usage_error(b.run("producers/evk-order", "generate", "--count", "1", "--skus",
+                      "SKU-1,SKU\x01"),
+                "evk-order: generate: --skus: SKU 2 must not contain control characters "
+                "(found U+0001)", "generate: a bad SKU")
+    expect(len(b.orders()) == before, "no order was sent")
+
+
+def usage_error(r, message, what):
+    ok = r.returncode == 1 and r.stderr.splitlines()[:1] == [message]
+    expect(ok, f"{what}: exit 1, {message!r}"
+           + ("" if ok else f" (got {r.returncode}, {r.stderr!r})"))
 
 
 PUBLISH = """\
@@ -151,6 +198,7 @@ def main():
         b = Broker(work)
         try:
             test_place(b)
+            test_place_rules(b)
             test_publish(b)
             test_generate(b)
             test_status_and_errors(b)

@@ -121,7 +121,7 @@ line 5, column 18: string or '}' expected near end of file
 EOF
     cp "$work/c.want" "$work/c-strict.want"
     echo "evk-produce: 2 sent, 3 invalid" >>"$work/c.want"
-    echo "evk-produce: 0 sent, 3 invalid" >>"$work/c-strict.want"
+    echo "evk-produce: 0 sent, 3 invalid (--strict: nothing sent)" >>"$work/c-strict.want"
 
     expect_rc 3 "$PRODUCE" -b "$BS" -t OrderPlaced "$work/c.jsonl" 2>"$work/c.err"
     expect_file "$work/c.want" "$work/c.err" "(c) evk-produce stderr"

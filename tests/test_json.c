@@ -228,20 +228,44 @@ static void test_unions(void **state) {
     evk_event_destroy(ev);
 }
 
+#define REJECTED(reason) "{\"order_id\":\"o\",\"customer_id\":\"c\",\"reason\":" reason "}"
+
 static void test_strings(void **state) {
     (void)state;
     /* escapes in, canonical escapes and raw UTF-8 out */
     evk_event_t *ev =
-        parse("StockLevel", "{\"sku\":\"\\u00e9\\/\\b\\f\\r\\ud83d\\ude00\\u001f\","
-                            "\"available\":0}");
-    assert_json(ev, "{\"sku\":\"\xc3\xa9/\\u0008\\u000c\\r\xf0\x9f\x98\x80\\u001f\","
-                    "\"available\":0}");
+        parse("StockRejected", REJECTED("\"\\u00e9\\/\\b\\f\\r\\ud83d\\ude00\\u001f\""));
+    assert_json(ev, "{\"order_id\":\"o\",\"customer_id\":\"c\",\"reason\":"
+                    "\"\xc3\xa9/\\u0008\\u000c\\r\xf0\x9f\x98\x80\\u001f\",\"sku\":null}");
     evk_event_destroy(ev);
     /* U+0000 is a valid Avro string character and survives */
-    const char *nul = "{\"sku\":\"a\\u0000b\",\"available\":1}";
-    ev = parse("StockLevel", nul);
-    assert_json(ev, nul);
+    ev = parse("StockRejected", REJECTED("\"a\\u0000b\""));
+    assert_json(ev, REJECTED("\"a\\u0000b\",\"sku\":null"));
     evk_event_destroy(ev);
+}
+
+/* ...but not in a key, which is text from then on: "a\u0000b" would be
+ * the key "a". */
+static void test_key_rule(void **state) {
+    (void)state;
+    assert_rejected("StockLevel", "{\"sku\":\"a\\u0000b\",\"available\":1}", EVK_ERR_VALIDATION,
+                    "sku: key must not contain control characters (found U+0000)");
+    assert_rejected("OrderCancelled",
+                    "{\"order_id\":\"o\\u009f\",\"customer_id\":\"c\",\"status\":"
+                    "\"REJECTED\",\"reason\":\"r\"}",
+                    EVK_ERR_VALIDATION,
+                    "order_id: key must not contain control characters (found U+009F)");
+    assert_rejected("StockLevel", "{\"sku\":\"\",\"available\":1}", EVK_ERR_VALIDATION,
+                    "sku: key must not be empty");
+    evk_event_t *ev =
+        parse("StockLevel", "{\"sku\":\"\\u00a0\\u00e9 \\ud83d\\ude00\",\"available\":1}");
+    assert_string_equal(evk_event_key(ev), "\xc2\xa0\xc3\xa9 \xf0\x9f\x98\x80");
+    evk_event_destroy(ev);
+    char err[128];
+    assert_int_equal(evk_key_check("a\x7f", 2, err, sizeof err), EVK_ERR_VALIDATION);
+    assert_string_equal(err, "must not contain control characters (found U+007F)");
+    assert_int_equal(evk_key_check("o-1", 3, NULL, 0), EVK_OK);
+    assert_int_equal(evk_key_check(NULL, 1, err, sizeof err), EVK_ERR_INVALID_ARG);
 }
 
 static void test_to_json_is_exact_for_longs(void **state) {
@@ -277,6 +301,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_unions),
         cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_key_rule),
         cmocka_unit_test(test_to_json_is_exact_for_longs),
         cmocka_unit_test(test_bad_arguments),
     };

@@ -565,21 +565,49 @@ evk_err_t evk_value_init(const json_t *doc, avro_value_t *v) {
     return init_value(doc, v);
 }
 
-/* ---- the event from JSON ---- */
+/* ---- keys ---- */
 
-/* The catalog's key field, as text. */
-static evk_err_t key_from_field(evk_event_t *ev) {
-    const char *field = evk_schema_key_field(evk_event_schema(ev));
-    const char *s;
-    int64_t n;
-    char buf[24];
-    if (!field) return EVK_OK;
-    if (evk_event_get_string(ev, field, &s) == EVK_OK) return evk_event_set_key(ev, s);
-    if (evk_event_get_long(ev, field, &n) == EVK_OK) {
-        snprintf(buf, sizeof buf, "%" PRId64, n);
-        return evk_event_set_key(ev, buf);
+/* The control character (Unicode Cc: U+0000-U+001F, U+007F-U+009F) that
+ * starts at s[i], or -1. Only U+0080-U+009F take two bytes (0xc2 0x80-0x9f). */
+static long control_at(const unsigned char *s, size_t n, size_t i) {
+    if (s[i] < 0x20 || s[i] == 0x7f) return s[i];
+    if (s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) return s[i + 1];
+    return -1;
+}
+
+evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr_size) {
+    if (!key && len) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "key is NULL");
+    if (!len) return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size, "must not be empty");
+    for (size_t i = 0; i < len; i++) {
+        long cp = control_at((const unsigned char *)key, len, i);
+        if (cp >= 0)
+            return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size,
+                            "must not contain control characters (found U+%04lX)", cp);
     }
     return EVK_OK;
+}
+
+/* ---- the event from JSON ---- */
+
+/* The catalog's key field (a top-level string: catalog.c) becomes the key,
+ * which is text from here on: a U+0000 in it would cut it short, so that two
+ * aggregates shared a key. Hence evk_key_check(), on the field's full length. */
+static evk_err_t key_from_field(evk_event_t *ev, char *errstr, size_t errstr_size) {
+    const char *field = evk_schema_key_field(evk_event_schema(ev));
+    const char *s = NULL;
+    size_t size = 0;
+    avro_value_t v;
+    if (!field) return EVK_OK;
+    if (avro_value_get_by_name(evk_event_value(ev), field, &v, NULL) ||
+        avro_value_get_string(&v, &s, &size))
+        return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key is not a string",
+                        field);
+    char why[128];
+    if (evk_key_check(s, size ? size - 1 : 0, why, sizeof why)) /* size counts the NUL */
+        return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key %s", field, why);
+    return evk_event_set_key(ev, s)
+               ? evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory")
+               : EVK_OK;
 }
 
 /* Values for absent top-level fields, as a caller's defaults would give. */
@@ -614,8 +642,7 @@ evk_err_t evk_event_from_json_with(const evk_schema_t *s, const char *json, size
         ev ? evk_json_fill(evk_schema_doc(s), root, evk_event_value(ev), errstr, errstr_size)
            : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     json_decref(root);
-    if (!err && key_from_field(ev))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!err) err = key_from_field(ev, errstr, errstr_size);
     if (err) {
         evk_event_destroy(ev);
         return err;

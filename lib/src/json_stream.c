@@ -4,11 +4,11 @@
  *
  * The fast path only ever answers "valid, and here are the bytes". Anything
  * it does not accept, invalid or merely unusual (a \u0000, a duplicate key,
- * nesting deeper than it tracks), makes it give up, and the input goes
- * through evk_event_from_json()'s DOM path instead, which then decides and
- * words the error. So errors read exactly as they always have, and the fast
- * path must never accept what the DOM path rejects (tests/test_json_stream.c
- * holds the two paths against each other). */
+ * a key evk_key_check() refuses, nesting deeper than it tracks), makes it
+ * give up, and the input goes through evk_event_from_json()'s DOM path
+ * instead, which then decides and words the error. So errors read exactly
+ * as they always have, and the fast path must never accept what the DOM path
+ * rejects (tests/test_json_stream.c holds the two paths against each other). */
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>
@@ -405,7 +405,9 @@ static int pick_branch(ctx_t *c, const node_t **n, const tok_t *t) {
     return -1;
 }
 
+/* A key evk_key_check() refuses is the DOM path's to report. */
 static int capture_key(ctx_t *c, const char *s, size_t n) {
+    if (evk_key_check(s, n, NULL, 0)) return -1;
     c->r->key.len = 0;
     c->r->has_key = 1;
     return put(c, &c->r->key, s, n) || put(c, &c->r->key, "", 1);

@@ -85,6 +85,20 @@ evk_err_t evk_event_set_causation_id(evk_event_t *ev, const char *value);
 evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *label);
 
 /**
+ * @brief Check that @p len bytes at @p key can be an event key, or any id
+ *        that becomes one: keys are text (evk_event_set_key() takes a C
+ *        string), so a U+0000 would cut a key short and let two aggregates
+ *        share it, and an empty key names nothing. Other control characters
+ *        garble logs and tools, so they are refused too.
+ * @returns EVK_OK; EVK_ERR_VALIDATION with errstr "must not be empty" or
+ *          "must not contain control characters (found U+0000)" (any of
+ *          U+0000-U+001F, U+007F-U+009F), for the caller to prefix with the
+ *          field or option it checked; EVK_ERR_INVALID_ARG when @p key is NULL
+ *          and @p len is not 0.
+ */
+evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr_size);
+
+/**
  * @brief Where a consumed event came from; topic NULL and offset -1 for an
  *        event built locally. Set by the decoder's caller via
  *        evk_event_set_origin().
@@ -125,8 +139,9 @@ evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t *index);
  *   EVK_ERR_VALIDATION "customer_id: missing required field"
  *   EVK_ERR_VALIDATION "coupon: unknown field"
  *   EVK_ERR_JSON       "line 1, column 18: '}' expected near end of file" (jansson's text)
+ *   EVK_ERR_VALIDATION "order_id: key must not be empty" (evk_key_check())
  * Fields with a schema default may be omitted. If the schema names a key
- * field, the event's key is set from it.
+ * field, the event's key is set from it, and it must pass evk_key_check().
  */
 evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
                               evk_event_t **out, char *errstr, size_t errstr_size);

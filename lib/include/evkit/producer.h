@@ -63,7 +63,9 @@ evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s,
 int evk_producer_poll(evk_producer_t *p, int timeout_ms);
 
 /**
- * @brief Wait until every queued message is delivered or failed.
+ * @brief Wait until every queued message is delivered or failed, at most
+ *        @p timeout_ms; -1 waits for all of them, which message.timeout.ms
+ *        bounds (unless it is 0, infinite).
  * @returns EVK_OK; EVK_ERR_TIMEOUT; EVK_ERR_DELIVERY if any message failed
  *          since the previous flush (errstr holds the first reason).
  */
