@@ -1,5 +1,7 @@
 #include "flow_rules.h"
 
+#include <evkit/evkit.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,27 +63,30 @@ int flow_can_hold(const char *sku, int64_t available, int64_t quantity, char *re
     return 0;
 }
 
-/* Non-empty, no control characters (they would forge log lines and keys). */
-static int id_ok(const char *s) {
-    if (!s || !*s) return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
-    return 1;
+int flow_currency_ok(const char *c, size_t len, char *why, size_t why_size) {
+    int ok = len == 3;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = c[i] >= 'A' && c[i] <= 'Z';
+    if (!ok)
+        snprintf(why, why_size, "must be an ISO 4217 code: three upper-case letters, e.g. EUR");
+    return ok;
 }
 
-static int currency_ok(const char *c) {
-    for (int i = 0; i < 3; i++)
-        if (!c || c[i] < 'A' || c[i] > 'Z') return 0;
-    return c[3] == '\0';
+/* @s under the key rule; else 0 with @reason "<field>: <why>". */
+static int id_ok(const char *field, const char *s, char *reason, size_t reason_size) {
+    char why[128];
+    if (!evk_key_check(s ? s : "", s ? strlen(s) : 0, why, sizeof why)) return 1;
+    snprintf(reason, reason_size, "%s: %s", field, why);
+    return 0;
 }
 
 static int line_ok(const flow_line_t *l, size_t i, int64_t *total, char *reason,
                    size_t reason_size) {
+    char field[48];
     int64_t amount;
-    if (!id_ok(l->sku))
-        snprintf(reason, reason_size, "items[%zu].sku: must be non-empty, without control "
-                 "characters", i);
-    else if (l->quantity < 1)
+    snprintf(field, sizeof field, "items[%zu].sku", i);
+    if (!id_ok(field, l->sku, reason, reason_size)) return 0;
+    if (l->quantity < 1)
         snprintf(reason, reason_size, "items[%zu].quantity: must be at least 1, got %" PRId64, i,
                  l->quantity);
     else if (l->unit_price_cents < 0)
@@ -97,23 +102,23 @@ static int line_ok(const flow_line_t *l, size_t i, int64_t *total, char *reason,
 }
 
 int flow_check_order(const flow_order_t *o, int64_t *total, char *reason, size_t reason_size) {
+    char why[128];
     *total = 0;
-    if (!id_ok(o->order_id))
-        snprintf(reason, reason_size, "order_id: must be non-empty, without control characters");
-    else if (!id_ok(o->customer_id))
-        snprintf(reason, reason_size,
-                 "customer_id: must be non-empty, without control characters");
-    else if (!currency_ok(o->currency))
-        snprintf(reason, reason_size, "currency: must be three upper-case letters, got \"%.8s\"",
-                 o->currency ? o->currency : "");
-    else if (o->n == 0)
-        snprintf(reason, reason_size, "items: order has no items");
-    else {
-        for (size_t i = 0; i < o->n; i++)
-            if (!line_ok(&o->lines[i], i, total, reason, reason_size)) return 0;
-        return 1;
+    if (!id_ok("order_id", o->order_id, reason, reason_size) ||
+        !id_ok("customer_id", o->customer_id, reason, reason_size))
+        return 0;
+    if (!flow_currency_ok(o->currency ? o->currency : "", o->currency ? strlen(o->currency) : 0,
+                          why, sizeof why)) {
+        snprintf(reason, reason_size, "currency: %s", why);
+        return 0;
     }
-    return 0;
+    if (o->n == 0) {
+        snprintf(reason, reason_size, "items: order has no items");
+        return 0;
+    }
+    for (size_t i = 0; i < o->n; i++)
+        if (!line_ok(&o->lines[i], i, total, reason, reason_size)) return 0;
+    return 1;
 }
 
 int flow_payment_decide(const flow_payment_rules_t *r, const char *customer_id,

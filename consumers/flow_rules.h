@@ -39,13 +39,19 @@ typedef struct {
     size_t n;
 } flow_order_t;
 
-/* The domain rules an order must meet wherever it came from: ids non-empty
- * and free of control characters, a three-letter upper-case currency, at
- * least one line, each with a SKU, quantity >= 1 and unit price >= 0, and a
- * total that fits in 64 bits. 1 with *total set; else 0 with @reason naming
- * the field (e.g. "items[1].quantity: must be at least 1, got -1"). Checked
- * before lines are merged, so that a negative line cannot offset another. */
+/* The domain rules an order must meet wherever it came from, shared by the
+ * services and the producers: ids (order, customer, SKUs) follow the key
+ * rule (evk_key_check: not empty, no control characters), the currency is
+ * ISO 4217-shaped, there is at least one line, each with quantity >= 1 and
+ * unit price >= 0, and the total fits in 64 bits. 1 with *total set; else 0
+ * with @reason naming the field (e.g. "items[1].quantity: must be at least
+ * 1, got -1"). Checked before lines are merged, so that a negative line
+ * cannot offset another. */
 int flow_check_order(const flow_order_t *o, int64_t *total, char *reason, size_t reason_size);
+
+/* A currency code: three upper-case letters (ISO 4217's shape). 1 if the
+ * @len bytes at @c are one; else 0 with @why set, without a field name. */
+int flow_currency_ok(const char *c, size_t len, char *why, size_t why_size);
 
 /* Merge lines that name the same SKU (an order may list one twice), keeping
  * the first occurrence's position. Returns the new count. */
