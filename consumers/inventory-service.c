@@ -193,8 +193,12 @@ static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
 int main(int argc, char **argv) {
     static const flow_route_t routes[] = {
         {"OrderPlaced", on_placed}, {"PaymentDeclined", on_declined}, {NULL, NULL}};
-    static const flow_service_t def = {
-        .name = NAME, .routes = routes, .setup = setup, .ready = on_ready};
+    static const evk_setting_t settings[] = {{"seed_file", EVK_SETTING_STRING}, {NULL, 0}};
+    static const flow_service_t def = {.name = NAME,
+                                       .routes = routes,
+                                       .settings = settings,
+                                       .setup = setup,
+                                       .ready = on_ready};
     inventory_t state = {0};
     return flow_service_main(&def, &state, argc, argv);
 }

@@ -24,6 +24,9 @@
 
 /* ---- settings ---- */
 
+const evk_setting_t evk_metrics_settings[] = {
+    {"port", EVK_SETTING_INT}, {"bind", EVK_SETTING_STRING}, {NULL, 0}};
+
 /* The service's own setting if it has one, else the shared one. */
 static const char *met_path(const evk_service_t *svc, const char *own, const char *shared,
                             char *buf, size_t size) {

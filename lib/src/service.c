@@ -474,7 +474,8 @@ evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) 
         return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: NULL or already running");
     signals_install();
-    evk_err_t rc = svc_metrics_start(svc, errstr, errstr_size);
+    evk_err_t rc = svc_settings_check(svc, errstr, errstr_size);
+    if (!rc) rc = svc_metrics_start(svc, errstr, errstr_size);
     if (!rc) rc = svc_start(svc, errstr, errstr_size);
     if (!rc) atomic_store(&svc->metrics->ready, 1);
     if (!rc) rc = svc_loop(svc, errstr, errstr_size);

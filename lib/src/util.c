@@ -25,3 +25,16 @@ int64_t evk_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* Called through a volatile pointer, so that the compiler cannot drop the
+ * writes as dead stores before free(). */
+static void *(*const volatile wipe)(void *, int, size_t) = memset;
+
+void evk_wipe(char *s) {
+    if (s) wipe(s, 0, strlen(s));
+}
+
+void evk_free_secret(char *s) {
+    evk_wipe(s);
+    free(s);
+}

@@ -33,6 +33,9 @@
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
  *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both.
+ * The group may hold these and the keys the service declares with
+ * evk_service_settings(), each with a value of its type; any other key is
+ * an error at start naming its file and line.
  *
  * Logs: one line per input ("event": type, key, topic, partition, offset,
  * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
@@ -103,6 +106,26 @@ evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *ha
 evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
                                 char *errstr, size_t errstr_size);
 
+/**
+ * @brief Declare the keys the service's own code reads from its config
+ *        group, beyond the service loop's (file comment), and check the
+ *        group at once: every key in it must be known, every value of its
+ *        type. Call it after evk_service_new(), before reading the settings.
+ * @param settings a table ended by an entry whose name is NULL, e.g.
+ *        `{{"credit_limit_cents", EVK_SETTING_INT},
+ *          {"blocked_customers", EVK_SETTING_LIST}, {NULL, 0}}`; NULL for
+ *        none. Not copied: it must outlive @p svc (a static table). A second
+ *        call replaces the first one's table.
+ * @returns EVK_OK; EVK_ERR_CONFIG, e.g. "<file>:<line>: payment-service.
+ *          blocked_customers: expected list of strings, got \"c-1\"" or
+ *          "<file>:<line>: payment-service.credit_limt_cents: unknown
+ *          setting; did you mean \"credit_limit_cents\"?".
+ * evk_service_run() checks the group again as it starts, so a service that
+ * reads no keys of its own need not call this.
+ */
+evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings, char *errstr,
+                               size_t errstr_size);
+
 /** @brief Set the callback run after restore, before the first event. */
 void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
 
@@ -110,8 +133,10 @@ void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
  *        installed for the duration of the call). On stop the current batch
  *        is finished and committed, the consumer closed, the producer flushed.
- * @returns EVK_OK after a clean stop; EVK_ERR_FATAL (e.g. fenced by a newer
- *          instance) or EVK_ERR_KAFKA with errstr set.
+ * @returns EVK_OK after a clean stop; EVK_ERR_CONFIG (the config group
+ *          holds an unknown key or a value of the wrong type, see
+ *          evk_service_settings(), before anything connects); EVK_ERR_FATAL
+ *          (e.g. fenced by a newer instance) or EVK_ERR_KAFKA with errstr set.
  */
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
 
