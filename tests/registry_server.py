@@ -12,8 +12,11 @@ Test-only endpoint (never counted): GET /__requests -> {"count": N,
 "requests": ["POST /subjects/...", ...], "authorization": [header or null, ...],
 "registered": [{"subject", "name" (record full name), "id"}, ...]}.
 
+Broken answers, for the client's error paths: --answer ID=KIND makes
+GET /schemas/ids/ID answer as KIND (see ANSWERS) instead.
+
 Usage: registry_server.py [--first-id N] [--auth user:pass] [--port-file F]
-                          [--tls CERT KEY [--client-ca CA]]
+                          [--tls CERT KEY [--client-ca CA]] [--answer ID=KIND]...
 Prints the port on stdout (one line), then serves until killed.
 """
 import argparse
@@ -25,6 +28,23 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
+
+
+# KIND -> (status, content type, body): what --answer makes an id's GET say.
+ANSWERS = {
+    # Terminal escapes in an error's message (clear screen, red, C1 CSI)...
+    "ansi-json": (500, "application/json", json.dumps(
+        {"error_code": 50001, "message": "\x1b[2J\x1b[31mboom\u009b"}).encode()),
+    # ...and in a raw body (set the window title, bell, clear screen).
+    "ansi-raw": (502, "text/html", b"\x1b]0;owned\x07\x1b[2J<html>bad gateway</html>"),
+}
+
+
+def answer_arg(text):
+    ident, _, kind = text.partition("=")
+    if not ident.isdigit() or kind not in ANSWERS:
+        raise argparse.ArgumentTypeError(f"expected ID=KIND, KIND one of {', '.join(ANSWERS)}")
+    return int(ident), kind
 
 
 def full_name(schema):
@@ -70,9 +90,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def reply(self, status, body):
-        data = json.dumps(body).encode()
+        self.send(status, "application/vnd.schemaregistry.v1+json", json.dumps(body).encode())
+
+    def send(self, status, content_type, data):
         self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -114,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         parts = self.path.strip("/").split("/")
         if len(parts) == 3 and parts[:2] == ["schemas", "ids"] and parts[2].isdigit():
+            kind = self.server.answers.get(int(parts[2]))
+            if kind:
+                return self.send(*ANSWERS[kind])
             text = reg.by_id(int(parts[2]))
             if text is None:
                 return self.error(404, 40403, f"Schema {parts[2]} not found")
@@ -159,6 +184,8 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
     ap.add_argument("--client-ca", help="with --tls: require a client certificate from this CA")
+    ap.add_argument("--answer", type=answer_arg, action="append", default=[], metavar="ID=KIND",
+                    help="GET /schemas/ids/ID answers as KIND: " + ", ".join(ANSWERS))
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if args.tls:
@@ -170,6 +197,7 @@ def main():
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.registry = Registry(args.first_id)
     server.auth = args.auth or None
+    server.answers = dict(args.answer)
     server.lock = threading.Lock()  # handler threads share the registry
     port = server.server_address[1]
     if args.port_file:

@@ -76,7 +76,8 @@ static evk_config_t *load_text(const char *text, char *path) {
  * (the EVK_* paths to test data stay). */
 static int is_config_var(const char *entry) {
     static const char *const vars[] = {
-        "EVK_CONFIG=", "EVK_BOOTSTRAP_SERVERS=", "EVK_SCHEMAS_DIR=", "EVK_KAFKA_"};
+        "EVK_CONFIG=", "EVK_BOOTSTRAP_SERVERS=", "EVK_SCHEMAS_DIR=", "EVK_KAFKA_",
+        "EVK_SCHEMA_REGISTRY_"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         if (!strncmp(entry, vars[i], strlen(vars[i]))) return 1;
     return 0;
@@ -274,9 +275,9 @@ static void test_unknown_keys(void **state) {
                   "log = { level = \"info\"; format = \"json\"; };\n"
                   "metrics = { port = \"9100\"; bind = \"0.0.0.0\"; };\n"
                   "schema_registry = { url = \"http://r\"; basic_auth_user_info = \"u:p\";\n"
-                  "  ssl_ca_location = \"/ca\";\n"
+                  "  basic_auth_user_info_file = \"/f\"; ssl_ca_location = \"/ca\";\n"
                   "  ssl_certificate_location = \"/c\"; ssl_key_location = \"/k\";\n"
-                  "  ssl_key_password = \"kp\";\n"
+                  "  ssl_key_password = \"kp\"; ssl_key_password_file = \"/kp\";\n"
                   "  subject_name_strategy = \"record\"; auto_register = false;\n"
                   "  timeout_ms = 100; };\n"
                   "blog = { anything = [1, 2]; };\n",
@@ -511,6 +512,7 @@ static void test_set_kafka_errors(void **state) {
         EVK_ERR_CONFIG);
     assert_string_equal(errstr, "kafka.socket.timeout.ms: Invalid value for configuration "
                                 "property \"socket.timeout.ms\"");
+    /* A property's name without a value is shown... */
     assert_int_equal(evk_config_set_kafka_kv(cfg, "socket.timeout.ms", errstr, sizeof(errstr)),
                      EVK_ERR_CONFIG);
     assert_string_equal(errstr, "socket.timeout.ms: expected name=value");
@@ -530,15 +532,57 @@ static void test_secrets_never_printed(void **state) {
         evk_config_get_int(cfg, "inventory-service.db.password", 0, &n, errstr, sizeof(errstr)),
         EVK_ERR_CONFIG);
     assert_errstr_at("18: inventory-service.db.password: expected integer, got \"<redacted>\"");
-    assert_int_equal(
-        evk_config_set_kafka_kv(cfg, "sasl.password:hunter2", errstr, sizeof(errstr)),
-        EVK_ERR_CONFIG);
-    assert_string_equal(errstr, "<redacted>: expected name=value");
+    /* ...anything else without '=' may be a value given alone (-X hunter2). */
+    static const char *const alone[] = {"sasl.password:hunter2", "hunter2", "p@ss/w0rd"};
+    for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++) {
+        assert_int_equal(evk_config_set_kafka_kv(cfg, alone[i], errstr, sizeof(errstr)),
+                         EVK_ERR_CONFIG);
+        assert_string_equal(errstr, "expected name=value, got an argument without '=' (not "
+                                    "shown: it may be a secret)");
+    }
     assert_int_equal(evk_config_set(cfg, "svc.api_secret", "xyz"), EVK_OK);
     assert_int_equal(evk_config_get_bool(cfg, "svc.api_secret", 0, &b, errstr, sizeof(errstr)),
                      EVK_ERR_CONFIG);
     assert_null(strstr(errstr, "xyz"));
     evk_config_destroy(cfg);
+}
+
+/* Secrets out of the config file and out of ps: the environment, or a
+ * "<property>_file" (a file, env or -X), read less its trailing newline. */
+static void test_secret_sources(void **state) {
+    (void)state;
+    char secret[] = "/tmp/evk-secret-XXXXXX", path[] = "/tmp/evk-cfg-XXXXXX", text[256];
+    char user[] = "/tmp/evk-secret-XXXXXX", expect[512];
+    write_file(secret, "s3/cr@t\n");
+    write_file(user, "evkit:pw\r\n");
+    snprintf(text, sizeof(text), "kafka = {\n  sasl_password_file = \"%s\";\n};\n", secret);
+    evk_config_t *cfg = load_text(text, path);
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "s3/cr@t");
+    assert_null(evk_config_kafka_get(cfg, "sasl.password.file"));
+    evk_config_destroy(cfg);
+
+    cfg = evk_config_new();
+    snprintf(text, sizeof(text), "ssl.key.password.file=%s", secret);
+    assert_int_equal(evk_config_set_kafka_kv(cfg, text, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "ssl.key.password"), "s3/cr@t");
+    setenv("EVK_KAFKA_SASL_PASSWORD", "from-env", 1);
+    setenv("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "u:from-env", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "from-env");
+    assert_string_equal(
+        evk_config_get_string(cfg, "schema_registry.basic.auth.user.info", NULL), "u:from-env");
+    clear_evk_env();
+    setenv("EVK_KAFKA_SASL_PASSWORD_FILE", user, 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "evkit:pw");
+    evk_config_destroy(cfg);
+    unlink(secret);
+    unlink(user);
+
+    snprintf(text, sizeof(text), "kafka = {\n  sasl_password_file = \"%s\";\n};\n", secret);
+    snprintf(expect, sizeof(expect),
+             "2: kafka.sasl.password.file: %s: No such file or directory", secret);
+    assert_text_fails(text, expect);
 }
 
 static void test_kafka_conf(void **state) {
@@ -583,6 +627,7 @@ int main(void) {
         cmocka_unit_test_setup(test_get_list, reset_env),
         cmocka_unit_test_setup(test_unknown_keys, reset_env),
         cmocka_unit_test_setup(test_service_settings, reset_env),
+        cmocka_unit_test_setup(test_secret_sources, reset_env),
         cmocka_unit_test_setup(test_bool_spellings, reset_env),
         cmocka_unit_test_setup(test_layering, reset_env),
         cmocka_unit_test_setup(test_env_shortcuts, reset_env),

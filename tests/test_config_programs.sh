@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The programs refuse a config they would otherwise misread, at start and
-# before they connect anywhere (exit 2, naming the file and line):
+# before they connect anywhere (exit 2, naming the file and line), and never
+# echo what may be a secret:
 #   (a) a typo of one of evkit's groups (schema_regsitry) fails evk-produce,
 #       where it used to mean "no registry";
 #   (b) payment-service.blocked_customers = "c-1" (a string, not a list) and
 #       an unknown key in order-service's group fail those services, which
-#       used to start, blocking nobody and ignoring the key.
+#       used to start, blocking nobody and ignoring the key;
+#   (c) -X with a value but no '=' is refused without showing the value.
 # Nothing listens on the bootstrap address: a program that got past its
 # checks would wait for a broker, and is stopped after 10 s.
 # Usage: test_config_programs.sh EVK_PRODUCE PAYMENT_SERVICE ORDER_SERVICE
@@ -63,4 +65,7 @@ CFG
 expect_refused "$work/key.cfg:3: order-service.retry_maxx: unknown setting; did you mean" \
     "$ORDER" -F "$work/key.cfg" -b $BS
 
+# (c)
+expect_refused "expected name=value" "$PRODUCE" -b $BS -X 'hun/ter@2' -t OrderPlaced
+! grep -q "hun/ter@2" "$work/err" || fail "(c) the value was printed: $(cat "$work/err")"
 echo "ok"

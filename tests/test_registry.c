@@ -321,6 +321,89 @@ static void test_url_credentials_not_shown(void **state) {
     server_stop(&locked);
 }
 
+/* A password may hold '/' and '@' unescaped: curl gets it apart from the
+ * URL, so it works, and no message shows any of it. */
+static void test_url_password_with_slash_and_at(void **state) {
+    (void)state;
+    server_t locked;
+    char url[128];
+    int32_t id;
+    const char *json;
+    server_start(&locked, "bob:hu/nt@er2");
+    snprintf(url, sizeof url, "http://bob:hu/nt@er2@%s", locked.url + strlen("http://"));
+    evk_registry_t *reg = registry_at(url);
+    if (evk_registry_register(reg, "slash-value", "\"int\"", &id, errstr, sizeof errstr))
+        fail_msg("%s", errstr);
+    assert_int_equal(evk_registry_schema(reg, 4242, &json, errstr, sizeof errstr),
+                     EVK_ERR_UNKNOWN_SCHEMA_ID);
+    assert_contains(errstr, locked.url);
+    assert_null(strstr(errstr, "hu/nt"));
+    assert_null(strstr(errstr, "er2"));
+    evk_registry_destroy(reg);
+    server_stop(&locked);
+}
+
+/* basic.auth.user.info from a file (keeps it out of the config and ps) or
+ * from the environment. */
+static void test_user_info_from_file_or_env(void **state) {
+    (void)state;
+    server_t locked;
+    char path[] = "/tmp/evk-userinfo-XXXXXX";
+    int32_t id;
+    evk_registry_t *reg = NULL;
+    server_start(&locked, "carol:fr0m-f1le");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "carol:fr0m-f1le\n", 16), 16);
+    close(fd);
+    evk_config_t *cfg = config_for(locked.url);
+    assert_int_equal(evk_config_set(cfg, "schema_registry.basic_auth_user_info_file", path),
+                     EVK_OK);
+    assert_int_equal(evk_registry_new(cfg, &reg, errstr, sizeof errstr), EVK_OK);
+    if (evk_registry_register(reg, "file-value", "\"int\"", &id, errstr, sizeof errstr))
+        fail_msg("%s", errstr);
+    evk_registry_destroy(reg);
+    unlink(path);
+    assert_int_equal(evk_registry_new(cfg, &reg, errstr, sizeof errstr), EVK_ERR_CONFIG);
+    assert_contains(errstr, "schema_registry.basic_auth_user_info_file: /tmp/evk-userinfo-");
+    assert_contains(errstr, ": No such file or directory");
+    evk_config_destroy(cfg);
+
+    cfg = evk_config_new();
+    setenv("EVK_SCHEMA_REGISTRY_URL", locked.url, 1);
+    setenv("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "carol:fr0m-f1le", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof errstr), EVK_OK);
+    unsetenv("EVK_SCHEMA_REGISTRY_URL");
+    unsetenv("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO");
+    assert_int_equal(evk_registry_new(cfg, &reg, errstr, sizeof errstr), EVK_OK);
+    if (evk_registry_register(reg, "env-value", "\"int\"", &id, errstr, sizeof errstr))
+        fail_msg("%s", errstr);
+    evk_registry_destroy(reg);
+    evk_config_destroy(cfg);
+    server_stop(&locked);
+}
+
+/* An error body reaches a terminal with its control characters escaped. */
+static void test_error_body_escaped(void **state) {
+    (void)state;
+    const char *const extra[] = {"--answer", "7001=ansi-json", "--answer", "7002=ansi-raw",
+                                 NULL};
+    server_t odd;
+    const char *json;
+    server_start_with(&odd, "http", extra);
+    evk_registry_t *reg = registry_at(odd.url);
+    assert_int_equal(evk_registry_schema(reg, 7001, &json, errstr, sizeof errstr), EVK_ERR_IO);
+    assert_contains(errstr, "HTTP 500: \\x1b[2J\\x1b[31mboom\\u009b");
+    assert_null(strchr(errstr, '\x1b'));
+    assert_null(strstr(errstr, "\xc2\x9b"));
+    assert_int_equal(evk_registry_schema(reg, 7002, &json, errstr, sizeof errstr), EVK_ERR_IO);
+    assert_contains(errstr, "HTTP 502: \\x1b]0;owned\\x07\\x1b[2J<html>bad gateway</html>");
+    assert_null(strchr(errstr, '\x1b'));
+    assert_null(strchr(errstr, '\x07'));
+    evk_registry_destroy(reg);
+    server_stop(&odd);
+}
+
 /* The TLS settings reach curl: the CA verifies the server, and the client
  * certificate with its encrypted key passes the server's check. */
 static void test_tls(void **state) {
@@ -575,6 +658,9 @@ int main(void) {
         cmocka_unit_test(test_registry_down),
         cmocka_unit_test(test_basic_auth),
         cmocka_unit_test(test_url_credentials_not_shown),
+        cmocka_unit_test(test_url_password_with_slash_and_at),
+        cmocka_unit_test(test_user_info_from_file_or_env),
+        cmocka_unit_test(test_error_body_escaped),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_catalog_takes_registry_ids),

@@ -14,6 +14,9 @@ extern char **environ;
 
 #define EVK_REASON_MAX 512
 #define EVK_REDACTED "<redacted>"
+#define EVK_FILE_SUFFIX ".file"
+/* Far above any password or key; a bound against naming the wrong file. */
+#define EVK_SECRET_FILE_MAX (64u << 10)
 
 /* What a setting was in its file, for the type checks; values set through
  * the API or the environment are text. */
@@ -227,24 +230,67 @@ void evk_config_destroy(evk_config_t *cfg) {
     free(cfg);
 }
 
+/* Whether librdkafka has a property called @p name. */
+static int kafka_knows(const char *name) {
+    char val[8];
+    size_t size = sizeof(val);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int known = rd_kafka_conf_get(conf, name, val, &size) != RD_KAFKA_CONF_UNKNOWN;
+    rd_kafka_conf_destroy(conf);
+    return known;
+}
+
+/* "<property>.file", a name librdkafka does not have, names a file holding
+ * the value of <property>: a secret then stays out of the config file, the
+ * environment and the command line (ps). */
+static int names_a_file(const char *name) {
+    return ends_with(name, EVK_FILE_SUFFIX) && !kafka_knows(name);
+}
+
+static evk_err_t kafka_put_checked(struct evk_kvs *kvs, const char *name, const char *value,
+                                   char *reason, size_t size) {
+    evk_err_t err = kafka_check(name, value, reason, size);
+    if (!err && kvs_put(kvs, name, value) != EVK_OK)
+        err = evk_fail(EVK_ERR_NOMEM, reason, size, "out of memory");
+    return err;
+}
+
+/* Check and store librdkafka property @p name, reading its value from the
+ * file @p value names for "<property>.file". */
+static evk_err_t kafka_put(struct evk_kvs *kvs, const char *name, const char *value,
+                           char *reason, size_t size) {
+    if (!names_a_file(name)) return kafka_put_checked(kvs, name, value, reason, size);
+    char why[EVK_REASON_MAX], *secret = NULL;
+    char *property = strndup(name, strlen(name) - strlen(EVK_FILE_SUFFIX));
+    evk_err_t err = property ? evk_secret_file_read(value, &secret, why, sizeof(why))
+                             : evk_fail(EVK_ERR_NOMEM, why, sizeof(why), "out of memory");
+    if (err)
+        evk_fail(err, reason, size, "kafka.%s: %s", name, why);
+    else
+        err = kafka_put_checked(kvs, property, secret, reason, size);
+    free(property);
+    evk_free_secret(secret);
+    return err;
+}
+
 evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
                                char *errstr, size_t errstr_size) {
     if (!cfg || !name || !value)
         return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
-    evk_err_t err = kafka_check(name, value, errstr, errstr_size);
-    if (err) return err;
-    if (kvs_put(&cfg->kafka, name, value) != EVK_OK)
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    return EVK_OK;
+    return kafka_put(&cfg->kafka, name, value, errstr, errstr_size);
 }
 
 evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size) {
     if (!cfg || !kv) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const char *eq = strchr(kv, '=');
+    /* Without '=' the argument may be a value given alone (-X hunter2). */
+    if (!eq && kafka_knows(kv))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value", kv);
     if (!eq)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value",
-                        shown(kv, kv));
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "expected name=value, got an argument without '=' (not shown: it "
+                        "may be a secret)");
     char *name = strndup(kv, (size_t)(eq - kv));
     if (!name) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, errstr, errstr_size);
@@ -285,6 +331,11 @@ evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const char *value)
 const char *evk_config_get_string(const evk_config_t *cfg, const char *path, const char *def) {
     const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
     return kv && kv->val ? kv->val : def;
+}
+
+const char *evk_config_source(const evk_config_t *cfg, const char *path) {
+    const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
+    return kv ? kv->src : NULL;
 }
 
 static int parse_int(const char *s, int64_t *out) {
@@ -558,12 +609,9 @@ static evk_err_t load_kafka_property(struct evk_load *ld, const config_setting_t
                  aggregate_kind(s));
         err = load_fail(ld, s, EVK_ERR_CONFIG, reason);
     } else {
-        const char *text = scalar_text(s, buf, sizeof(buf));
-        err = kafka_check(name, text, reason, sizeof(reason));
-        if (err)
-            err = load_fail(ld, s, err, reason);
-        else if (kvs_put(&ld->stage.kafka, name, text) != EVK_OK)
-            err = evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+        err = kafka_put(&ld->stage.kafka, name, scalar_text(s, buf, sizeof(buf)), reason,
+                        sizeof(reason));
+        if (err) err = load_fail(ld, s, err, reason);
     }
     free(name);
     return err;
@@ -728,6 +776,27 @@ evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
     return err;
 }
 
+evk_err_t evk_secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size) {
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    char *buf = malloc(EVK_SECRET_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, EVK_SECRET_FILE_MAX + 1, fp) : 0;
+    int failed = ferror(fp);
+    fclose(fp);
+    if (!buf) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    buf[n > EVK_SECRET_FILE_MAX ? EVK_SECRET_FILE_MAX : n] = '\0';
+    if (failed || n > EVK_SECRET_FILE_MAX) {
+        evk_free_secret(buf);
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path,
+                        failed ? "read error" : "larger than 64 KiB");
+    }
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    *out = buf;
+    return EVK_OK;
+}
+
 /* Environment. */
 
 #define EVK_ENV_KAFKA "EVK_KAFKA_"
@@ -786,6 +855,8 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
     if (((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v)) ||
         ((v = env_nonempty("EVK_SCHEMA_REGISTRY_URL")) &&
          evk_config_set(cfg, "schema_registry.url", v)) ||
+        ((v = env_nonempty("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")) &&
+         evk_config_set(cfg, "schema_registry.basic.auth.user.info", v)) ||
         apply_env_metrics(cfg, "EVK_METRICS_PORT", "port") ||
         apply_env_metrics(cfg, "EVK_METRICS_BIND", "bind"))
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");

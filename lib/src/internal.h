@@ -22,12 +22,27 @@ char *evk_strdup0(const char *s);
 /* Monotonic clock in milliseconds, for timeouts and backoff. */
 int64_t evk_now_ms(void);
 
+/* Length of the "user:password@" at the start of @p authority (what follows
+ * a URL's "://"), 0 if there is none. It ends at the last '@' before
+ * whitespace, a quote or an angle bracket: a password may hold '/', '@',
+ * '?' or '#' unescaped, and hiding a path's '@' with it is the safe mistake. */
+size_t evk_url_userinfo_len(const char *authority);
+
 /* Overwrite a secret, so that a core dump or a reused heap block does not
  * hand it on; evk_free_secret() then frees it too. NULL is allowed. */
 void evk_wipe(char *s);
 void evk_free_secret(char *s);
 
 /* ---- configuration (config.c) ---- */
+
+/* The content of the file at @p path, less trailing newlines: a secret kept
+ * out of the config file and the command line. *out is malloc()ed (free it
+ * with evk_free_secret()). EVK_ERR_CONFIG "<path>: <reason>". */
+evk_err_t evk_secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size);
+
+/* "<file>:<line>" of the setting at @p path when it came from a file, else
+ * NULL. Owned by @p cfg. */
+const char *evk_config_source(const evk_config_t *cfg, const char *path);
 
 /* Check the keys of @p group that @p cfg holds against @p ntables tables
  * (each ended by a NULL name): a listed key's value must read as its type;

@@ -69,13 +69,10 @@ static void put_escaped(line_t *l, const char *s) {
     const char *scheme;
     while ((scheme = strstr(s, "://"))) {
         const char *authority = scheme + 3;
-        size_t n = strcspn(authority, "/?#@ \"");
+        size_t n = evk_url_userinfo_len(authority);
         put_escaped_n(l, s, (size_t)(authority - s));
-        s = authority;
-        if (authority[n] == '@') {
-            puts_(l, "<redacted>");
-            s += n;
-        }
+        s = authority + n;
+        if (n) puts_(l, "<redacted>@");
     }
     put_escaped_n(l, s, strlen(s));
 }

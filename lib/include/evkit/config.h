@@ -21,12 +21,22 @@
  * @endcode
  *
  * Environment: EVK_BOOTSTRAP_SERVERS sets bootstrap.servers, EVK_SCHEMAS_DIR
- * sets schemas.dir, EVK_SCHEMA_REGISTRY_URL sets schema_registry.url, and
- * any EVK_KAFKA_<NAME> sets the librdkafka property <name> lowercased with
- * '_' turned into '.' (EVK_KAFKA_SASL_PASSWORD -> sasl.password). EVK_METRICS_PORT and
+ * sets schemas.dir, EVK_SCHEMA_REGISTRY_URL and
+ * EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO set schema_registry.url and
+ * schema_registry.basic.auth.user.info, and any EVK_KAFKA_<NAME> sets the
+ * librdkafka property <name> lowercased with '_' turned into '.'
+ * (EVK_KAFKA_SASL_PASSWORD -> sasl.password). EVK_METRICS_PORT and
  * EVK_METRICS_BIND set metrics.port and metrics.bind and replace every
  * <service>.metrics_port / <service>.metrics_bind already loaded (see
  * service.h).
+ *
+ * Secrets from files: a librdkafka property "<name>.file" (in a file
+ * `<name>_file`, in the environment EVK_KAFKA_<NAME>_FILE) names a file
+ * whose content, less a trailing newline, is the value of <name>:
+ * `sasl_password_file = "/run/secrets/kafka";`. So do
+ * schema_registry.basic_auth_user_info_file and ssl_key_password_file
+ * (registry.h). Unlike `-X name=value`, neither a file nor the environment
+ * shows in `ps`.
  *
  * Checks: a file's top level holds groups only. evkit's own groups (kafka,
  * schemas, schema_registry, log, metrics) take only their own keys, with
@@ -99,14 +109,18 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
 /**
  * @brief Set librdkafka property @p name (dotted form) to @p value.
  * The value is checked against librdkafka at once, so a typo fails here.
- * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>").
+ * "<property>.file" sets <property> to the content of the file @p value
+ * names (see the file comment).
+ * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>",
+ *          "kafka.<name>.file: <path>: No such file or directory").
  */
 evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
                                char *errstr, size_t errstr_size);
 
 /**
  * @brief Parse "name=value" (kcat's -X) and call evk_config_set_kafka().
- * @returns EVK_ERR_CONFIG if there is no '='.
+ * @returns EVK_ERR_CONFIG if there is no '='; errstr then shows the argument
+ *          only if it is a property name, since it may be a misplaced value.
  */
 evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size);

@@ -13,8 +13,13 @@
  *
  * Settings (group `schema_registry`; in a file '_' stands for '.', as in the
  * kafka group, so `basic_auth_user_info` is `basic.auth.user.info`):
- *   url                     base URL, e.g. "https://registry:8081" (required)
+ *   url                     base URL, e.g. "https://registry:8081" (required);
+ *                           a user:password@ in it is used when
+ *                           basic.auth.user.info is not set
  *   basic.auth.user.info    "user:password" for HTTP basic auth
+ *   basic.auth.user.info.file, ssl.key.password.file
+ *                           a file holding the value (less a trailing
+ *                           newline), used when the value is not set
  *   ssl.ca.location         CA bundle that verifies the registry's certificate
  *   ssl.certificate.location, ssl.key.location, ssl.key.password
  *                           client certificate for mutual TLS
@@ -24,10 +29,14 @@
  *   auto.register           true (default): register schemas; false: only
  *                           look them up, failing if one is not registered
  *   timeout.ms              per request, default 10000
- * EVK_SCHEMA_REGISTRY_URL in the environment sets url.
+ * EVK_SCHEMA_REGISTRY_URL and EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO in the
+ * environment set url and basic.auth.user.info.
  *
- * Credentials are never written into an error message: URLs are shown with
- * any user:password@ part removed.
+ * Credentials are never written into an error message: curl gets them
+ * apart from the URL, which is shown without its user:password@ part (the
+ * password may hold '/' or '@'). What the registry says in an error is
+ * quoted with control characters escaped (\x1b), so that it cannot drive
+ * the terminal it is printed on.
  *
  * A registry is thread-safe: requests are serialised on one connection and
  * every answer is cached for the registry's lifetime (ids are immutable).
@@ -50,7 +59,9 @@ typedef struct evk_registry_s evk_registry_t;
 /**
  * @brief New client for the registry configured in @p cfg. No request is made.
  * @returns EVK_OK and *out; EVK_ERR_CONFIG ("schema_registry.url: not set",
- *          "schema_registry.timeout.ms: expected integer, ...").
+ *          "schema_registry.timeout.ms: expected integer, ...",
+ *          "schema_registry.basic_auth_user_info_file: <path>: No such file or
+ *          directory").
  *          @p cfg is not referenced after the call.
  */
 evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *errstr,
