@@ -13,7 +13,9 @@ Test-only endpoint (never counted): GET /__requests -> {"count": N,
 "registered": [{"subject", "name" (record full name), "id"}, ...]}.
 
 Broken answers, for the client's error paths: --answer ID=KIND makes
-GET /schemas/ids/ID answer as KIND (see ANSWERS) instead.
+GET /schemas/ids/ID answer as KIND (see ANSWERS) instead; the test-only
+POST /__answer {"id": ID, "kind": KIND} changes that while it runs (KIND
+null: the registry's own answer again).
 
 Usage: registry_server.py [--first-id N] [--auth user:pass] [--port-file F]
                           [--tls CERT KEY [--client-ca CA]] [--answer ID=KIND]...
@@ -32,6 +34,15 @@ from urllib.parse import unquote
 
 # KIND -> (status, content type, body): what --answer makes an id's GET say.
 ANSWERS = {
+    # A proxy's page, and answers that lack or garble the schema.
+    "notjson": (200, "text/html", b"<html>maintenance</html>"),
+    "noschema": (200, "application/json", json.dumps({"subject": "x", "version": 1}).encode()),
+    "badschema": (200, "application/json", json.dumps({"schema": '{"type": "recrod"}'}).encode()),
+    # The registry is away: wait for it.
+    "unavailable": (503, "application/json", json.dumps(
+        {"error_code": 50301, "message": "Service Unavailable"}).encode()),
+    "missing": (404, "application/json", json.dumps(
+        {"error_code": 40403, "message": "Schema not found"}).encode()),
     # Terminal escapes in an error's message (clear screen, red, C1 CSI)...
     "ansi-json": (500, "application/json", json.dumps(
         {"error_code": 50001, "message": "\x1b[2J\x1b[31mboom\u009b"}).encode()),
@@ -154,6 +165,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def post(self):
         reg = self.server.registry
+        if self.path == "/__answer":
+            change = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            if change["kind"] is None:
+                self.server.answers.pop(change["id"], None)
+            else:
+                self.server.answers[change["id"]] = change["kind"]
+            return self.reply(200, {})
         self.count()
         # The body is read even when refused, or it would be taken for the
         # next request on this keep-alive connection.

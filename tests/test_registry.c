@@ -1,7 +1,6 @@
 /* The Schema Registry client and a catalog using it, against
  * tests/registry_server.py (a stand-in registry on 127.0.0.1) that counts
  * the requests it serves. */
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,93 +12,18 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "evkit/event.h"
 #include "evkit/registry.h"
+#include "registry_support.h"
 
-#define FIRST_ID 1000
+#define FIRST_ID REGISTRY_FIRST_ID
 
 static char errstr[1024];
 
-typedef struct {
-    pid_t pid;
-    char url[64];
-} server_t;
-
 static server_t srv; /* the plain one, shared by most tests */
-
-/* Starts registry_server.py with @p extra arguments (NULL-terminated, may be
- * NULL); @p scheme is "http" or "https". */
-static void server_start_with(server_t *s, const char *scheme, const char *const *extra) {
-    char script[512], port[16] = "";
-    const char *argv[16] = {"python3", script, "--first-id", "1000"};
-    size_t n = 4;
-    int fds[2];
-    for (; extra && *extra && n < 15; extra++)
-        argv[n++] = *extra;
-    snprintf(script, sizeof script, "%s/tests/registry_server.py", getenv("EVK_SOURCE_DIR"));
-    assert_int_equal(pipe(fds), 0);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execv("/usr/bin/python3", (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
-    if (!fgets(port, sizeof port, out)) fail_msg("registry_server.py did not start");
-    fclose(out);
-    port[strcspn(port, "\n")] = '\0';
-    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%s", scheme, port);
-}
-
-static void server_start(server_t *s, const char *auth) {
-    const char *const extra[] = {"--auth", auth, NULL};
-    server_start_with(s, "http", auth ? extra : NULL);
-}
-
-static void server_stop(server_t *s) {
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-}
-
-static size_t collect(char *data, size_t size, size_t n, void *opaque) {
-    json_t **doc = opaque;
-    *doc = json_loadb(data, size * n, 0, NULL);
-    return size * n;
-}
-
-/* The server's record of what it served. */
-static json_t *served(const server_t *s) {
-    char url[128];
-    json_t *doc = NULL;
-    snprintf(url, sizeof url, "%s/__requests", s->url);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &doc);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_cleanup(c);
-    assert_non_null(doc);
-    return doc;
-}
-
-/* Requests served so far whose "METHOD /path" starts with @p prefix. */
-static size_t count(const server_t *s, const char *prefix) {
-    json_t *doc = served(s), *r;
-    size_t i, n = 0;
-    json_array_foreach(json_object_get(doc, "requests"), i, r) {
-        if (!strncmp(json_string_value(r), prefix, strlen(prefix))) n++;
-    }
-    json_decref(doc);
-    return n;
-}
 
 static evk_config_t *config_for(const char *url) {
     evk_config_t *cfg = evk_config_new();
@@ -230,6 +154,41 @@ static void test_unknown_id(void **state) {
     assert_string_equal(errstr, want);
     assert_null(json);
     evk_registry_destroy(reg);
+}
+
+/* A broken answer (not JSON, no "schema", a schema that does not parse) is
+ * asked again twice, then is EVK_ERR_DECODE; a registry that is away (5xx)
+ * stays EVK_ERR_IO at once, for the caller to wait. */
+static void test_broken_answers(void **state) {
+    (void)state;
+    static const struct {
+        int id;
+        evk_err_t err;
+        const char *why;
+        size_t tries;
+    } cases[] = {
+        {9001, EVK_ERR_DECODE, "/schemas/ids/9001: answer is not JSON (asked 3 times)", 3},
+        {9002, EVK_ERR_DECODE, "schema id 9002: answer has no \"schema\" (asked 3 times)", 3},
+        {9003, EVK_ERR_DECODE, "schema id 9003: the schema does not parse: ", 3},
+        {9004, EVK_ERR_IO, "HTTP 503: Service Unavailable", 1},
+    };
+    const char *const extra[] = {"--answer",      "9001=notjson",     "--answer",
+                                 "9002=noschema", "--answer",         "9003=badschema",
+                                 "--answer",      "9004=unavailable", NULL};
+    server_t broken;
+    char path[64];
+    const char *json = NULL;
+    server_start_with(&broken, "http", extra);
+    evk_registry_t *reg = registry_at(broken.url);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(evk_registry_schema(reg, cases[i].id, &json, errstr, sizeof errstr),
+                         cases[i].err);
+        assert_contains(errstr, cases[i].why);
+        snprintf(path, sizeof path, "GET /schemas/ids/%d", cases[i].id);
+        assert_int_equal(count(&broken, path), cases[i].tries);
+    }
+    evk_registry_destroy(reg);
+    server_stop(&broken);
 }
 
 static int free_port(void) {
@@ -656,6 +615,7 @@ int main(void) {
         cmocka_unit_test(test_schema_by_id_is_cached),
         cmocka_unit_test(test_unknown_id),
         cmocka_unit_test(test_registry_down),
+        cmocka_unit_test(test_broken_answers),
         cmocka_unit_test(test_basic_auth),
         cmocka_unit_test(test_url_credentials_not_shown),
         cmocka_unit_test(test_url_password_with_slash_and_at),

@@ -93,6 +93,8 @@ static enum MHD_Result health(struct MHD_Connection *c, const evk_service_t *svc
     char why[512], body[600];
     if (!atomic_load(&svc->metrics->ready))
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+    if (atomic_load(&svc->metrics->registry_waiting))
+        return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "waiting for the schema registry\n");
     if (client_failed(svc->producer, why, sizeof(why)) ||
         client_failed(svc->consumer, why, sizeof(why))) {
         snprintf(body, sizeof(body), "fatal: %s\n", why);
@@ -178,6 +180,7 @@ evk_err_t svc_metrics_start(evk_service_t *svc, char *errstr, size_t errstr_size
 void svc_metrics_stop(evk_service_t *svc) {
     svc_metrics_t *m = svc->metrics;
     atomic_store(&m->ready, 0);
+    atomic_store(&m->registry_waiting, 0);
     if (m->daemon) MHD_stop_daemon(m->daemon); /* joins its thread, closes the socket */
     m->daemon = NULL;
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <avro.h>
 #include <curl/curl.h>
 #include <jansson.h>
 
@@ -14,6 +16,16 @@
 #define REG_BODY_MAX (16u << 20)
 /* How much of an error body is quoted in a message. */
 #define REG_QUOTE_MAX 200
+
+/* An answer that breaks the API (a 2xx that is not JSON, lacks "id" or
+ * "schema", or holds a schema that does not parse; a status the API does
+ * not use) means the registry, or a proxy before it, is broken rather than
+ * away. The request is made REG_TRIES times, pausing REG_PAUSE_MS times the
+ * try between, in case the fault passes; then it fails with EVK_ERR_DECODE,
+ * which a service dead-letters instead of waiting as it does for
+ * EVK_ERR_IO. */
+#define REG_TRIES 3
+#define REG_PAUSE_MS 100
 
 enum { STRATEGY_TOPIC, STRATEGY_RECORD, STRATEGY_TOPIC_RECORD };
 
@@ -299,16 +311,33 @@ static void printable(char *out, size_t size, const char *s, size_t max) {
     out[o] = '\0';
 }
 
+/* What a status means to a caller: 5xx, 408 and 429 say the registry is
+ * away or busy (wait); a status the API does not use is a broken answer. */
+static evk_err_t status_err(long status) {
+    switch (status) {
+    case 401:
+    case 403:
+        return EVK_ERR_CONFIG;
+    case 404:
+        return EVK_ERR_NOT_FOUND;
+    case 409:
+    case 422:
+        return EVK_ERR_SCHEMA;
+    case 408:
+    case 429:
+        return EVK_ERR_IO;
+    default:
+        return status >= 500 ? EVK_ERR_IO : EVK_ERR_DECODE;
+    }
+}
+
 /* The registry's {"error_code": N, "message": "..."}, else the raw body. */
 static evk_err_t http_status_fail(const evk_registry_t *reg, long status, const body_t *body,
                                   char *errstr, size_t errstr_size) {
     char quoted[REG_QUOTE_MAX * 6 + 8];
     json_t *doc = body->buf ? json_loadb(body->buf, body->len, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(doc, "message"));
-    evk_err_t err = status == 401 || status == 403   ? EVK_ERR_CONFIG
-                    : status == 404                  ? EVK_ERR_NOT_FOUND
-                    : status == 409 || status == 422 ? EVK_ERR_SCHEMA
-                                                     : EVK_ERR_IO;
+    evk_err_t err = status_err(status);
     printable(quoted, sizeof quoted,
               msg         ? msg
               : body->buf ? body->buf
@@ -349,9 +378,26 @@ static evk_err_t http(evk_registry_t *reg, const char *path, const char *post, j
     else if (status < 200 || status > 299)
         err = http_status_fail(reg, status, &body, errstr, errstr_size);
     else if (!(*reply = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL))
-        err = evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        err = evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
                        "schema registry %s%s: answer is not JSON", reg->url, path);
     free(body.buf);
+    return err;
+}
+
+/* Whether to ask again after @p err, @p tries requests made (see
+ * REG_TRIES); the pause is taken here. */
+static int ask_again(evk_err_t err, unsigned tries) {
+    if (err != EVK_ERR_DECODE || tries >= REG_TRIES) return 0;
+    struct timespec pause = {0, (long)REG_PAUSE_MS * (long)tries * 1000000L};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+/* @p err, with how many tries a broken answer got added to errstr. */
+static evk_err_t asked(evk_err_t err, unsigned tries, char *errstr, size_t errstr_size) {
+    if (err != EVK_ERR_DECODE || !errstr || !errstr_size) return err;
+    size_t n = strlen(errstr); /* the last try's reason, which evk_fail() wrote */
+    if (n + 1 < errstr_size) snprintf(errstr + n, errstr_size - n, " (asked %u times)", tries);
     return err;
 }
 
@@ -388,15 +434,15 @@ static evk_err_t reply_id(const evk_registry_t *reg, const json_t *reply, const 
                           int32_t *id, char *errstr, size_t errstr_size) {
     json_int_t v = json_integer_value(json_object_get(reply, "id"));
     if (!json_is_integer(json_object_get(reply, "id")) || v <= 0 || v > INT32_MAX)
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
                         "schema registry %s: %s: answer has no valid \"id\"", reg->url, what);
     *id = (int32_t)v;
     return EVK_OK;
 }
 
-static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const char *schema,
-                                 int registering, int32_t *id, char *errstr,
-                                 size_t errstr_size) {
+static evk_err_t subject_request_once(evk_registry_t *reg, const char *subject,
+                                      const char *schema, int registering, int32_t *id,
+                                      char *errstr, size_t errstr_size) {
     json_t *req = json_pack("{s:s}", "schema", schema), *reply = NULL;
     char *post = req ? json_dumps(req, JSON_COMPACT) : NULL;
     char *escaped = curl_easy_escape(reg->curl, subject, 0);
@@ -418,6 +464,17 @@ static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const
     curl_free(escaped);
     free(path);
     return err;
+}
+
+static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const char *schema,
+                                 int registering, int32_t *id, char *errstr,
+                                 size_t errstr_size) {
+    evk_err_t err;
+    unsigned tries = 0;
+    do
+        err = subject_request_once(reg, subject, schema, registering, id, errstr, errstr_size);
+    while (ask_again(err, ++tries));
+    return asked(err, tries, errstr, errstr_size);
 }
 
 static evk_err_t subject_id(evk_registry_t *reg, const char *subject, const char *schema,
@@ -454,6 +511,21 @@ static const char *find_schema(const evk_registry_t *reg, int32_t id) {
     return NULL;
 }
 
+/* Whether @p text is an Avro schema; errstr says why not. */
+static evk_err_t check_avro(const evk_registry_t *reg, int32_t id, const char *text,
+                            char *errstr, size_t errstr_size) {
+    avro_schema_t schema;
+    char why[REG_QUOTE_MAX * 6 + 8];
+    if (!avro_schema_from_json_length(text, strlen(text), &schema)) {
+        avro_schema_decref(schema);
+        return EVK_OK;
+    }
+    printable(why, sizeof why, avro_strerror(), REG_QUOTE_MAX);
+    return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+                    "schema registry %s: schema id %d: the schema does not parse: %s", reg->url,
+                    (int)id, why);
+}
+
 /* The answer is {"schema": "...", "schemaType": "AVRO"}; schemaType is
  * absent for Avro, the registry's original format. */
 static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *reply,
@@ -462,7 +534,7 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
     const char *type = json_string_value(json_object_get(reply, "schemaType"));
     char shown[32 * 6 + 8];
     if (!text)
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
                         "schema registry %s: schema id %d: answer has no \"schema\"", reg->url,
                         (int)id);
     if (type && strcmp(type, "AVRO")) {
@@ -470,6 +542,8 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
         return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                         "schema id %d is a %s schema, not Avro", (int)id, shown);
     }
+    evk_err_t err = check_avro(reg, id, text, errstr, errstr_size);
+    if (err) return err;
     reg_schema_t *grown = realloc(reg->schemas, (reg->nschemas + 1) * sizeof *grown);
     char *copy = strdup(text);
     if (grown) reg->schemas = grown;
@@ -482,8 +556,8 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
     return EVK_OK;
 }
 
-static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
-                              size_t errstr_size) {
+static evk_err_t fetch_schema_once(evk_registry_t *reg, int32_t id, const char **json,
+                                   char *errstr, size_t errstr_size) {
     char path[64];
     json_t *reply = NULL;
     snprintf(path, sizeof path, "/schemas/ids/%d", (int)id);
@@ -495,6 +569,16 @@ static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json
     if (!err) err = keep_schema(reg, id, reply, json, errstr, errstr_size);
     json_decref(reply);
     return err;
+}
+
+static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
+                              size_t errstr_size) {
+    evk_err_t err;
+    unsigned tries = 0;
+    do
+        err = fetch_schema_once(reg, id, json, errstr, errstr_size);
+    while (ask_again(err, ++tries));
+    return asked(err, tries, errstr, errstr_size);
 }
 
 evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,

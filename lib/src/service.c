@@ -313,8 +313,10 @@ static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *
          (derr = evk_event_from_message(svc->cat, m, &ev, why, sizeof(why))) == EVK_ERR_IO;
          attempt++) {
         evk_log(EVK_LOG_WARN, svc->name, "decode waits", "reason", why, NULL);
+        svc_metrics_registry_wait(svc->metrics, 1);
         if (!svc_wait(svc, svc_backoff_ms(svc, attempt))) return EVK_OK;
     }
+    svc_metrics_registry_wait(svc->metrics, 0);
     if (derr) return svc_dead_letter(svc, m, derr, why, 0, errstr, errstr_size);
     svc->input.type = evk_schema_type(evk_event_schema(ev));
     const svc_route_t *r = svc_route(svc, evk_event_schema(ev));

@@ -79,10 +79,13 @@ int evk_registry_configured(const evk_config_t *cfg);
  *        schema the subject already holds returns the existing id, so this is
  *        also how a producer finds its id. Answers are cached per subject and
  *        schema.
- * @returns EVK_OK; EVK_ERR_IO (registry unreachable, HTTP 5xx);
- *          EVK_ERR_CONFIG (HTTP 401/403: credentials refused);
- *          EVK_ERR_SCHEMA (HTTP 409 incompatible with the subject, 422 invalid),
- *          errstr quoting the registry's message.
+ * @returns EVK_OK; EVK_ERR_IO (registry unreachable, a timeout, HTTP 5xx,
+ *          408 or 429: worth waiting for); EVK_ERR_CONFIG (HTTP 401/403:
+ *          credentials refused); EVK_ERR_SCHEMA (HTTP 409 incompatible with
+ *          the subject, 422 invalid); EVK_ERR_DECODE (the answer breaks the
+ *          API: a 2xx that is not JSON or has no valid "id", another status;
+ *          asked 3 times, 100 and 200 ms apart, before giving up), errstr
+ *          quoting the registry's message.
  */
 evk_err_t evk_registry_register(evk_registry_t *reg, const char *subject,
                                 const char *schema_json, int32_t *id, char *errstr,
@@ -102,7 +105,9 @@ evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject, const ch
  * @param json receives the schema's JSON text, owned by @p reg and valid
  *             until evk_registry_destroy().
  * @returns EVK_OK; EVK_ERR_UNKNOWN_SCHEMA_ID (HTTP 404, or the schema is not
- *          Avro); the transport and auth errors of evk_registry_register().
+ *          Avro); EVK_ERR_DECODE (an answer without "schema", or whose schema
+ *          does not parse, even when asked again); the other errors of
+ *          evk_registry_register().
  */
 evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
                               size_t errstr_size);

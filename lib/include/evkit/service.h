@@ -22,10 +22,16 @@
  *                  backoff (retry_backoff_ms, doubling, up to retry_max tries),
  *                  then dead-lettered;
  *   other          outputs are dropped, the event is dead-lettered at once.
- * Undecodable input (not a Confluent frame, unknown schema id, bad Avro) is
- * dead-lettered at once. Dead letters go to "<topic>.dlq" with the original
- * key, value and headers plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic,
- * evk_dlq_partition, evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
+ * Undecodable input (not a Confluent frame, unknown schema id, bad Avro, a
+ * schema registry answer that is broken even when asked again) is
+ * dead-lettered at once. A schema registry that cannot be reached (no
+ * connection, a timeout, HTTP 5xx) says nothing about the input, so the
+ * service waits for it instead, logging "decode waits" with backoff up to
+ * retry_backoff_max_ms; meanwhile /healthz says 503 and
+ * evk_registry_waits_total counts the waits.
+ * Dead letters go to "<topic>.dlq" with the original key, value and headers
+ * plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic, evk_dlq_partition,
+ * evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
  *
  * Settings, from the config group named after the service (defaults):
  *   group_id ("<name>"), instance_id (host name), batch_max (1000),
@@ -46,9 +52,11 @@
  * HTTP on metrics_bind:metrics_port, from its own thread, for as long as it
  * runs (a port that cannot be bound fails the run with EVK_ERR_IO):
  *   GET /healthz  200 "ok" once the stores are restored and the consumer
- *                 subscribed and neither client has a fatal error, else 503;
+ *                 subscribed and neither client has a fatal error, else 503
+ *                 ("waiting for the schema registry" while it waits for one);
  *   GET /metrics  Prometheus text: committed inputs, outputs and dead
- *                 letters by event type, retries, commits, aborts, a handler
+ *                 letters by event type, retries, registry waits, commits,
+ *                 aborts, a handler
  *                 latency histogram, consumer lag per partition and a few
  *                 librdkafka statistics (statistics.interval.ms defaults to
  *                 5000 then).
