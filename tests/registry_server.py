@@ -6,7 +6,8 @@ Speaks the REST endpoints evkit uses, on 127.0.0.1 with an ephemeral port:
   POST /subjects/<subject>           {"schema": "..."} -> {"subject", "id", "version", "schema"}
   GET  /schemas/ids/<id>             -> {"schema": "..."}
 with the registry's error bodies ({"error_code": 40401, "message": ...}).
-Like the real one, a schema text gets one id across all subjects.
+Like the real one, a schema text gets one id across all subjects; with
+--same-id, unlike it, every schema gets the first id.
 
 Test-only endpoint (never counted): GET /__requests -> {"count": N,
 "requests": ["POST /subjects/...", ...], "authorization": [header or null, ...],
@@ -17,7 +18,7 @@ GET /schemas/ids/ID answer as KIND (see ANSWERS) instead; the test-only
 POST /__answer {"id": ID, "kind": KIND} changes that while it runs (KIND
 null: the registry's own answer again).
 
-Usage: registry_server.py [--first-id N] [--auth user:pass] [--port-file F]
+Usage: registry_server.py [--first-id N] [--same-id] [--auth user:pass] [--port-file F]
                           [--tls CERT KEY [--client-ca CA]] [--answer ID=KIND]...
 Prints the port on stdout (one line), then serves until killed.
 """
@@ -68,7 +69,8 @@ def full_name(schema):
 
 
 class Registry:
-    def __init__(self, first_id):
+    def __init__(self, first_id, same_id):
+        self.first_id, self.same_id = first_id, same_id
         self.next_id = first_id
         self.ids = {}  # schema text -> id
         self.subjects = {}  # subject -> [schema text, ...] (versions)
@@ -78,7 +80,7 @@ class Registry:
 
     def register(self, subject, schema):
         if schema not in self.ids:
-            self.ids[schema] = self.next_id
+            self.ids[schema] = self.first_id if self.same_id else self.next_id
             self.next_id += 1
         versions = self.subjects.setdefault(subject, [])
         if schema not in versions:
@@ -198,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--first-id", type=int, default=1000)
+    ap.add_argument("--same-id", action="store_true",
+                    help="a broken registry: the first id for every schema")
     ap.add_argument("--auth", help="user:pass required as HTTP basic auth")
     ap.add_argument("--port-file")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
@@ -213,7 +217,7 @@ def main():
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(args.client_ca)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    server.registry = Registry(args.first_id)
+    server.registry = Registry(args.first_id, args.same_id)
     server.auth = args.auth or None
     server.answers = dict(args.answer)
     server.lock = threading.Lock()  # handler threads share the registry

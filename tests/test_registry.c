@@ -520,6 +520,20 @@ static void test_lookup_only_needs_registered_schemas(void **state) {
     server_stop(&empty);
 }
 
+/* A registry that gives every schema the same id is refused at start: its
+ * frames would not say which type they hold. */
+static void test_same_id_for_every_schema(void **state) {
+    (void)state;
+    const char *const extra[] = {"--same-id", NULL};
+    server_t broken;
+    server_start_with(&broken, "http", extra);
+    assert_null(catalog_with_registry(getenv("EVK_SCHEMAS_DIR"), broken.url, 1));
+    assert_contains(errstr, "the schema registry gave shop.orders.OrderPlaced and ");
+    assert_contains(errstr, " the same id 1000: ids must be unique per schema (is "
+                            "schema_registry.url a Confluent Schema Registry?)");
+    server_stop(&broken);
+}
+
 /* A frame of @p order in the OrderPlaced version of fixture @p version, with
  * the id the registry gave that version. */
 static void frame_from_registry(const char *version, const char *order, void **frame,
@@ -625,6 +639,7 @@ int main(void) {
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_catalog_takes_registry_ids),
         cmocka_unit_test(test_lookup_only_needs_registered_schemas),
+        cmocka_unit_test(test_same_id_for_every_schema),
         cmocka_unit_test(test_consumer_fetches_unknown_id),
         cmocka_unit_test(test_incompatible_writer_from_registry),
     };

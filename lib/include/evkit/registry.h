@@ -129,7 +129,10 @@ evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s,
  * Ownership of @p reg passes to @p cat, even on failure. On failure the
  * catalog holds a mix of ids and should be destroyed.
  * @returns EVK_OK or the failing request's error, errstr naming the type and
- *          subject ("OrderPlaced (orders-value): ...").
+ *          subject ("OrderPlaced (orders-value): ..."); EVK_ERR_CONFIG when
+ *          the registry gave two different schemas the same id ("the schema
+ *          registry gave shop.orders.OrderPlaced and ... the same id 1: ids
+ *          must be unique per schema ...").
  */
 evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char *errstr,
                                    size_t errstr_size);
