@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -26,6 +27,9 @@ void server_start_with(server_t *s, const char *scheme, const char *const *extra
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        /* A test that fails skips server_stop(): the server must not
+         * outlive it, holding ctest's output open. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(fds[1], 1);
         close(fds[0]);
         execv("/usr/bin/python3", (char *const *)argv);
