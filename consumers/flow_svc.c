@@ -90,7 +90,8 @@ static int run(const flow_service_t *def, void *state, const evk_config_t *cfg,
         return fail(def->name, EVK_EXIT_CONFIG, errstr);
     ready_ctx_t ready = {def, state};
     evk_service_on_ready(svc, on_ready, &ready);
-    int rc = def->setup && def->setup(svc, cfg, state, errstr, sizeof errstr)
+    int rc = evk_service_settings(svc, def->settings, errstr, sizeof errstr) ||
+                     (def->setup && def->setup(svc, cfg, state, errstr, sizeof errstr))
                  ? fail(def->name, EVK_EXIT_CONFIG, errstr)
                  : subscribe(def, svc, state);
     if (!rc && evk_service_run(svc, errstr, sizeof errstr)) {
@@ -177,20 +178,4 @@ evk_err_t flow_copy_stock_lines(const evk_event_t *src, evk_event_t *dst) {
         err = flow_append_stock_line(dst, flow_str(src, sku_path), flow_long(src, qty_path));
     }
     return err;
-}
-
-const char **flow_config_list(const evk_config_t *cfg, const char *path, size_t *n) {
-    char key[256];
-    size_t count = 0;
-    for (;; count++) {
-        snprintf(key, sizeof key, "%s[%zu]", path, count);
-        if (!evk_config_get_string(cfg, key, NULL)) break;
-    }
-    const char **list = calloc(count + 1, sizeof *list);
-    for (size_t i = 0; list && i < count; i++) {
-        snprintf(key, sizeof key, "%s[%zu]", path, i);
-        list[i] = evk_config_get_string(cfg, key, NULL);
-    }
-    *n = list ? count : 0;
-    return list;
 }

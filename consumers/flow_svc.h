@@ -5,7 +5,9 @@
  *   <name> [-F config] [-b brokers] [-X prop=val]...
  *
  * Builds the config (evk_cli_config), loads the catalog, sets up logging,
- * creates the service, subscribes every route, runs until SIGINT/SIGTERM and
+ * creates the service, checks its config group against the service's
+ * settings (an unknown key or a value of the wrong type exits 2), subscribes
+ * every route, runs until SIGINT/SIGTERM and
  * exits with the cli.h exit codes. It logs "ready" once the library has
  * restored the stores and the service is about to take its first event:
  * scripts/start-services waits for that line. SIGPIPE is ignored for the
@@ -25,6 +27,9 @@ typedef struct {
 typedef struct {
     const char *name;
     const flow_route_t *routes; /* terminated by {NULL, NULL} */
+    /* Keys of the service's config group beyond the service loop's,
+     * terminated by {NULL, 0}; may be NULL (evk_service_settings()). */
+    const evk_setting_t *settings;
     /* Read the service's settings, add its stores; may be NULL. */
     evk_err_t (*setup)(evk_service_t *svc, const evk_config_t *cfg, void *state, char *errstr,
                        size_t errstr_size);
@@ -52,9 +57,5 @@ evk_err_t flow_append_stock_line(evk_event_t *ev, const char *sku, int64_t quant
 
 /* Copy the StockLine array "items" ({sku, quantity}) from @src to @dst. */
 evk_err_t flow_copy_stock_lines(const evk_event_t *src, evk_event_t *dst);
-
-/* The list setting @path (libconfig `path = ["a", "b"];`) as a malloc()ed,
- * NULL-terminated array of strings owned by @cfg; *n gets the count. */
-const char **flow_config_list(const evk_config_t *cfg, const char *path, size_t *n);
 
 #endif

@@ -640,8 +640,12 @@ int main(int argc, char **argv) {
                                           {"StockLineCommand", on_command},
                                           {"StockLineResult", on_result},
                                           {NULL, NULL}};
-    static const flow_service_t def = {
-        .name = NAME, .routes = routes, .setup = setup, .cleanup = cleanup};
+    static const evk_setting_t settings[] = {{"seed_file", EVK_SETTING_STRING}, {NULL, 0}};
+    static const flow_service_t def = {.name = NAME,
+                                       .routes = routes,
+                                       .settings = settings,
+                                       .setup = setup,
+                                       .cleanup = cleanup};
     inventory_t state = {0};
     return flow_service_main(&def, &state, argc, argv);
 }

@@ -270,8 +270,16 @@ int main(int argc, char **argv) {
                                           {"OrderCancelled", on_cancelled},
                                           {"ShipmentDispatched", on_dispatched},
                                           {NULL, NULL}};
-    static const flow_service_t def = {
-        .name = NAME, .routes = routes, .setup = setup, .cleanup = cleanup};
+    static const evk_setting_t settings[] = {{"outbox", EVK_SETTING_STRING},
+                                             {"outbox_fsync", EVK_SETTING_BOOL},
+                                             {"webhook_url", EVK_SETTING_STRING},
+                                             {"webhook_timeout_ms", EVK_SETTING_INT},
+                                             {NULL, 0}};
+    static const flow_service_t def = {.name = NAME,
+                                       .routes = routes,
+                                       .settings = settings,
+                                       .setup = setup,
+                                       .cleanup = cleanup};
     notifier_t state = {.fd = -1};
     return flow_service_main(&def, &state, argc, argv);
 }

@@ -26,10 +26,11 @@ static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state,
     (void)svc;
     evk_err_t err = evk_config_get_int(cfg, NAME ".credit_limit_cents", 100000,
                                        &p->rules.credit_limit_cents, errstr, errstr_size);
-    if (err) return err;
-    p->blocked = flow_config_list(cfg, NAME ".blocked_customers", &p->rules.nblocked);
+    if (!err)
+        err = evk_config_get_list(cfg, NAME ".blocked_customers", &p->blocked,
+                                  &p->rules.nblocked, errstr, errstr_size);
     p->rules.blocked = p->blocked;
-    return p->blocked ? EVK_OK : EVK_ERR_NOMEM;
+    return err;
 }
 
 static void cleanup(void *state) {
@@ -76,8 +77,14 @@ static evk_err_t on_reserved(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
 
 int main(int argc, char **argv) {
     static const flow_route_t routes[] = {{"StockReserved", on_reserved}, {NULL, NULL}};
-    static const flow_service_t def = {
-        .name = NAME, .routes = routes, .setup = setup, .cleanup = cleanup};
+    static const evk_setting_t settings[] = {{"credit_limit_cents", EVK_SETTING_INT},
+                                             {"blocked_customers", EVK_SETTING_LIST},
+                                             {NULL, 0}};
+    static const flow_service_t def = {.name = NAME,
+                                       .routes = routes,
+                                       .settings = settings,
+                                       .setup = setup,
+                                       .cleanup = cleanup};
     payment_t state = {0};
     return flow_service_main(&def, &state, argc, argv);
 }

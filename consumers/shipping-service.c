@@ -23,9 +23,10 @@ static const char *const default_carriers[] = {"DHL", "UPS", "DPD"};
 static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state, char *errstr,
                        size_t errstr_size) {
     shipping_t *s = state;
-    (void)svc, (void)errstr, (void)errstr_size;
-    s->configured = flow_config_list(cfg, NAME ".carriers", &s->ncarriers);
-    if (!s->configured) return EVK_ERR_NOMEM;
+    (void)svc;
+    evk_err_t err = evk_config_get_list(cfg, NAME ".carriers", &s->configured, &s->ncarriers,
+                                        errstr, errstr_size);
+    if (err) return err;
     s->carriers = s->configured;
     if (s->ncarriers == 0) {
         s->carriers = default_carriers;
@@ -73,8 +74,12 @@ int main(int argc, char **argv) {
     static const flow_route_t routes[] = {{"PaymentAuthorized", on_authorized},
                                           {"ShipmentScheduled", on_scheduled},
                                           {NULL, NULL}};
-    static const flow_service_t def = {
-        .name = NAME, .routes = routes, .setup = setup, .cleanup = cleanup};
+    static const evk_setting_t settings[] = {{"carriers", EVK_SETTING_LIST}, {NULL, 0}};
+    static const flow_service_t def = {.name = NAME,
+                                       .routes = routes,
+                                       .settings = settings,
+                                       .setup = setup,
+                                       .cleanup = cleanup};
     shipping_t state = {0};
     return flow_service_main(&def, &state, argc, argv);
 }

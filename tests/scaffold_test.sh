@@ -52,6 +52,8 @@ refuse "not in schemas/catalog.cfg" fraud-check --on OrderPlacd --emit FraudScor
 refuse "not a valid type name" fraud-check --on OrderPlaced --emit fraud-scored
 refuse "a loop" fraud-check --on OrderPlaced --emit OrderPlaced
 refuse "required" fraud-check
+refuse "is reserved" metrics --on OrderPlaced
+refuse "one typo away from evkit's config section schema_registry" schema-registry --on OrderPlaced
 
 scripts/new-consumer fraud-check --on OrderPlaced --emit FraudScored >/dev/null
 for f in consumers/fraud-check.c tests/fraud-check_test.sh schemas/FraudScored.avsc; do

@@ -7,8 +7,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include "evkit/config.h"
 #include "evkit/error.h"
+#include "evkit/service.h"
 
 extern char **environ;
 
@@ -39,11 +42,42 @@ static void assert_load_fails(const char *name, evk_err_t want, const char *rest
     evk_config_destroy(cfg);
 }
 
+/* A file holding @p text, in @p path (a "/tmp/evk-cfg-XXXXXX" template). */
+static void write_file(char *path, const char *text) {
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Loading a file holding @p text fails with errstr "<its path>:<rest>". */
+static void assert_text_fails(const char *text, const char *rest) {
+    char path[] = "/tmp/evk-cfg-XXXXXX", expect[1024];
+    write_file(path, text);
+    evk_config_t *cfg = evk_config_new();
+    snprintf(expect, sizeof(expect), "%s:%s", path, rest);
+    assert_int_equal(evk_config_load(cfg, path, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_string_equal(errstr, expect);
+    evk_config_destroy(cfg);
+    unlink(path);
+}
+
+/* A config loaded from a file holding @p text; the file is gone after. */
+static evk_config_t *load_text(const char *text, char *path) {
+    write_file(path, text);
+    evk_config_t *cfg = evk_config_new();
+    assert_non_null(cfg);
+    if (evk_config_load(cfg, path, errstr, sizeof(errstr))) fail_msg("%s", errstr);
+    unlink(path);
+    return cfg;
+}
+
 /* Tests must not see the configuration variables of the shell or of ctest
  * (the EVK_* paths to test data stay). */
 static int is_config_var(const char *entry) {
     static const char *const vars[] = {
-        "EVK_CONFIG=", "EVK_BOOTSTRAP_SERVERS=", "EVK_SCHEMAS_DIR=", "EVK_KAFKA_"};
+        "EVK_CONFIG=", "EVK_BOOTSTRAP_SERVERS=", "EVK_SCHEMAS_DIR=", "EVK_KAFKA_",
+        "EVK_SCHEMA_REGISTRY_"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         if (!strncmp(entry, vars[i], strlen(vars[i]))) return 1;
     return 0;
@@ -134,6 +168,14 @@ static void test_load_values(void **state) {
     evk_config_destroy(cfg);
 }
 
+/* errstr is "<full.cfg's path>:<rest>". */
+static void assert_errstr_at(const char *rest) {
+    char expect[1024];
+    snprintf(expect, sizeof(expect), "%s:%s", fixture("full.cfg"), rest);
+    assert_string_equal(errstr, expect);
+}
+
+/* A value of the wrong type names its file and line. */
 static void test_get_type_errors(void **state) {
     (void)state;
     evk_config_t *cfg = load_ok("full.cfg");
@@ -142,17 +184,164 @@ static void test_get_type_errors(void **state) {
     assert_int_equal(
         evk_config_get_int(cfg, "inventory-service.max", 7, &n, errstr, sizeof(errstr)),
         EVK_ERR_CONFIG);
-    assert_string_equal(errstr, "inventory-service.max: expected integer, got \"abc\"");
+    assert_errstr_at("12: inventory-service.max: expected integer, got \"abc\"");
     assert_int_equal(n, 7);
     assert_int_equal(
         evk_config_get_int(cfg, "inventory-service.ratio", 0, &n, errstr, sizeof(errstr)),
         EVK_ERR_CONFIG);
-    assert_string_equal(errstr, "inventory-service.ratio: expected integer, got \"0.25\"");
+    assert_errstr_at("15: inventory-service.ratio: expected integer, got 0.25");
     assert_int_equal(
         evk_config_get_bool(cfg, "inventory-service.flag", 1, &b, errstr, sizeof(errstr)),
         EVK_ERR_CONFIG);
-    assert_string_equal(errstr, "inventory-service.flag: expected boolean, got \"maybe\"");
+    assert_errstr_at("17: inventory-service.flag: expected boolean, got \"maybe\"");
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.limits", 0, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_errstr_at("20: inventory-service.limits: expected integer, got a list");
+    /* Set by code or the environment: no place to name. */
+    assert_int_equal(evk_config_set(cfg, "inventory-service.max", "abc"), EVK_OK);
+    assert_int_equal(
+        evk_config_get_int(cfg, "inventory-service.max", 7, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_string_equal(errstr, "inventory-service.max: expected integer, got \"abc\"");
     evk_config_destroy(cfg);
+}
+
+/* `blocked_customers = "c-1"` used to read as an empty list. */
+static void test_get_list(void **state) {
+    (void)state;
+    evk_config_t *cfg = load_ok("full.cfg");
+    const char **list;
+    size_t n;
+    assert_int_equal(evk_config_get_list(cfg, "inventory-service.warehouses", &list, &n, errstr,
+                                         sizeof(errstr)),
+                     EVK_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0], "north");
+    assert_string_equal(list[1], "south");
+    assert_null(list[2]);
+    free(list);
+    assert_int_equal(
+        evk_config_get_list(cfg, "inventory-service.absent", &list, &n, errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_int_equal(n, 0);
+    assert_null(list[0]);
+    free(list);
+    assert_int_equal(evk_config_get_list(cfg, "inventory-service.seed_file", &list, &n, errstr,
+                                         sizeof(errstr)),
+                     EVK_ERR_CONFIG);
+    assert_null(list);
+    assert_errstr_at("11: inventory-service.seed_file: expected list of strings, got "
+                     "\"config/stock.cfg\"");
+    assert_int_equal(
+        evk_config_get_list(cfg, "inventory-service.limits", &list, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_errstr_at("20: inventory-service.limits[0]: expected string, got 1");
+    assert_int_equal(
+        evk_config_get_list(cfg, "inventory-service.db", &list, &n, errstr, sizeof(errstr)),
+        EVK_ERR_CONFIG);
+    assert_errstr_at("18: inventory-service.db: expected list of strings, got a group");
+    evk_config_destroy(cfg);
+}
+
+/* evkit's own groups take their own keys only, of the right type; the top
+ * level holds groups only, and a group one typo from evkit's is refused. */
+static void test_unknown_keys(void **state) {
+    (void)state;
+    assert_text_fails("schemas = {\n  dir = \"s\";\n  dri = \"t\";\n};\n",
+                      "3: schemas.dri: unknown setting; did you mean \"dir\"?");
+    assert_text_fails("log = { level = \"info\"; colour = true; };\n",
+                      "1: log.colour: unknown setting");
+    assert_text_fails("schema_regsitry = { url = \"http://127.0.0.1:1\"; };\n",
+                      "1: schema_regsitry: unknown group; did you mean \"schema_registry\"?");
+    assert_text_fails("kakfa = { bootstrap_servers = \"k:9092\"; };\n",
+                      "1: kakfa: unknown group; did you mean \"kafka\"?");
+    assert_text_fails("schema_registry = { url = \"http://r\"; timeout = 5; };\n",
+                      "1: schema_registry.timeout: unknown setting");
+    assert_text_fails("version = 1;\n",
+                      "1: version: unknown setting: the top level holds groups only (kafka, "
+                      "schemas, schema_registry, log, metrics and one per service)");
+    assert_text_fails("metrics = \"9100\";\n", "1: metrics: expected a group");
+    assert_text_fails("metrics = {\n  port = \"http\";\n};\n",
+                      "2: metrics.port: expected integer, got \"http\"");
+    assert_text_fails("log = { level = 3; };\n", "1: log.level: expected string, got 3");
+    assert_text_fails("schema_registry = { url = \"http://r\"; auto_register = [\"no\"]; };\n",
+                      "1: schema_registry.auto_register: expected boolean, got a list");
+
+    /* Every key of evkit's groups, and a service's group, which is its own. */
+    char path[] = "/tmp/evk-cfg-XXXXXX";
+    evk_config_t *cfg =
+        load_text("schemas = { dir = \"s\"; };\n"
+                  "log = { level = \"info\"; format = \"json\"; };\n"
+                  "metrics = { port = \"9100\"; bind = \"0.0.0.0\"; };\n"
+                  "schema_registry = { url = \"http://r\"; basic_auth_user_info = \"u:p\";\n"
+                  "  basic_auth_user_info_file = \"/f\"; ssl_ca_location = \"/ca\";\n"
+                  "  ssl_certificate_location = \"/c\"; ssl_key_location = \"/k\";\n"
+                  "  ssl_key_password = \"kp\"; ssl_key_password_file = \"/kp\";\n"
+                  "  subject_name_strategy = \"record\"; auto_register = false;\n"
+                  "  timeout_ms = 100; };\n"
+                  "blog = { anything = [1, 2]; };\n",
+                  path);
+    evk_config_destroy(cfg);
+}
+
+static evk_service_t *service_from(const char *text, const evk_catalog_t *cat,
+                                   evk_config_t **cfg) {
+    char path[] = "/tmp/evk-cfg-XXXXXX";
+    evk_service_t *svc = NULL;
+    *cfg = load_text(text, path);
+    if (evk_service_new("pay", *cfg, cat, &svc, errstr, sizeof(errstr))) fail_msg("%s", errstr);
+    return svc;
+}
+
+/* A service's group holds the loop's keys and those the service declares,
+ * each of its type; evk_service_run() refuses anything else before it
+ * connects anywhere. */
+static void test_service_settings(void **state) {
+    (void)state;
+    static const evk_setting_t own[] = {{"credit_limit_cents", EVK_SETTING_INT},
+                                        {"blocked_customers", EVK_SETTING_LIST},
+                                        {NULL, 0}};
+    char dir[512];
+    evk_catalog_t *cat = NULL;
+    evk_config_t *cfg;
+    snprintf(dir, sizeof(dir), "%s/schemas", getenv("EVK_SOURCE_DIR"));
+    if (evk_catalog_load(dir, &cat, errstr, sizeof(errstr))) fail_msg("%s", errstr);
+
+    evk_service_t *svc = service_from(
+        "pay = {\n  batch_max = 10;\n  instance_id = \"i-1\";\n  static_membership = true;\n"
+        "  session_timeout_ms = 6000;\n  metrics_port_stride = 1;\n  credit_limit_cents = 5;\n"
+        "  blocked_customers = [ \"c-1\" ];\n};\n",
+        cat, &cfg);
+    assert_int_equal(evk_service_settings(svc, NULL, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_non_null(strstr(errstr, ":7: pay.credit_limit_cents: unknown setting"));
+    assert_int_equal(evk_service_run(svc, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_non_null(strstr(errstr, ":7: pay.credit_limit_cents: unknown setting"));
+    assert_int_equal(evk_service_settings(svc, own, errstr, sizeof(errstr)), EVK_OK);
+    evk_service_destroy(svc);
+    evk_config_destroy(cfg);
+
+    svc = service_from("pay = { blocked_customers = \"c-1\"; };\n", cat, &cfg);
+    assert_int_equal(evk_service_settings(svc, own, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_non_null(
+        strstr(errstr, ":1: pay.blocked_customers: expected list of strings, got \"c-1\""));
+    evk_service_destroy(svc);
+    evk_config_destroy(cfg);
+
+    svc = service_from("pay = { retry_backof_ms = 10; };\n", cat, &cfg);
+    assert_int_equal(evk_service_settings(svc, own, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_non_null(
+        strstr(errstr,
+               ":1: pay.retry_backof_ms: unknown setting; did you mean \"retry_backoff_ms\"?"));
+    evk_service_destroy(svc);
+    evk_config_destroy(cfg);
+
+    svc = service_from("pay = { group_id = 7; };\n", cat, &cfg);
+    assert_int_equal(evk_service_settings(svc, own, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
+    assert_non_null(strstr(errstr, ":1: pay.group_id: expected string, got 7"));
+    evk_service_destroy(svc);
+    evk_config_destroy(cfg);
+    evk_catalog_destroy(cat);
 }
 
 static void test_bool_spellings(void **state) {
@@ -323,6 +512,7 @@ static void test_set_kafka_errors(void **state) {
         EVK_ERR_CONFIG);
     assert_string_equal(errstr, "kafka.socket.timeout.ms: Invalid value for configuration "
                                 "property \"socket.timeout.ms\"");
+    /* A property's name without a value is shown... */
     assert_int_equal(evk_config_set_kafka_kv(cfg, "socket.timeout.ms", errstr, sizeof(errstr)),
                      EVK_ERR_CONFIG);
     assert_string_equal(errstr, "socket.timeout.ms: expected name=value");
@@ -341,17 +531,58 @@ static void test_secrets_never_printed(void **state) {
     assert_int_equal(
         evk_config_get_int(cfg, "inventory-service.db.password", 0, &n, errstr, sizeof(errstr)),
         EVK_ERR_CONFIG);
-    assert_string_equal(errstr,
-                        "inventory-service.db.password: expected integer, got \"<redacted>\"");
-    assert_int_equal(
-        evk_config_set_kafka_kv(cfg, "sasl.password:hunter2", errstr, sizeof(errstr)),
-        EVK_ERR_CONFIG);
-    assert_string_equal(errstr, "<redacted>: expected name=value");
+    assert_errstr_at("18: inventory-service.db.password: expected integer, got \"<redacted>\"");
+    /* ...anything else without '=' may be a value given alone (-X hunter2). */
+    static const char *const alone[] = {"sasl.password:hunter2", "hunter2", "p@ss/w0rd"};
+    for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++) {
+        assert_int_equal(evk_config_set_kafka_kv(cfg, alone[i], errstr, sizeof(errstr)),
+                         EVK_ERR_CONFIG);
+        assert_string_equal(errstr, "expected name=value, got an argument without '=' (not "
+                                    "shown: it may be a secret)");
+    }
     assert_int_equal(evk_config_set(cfg, "svc.api_secret", "xyz"), EVK_OK);
     assert_int_equal(evk_config_get_bool(cfg, "svc.api_secret", 0, &b, errstr, sizeof(errstr)),
                      EVK_ERR_CONFIG);
     assert_null(strstr(errstr, "xyz"));
     evk_config_destroy(cfg);
+}
+
+/* Secrets out of the config file and out of ps: the environment, or a
+ * "<property>_file" (a file, env or -X), read less its trailing newline. */
+static void test_secret_sources(void **state) {
+    (void)state;
+    char secret[] = "/tmp/evk-secret-XXXXXX", path[] = "/tmp/evk-cfg-XXXXXX", text[256];
+    char user[] = "/tmp/evk-secret-XXXXXX", expect[512];
+    write_file(secret, "s3/cr@t\n");
+    write_file(user, "evkit:pw\r\n");
+    snprintf(text, sizeof(text), "kafka = {\n  sasl_password_file = \"%s\";\n};\n", secret);
+    evk_config_t *cfg = load_text(text, path);
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "s3/cr@t");
+    assert_null(evk_config_kafka_get(cfg, "sasl.password.file"));
+    evk_config_destroy(cfg);
+
+    cfg = evk_config_new();
+    snprintf(text, sizeof(text), "ssl.key.password.file=%s", secret);
+    assert_int_equal(evk_config_set_kafka_kv(cfg, text, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "ssl.key.password"), "s3/cr@t");
+    setenv("EVK_KAFKA_SASL_PASSWORD", "from-env", 1);
+    setenv("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "u:from-env", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "from-env");
+    assert_string_equal(
+        evk_config_get_string(cfg, "schema_registry.basic.auth.user.info", NULL), "u:from-env");
+    clear_evk_env();
+    setenv("EVK_KAFKA_SASL_PASSWORD_FILE", user, 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(evk_config_kafka_get(cfg, "sasl.password"), "evkit:pw");
+    evk_config_destroy(cfg);
+    unlink(secret);
+    unlink(user);
+
+    snprintf(text, sizeof(text), "kafka = {\n  sasl_password_file = \"%s\";\n};\n", secret);
+    snprintf(expect, sizeof(expect),
+             "2: kafka.sasl.password.file: %s: No such file or directory", secret);
+    assert_text_fails(text, expect);
 }
 
 static void test_kafka_conf(void **state) {
@@ -393,6 +624,10 @@ int main(void) {
         cmocka_unit_test_setup(test_defaults, reset_env),
         cmocka_unit_test_setup(test_load_values, reset_env),
         cmocka_unit_test_setup(test_get_type_errors, reset_env),
+        cmocka_unit_test_setup(test_get_list, reset_env),
+        cmocka_unit_test_setup(test_unknown_keys, reset_env),
+        cmocka_unit_test_setup(test_service_settings, reset_env),
+        cmocka_unit_test_setup(test_secret_sources, reset_env),
         cmocka_unit_test_setup(test_bool_spellings, reset_env),
         cmocka_unit_test_setup(test_layering, reset_env),
         cmocka_unit_test_setup(test_env_shortcuts, reset_env),

@@ -62,6 +62,24 @@ static void test_json_and_level_from_env(void **state) {
     assert_true(evk_log_enabled(EVK_LOG_DEBUG));
 }
 
+static void log_url(void) {
+    evk_log(EVK_LOG_WARN, "svc", "webhook failed", "error",
+            "POST https://bob:pa/ss@w0rd#1@hooks.example.com/x?a=b: HTTP 500", NULL);
+}
+
+/* A password may hold '/', '@' or '#' unescaped: all of it is redacted. */
+static void test_url_password_redacted(void **state) {
+    (void)state;
+    setenv("EVK_LOG_FORMAT", "logfmt", 1);
+    setenv("EVK_LOG_LEVEL", "info", 1);
+    assert_int_equal(evk_log_setup(NULL, NULL, 0), EVK_OK);
+    const char *out = capture(log_url);
+    assert_non_null(strstr(out, " error=\"POST https://<redacted>@hooks.example.com/x?a=b: "
+                                "HTTP 500\"\n"));
+    assert_null(strstr(out, "ss@"));
+    assert_null(strstr(out, "w0rd"));
+}
+
 static void test_bad_level(void **state) {
     (void)state;
     char err[256];
@@ -79,6 +97,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_json_and_level_from_env),
+        cmocka_unit_test(test_url_password_redacted),
         cmocka_unit_test(test_bad_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,6 @@
 /* The Schema Registry client and a catalog using it, against
  * tests/registry_server.py (a stand-in registry on 127.0.0.1) that counts
  * the requests it serves. */
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,93 +12,18 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "evkit/event.h"
 #include "evkit/registry.h"
+#include "registry_support.h"
 
-#define FIRST_ID 1000
+#define FIRST_ID REGISTRY_FIRST_ID
 
 static char errstr[1024];
 
-typedef struct {
-    pid_t pid;
-    char url[64];
-} server_t;
-
 static server_t srv; /* the plain one, shared by most tests */
-
-/* Starts registry_server.py with @p extra arguments (NULL-terminated, may be
- * NULL); @p scheme is "http" or "https". */
-static void server_start_with(server_t *s, const char *scheme, const char *const *extra) {
-    char script[512], port[16] = "";
-    const char *argv[16] = {"python3", script, "--first-id", "1000"};
-    size_t n = 4;
-    int fds[2];
-    for (; extra && *extra && n < 15; extra++)
-        argv[n++] = *extra;
-    snprintf(script, sizeof script, "%s/tests/registry_server.py", getenv("EVK_SOURCE_DIR"));
-    assert_int_equal(pipe(fds), 0);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execv("/usr/bin/python3", (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
-    if (!fgets(port, sizeof port, out)) fail_msg("registry_server.py did not start");
-    fclose(out);
-    port[strcspn(port, "\n")] = '\0';
-    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%s", scheme, port);
-}
-
-static void server_start(server_t *s, const char *auth) {
-    const char *const extra[] = {"--auth", auth, NULL};
-    server_start_with(s, "http", auth ? extra : NULL);
-}
-
-static void server_stop(server_t *s) {
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-}
-
-static size_t collect(char *data, size_t size, size_t n, void *opaque) {
-    json_t **doc = opaque;
-    *doc = json_loadb(data, size * n, 0, NULL);
-    return size * n;
-}
-
-/* The server's record of what it served. */
-static json_t *served(const server_t *s) {
-    char url[128];
-    json_t *doc = NULL;
-    snprintf(url, sizeof url, "%s/__requests", s->url);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &doc);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_cleanup(c);
-    assert_non_null(doc);
-    return doc;
-}
-
-/* Requests served so far whose "METHOD /path" starts with @p prefix. */
-static size_t count(const server_t *s, const char *prefix) {
-    json_t *doc = served(s), *r;
-    size_t i, n = 0;
-    json_array_foreach(json_object_get(doc, "requests"), i, r) {
-        if (!strncmp(json_string_value(r), prefix, strlen(prefix))) n++;
-    }
-    json_decref(doc);
-    return n;
-}
 
 static evk_config_t *config_for(const char *url) {
     evk_config_t *cfg = evk_config_new();
@@ -232,6 +156,41 @@ static void test_unknown_id(void **state) {
     evk_registry_destroy(reg);
 }
 
+/* A broken answer (not JSON, no "schema", a schema that does not parse) is
+ * asked again twice, then is EVK_ERR_DECODE; a registry that is away (5xx)
+ * stays EVK_ERR_IO at once, for the caller to wait. */
+static void test_broken_answers(void **state) {
+    (void)state;
+    static const struct {
+        int id;
+        evk_err_t err;
+        const char *why;
+        size_t tries;
+    } cases[] = {
+        {9001, EVK_ERR_DECODE, "/schemas/ids/9001: answer is not JSON (asked 3 times)", 3},
+        {9002, EVK_ERR_DECODE, "schema id 9002: answer has no \"schema\" (asked 3 times)", 3},
+        {9003, EVK_ERR_DECODE, "schema id 9003: the schema does not parse: ", 3},
+        {9004, EVK_ERR_IO, "HTTP 503: Service Unavailable", 1},
+    };
+    const char *const extra[] = {"--answer",      "9001=notjson",     "--answer",
+                                 "9002=noschema", "--answer",         "9003=badschema",
+                                 "--answer",      "9004=unavailable", NULL};
+    server_t broken;
+    char path[64];
+    const char *json = NULL;
+    server_start_with(&broken, "http", extra);
+    evk_registry_t *reg = registry_at(broken.url);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(evk_registry_schema(reg, cases[i].id, &json, errstr, sizeof errstr),
+                         cases[i].err);
+        assert_contains(errstr, cases[i].why);
+        snprintf(path, sizeof path, "GET /schemas/ids/%d", cases[i].id);
+        assert_int_equal(count(&broken, path), cases[i].tries);
+    }
+    evk_registry_destroy(reg);
+    server_stop(&broken);
+}
+
 static int free_port(void) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
@@ -319,6 +278,89 @@ static void test_url_credentials_not_shown(void **state) {
     assert_null(strstr(errstr, "hunter2"));
     evk_registry_destroy(reg);
     server_stop(&locked);
+}
+
+/* A password may hold '/' and '@' unescaped: curl gets it apart from the
+ * URL, so it works, and no message shows any of it. */
+static void test_url_password_with_slash_and_at(void **state) {
+    (void)state;
+    server_t locked;
+    char url[128];
+    int32_t id;
+    const char *json;
+    server_start(&locked, "bob:hu/nt@er2");
+    snprintf(url, sizeof url, "http://bob:hu/nt@er2@%s", locked.url + strlen("http://"));
+    evk_registry_t *reg = registry_at(url);
+    if (evk_registry_register(reg, "slash-value", "\"int\"", &id, errstr, sizeof errstr))
+        fail_msg("%s", errstr);
+    assert_int_equal(evk_registry_schema(reg, 4242, &json, errstr, sizeof errstr),
+                     EVK_ERR_UNKNOWN_SCHEMA_ID);
+    assert_contains(errstr, locked.url);
+    assert_null(strstr(errstr, "hu/nt"));
+    assert_null(strstr(errstr, "er2"));
+    evk_registry_destroy(reg);
+    server_stop(&locked);
+}
+
+/* basic.auth.user.info from a file (keeps it out of the config and ps) or
+ * from the environment. */
+static void test_user_info_from_file_or_env(void **state) {
+    (void)state;
+    server_t locked;
+    char path[] = "/tmp/evk-userinfo-XXXXXX";
+    int32_t id;
+    evk_registry_t *reg = NULL;
+    server_start(&locked, "carol:fr0m-f1le");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "carol:fr0m-f1le\n", 16), 16);
+    close(fd);
+    evk_config_t *cfg = config_for(locked.url);
+    assert_int_equal(evk_config_set(cfg, "schema_registry.basic_auth_user_info_file", path),
+                     EVK_OK);
+    assert_int_equal(evk_registry_new(cfg, &reg, errstr, sizeof errstr), EVK_OK);
+    if (evk_registry_register(reg, "file-value", "\"int\"", &id, errstr, sizeof errstr))
+        fail_msg("%s", errstr);
+    evk_registry_destroy(reg);
+    unlink(path);
+    assert_int_equal(evk_registry_new(cfg, &reg, errstr, sizeof errstr), EVK_ERR_CONFIG);
+    assert_contains(errstr, "schema_registry.basic_auth_user_info_file: /tmp/evk-userinfo-");
+    assert_contains(errstr, ": No such file or directory");
+    evk_config_destroy(cfg);
+
+    cfg = evk_config_new();
+    setenv("EVK_SCHEMA_REGISTRY_URL", locked.url, 1);
+    setenv("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "carol:fr0m-f1le", 1);
+    assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof errstr), EVK_OK);
+    unsetenv("EVK_SCHEMA_REGISTRY_URL");
+    unsetenv("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO");
+    assert_int_equal(evk_registry_new(cfg, &reg, errstr, sizeof errstr), EVK_OK);
+    if (evk_registry_register(reg, "env-value", "\"int\"", &id, errstr, sizeof errstr))
+        fail_msg("%s", errstr);
+    evk_registry_destroy(reg);
+    evk_config_destroy(cfg);
+    server_stop(&locked);
+}
+
+/* An error body reaches a terminal with its control characters escaped. */
+static void test_error_body_escaped(void **state) {
+    (void)state;
+    const char *const extra[] = {"--answer", "7001=ansi-json", "--answer", "7002=ansi-raw",
+                                 NULL};
+    server_t odd;
+    const char *json;
+    server_start_with(&odd, "http", extra);
+    evk_registry_t *reg = registry_at(odd.url);
+    assert_int_equal(evk_registry_schema(reg, 7001, &json, errstr, sizeof errstr), EVK_ERR_IO);
+    assert_contains(errstr, "HTTP 500: \\x1b[2J\\x1b[31mboom\\u009b");
+    assert_null(strchr(errstr, '\x1b'));
+    assert_null(strstr(errstr, "\xc2\x9b"));
+    assert_int_equal(evk_registry_schema(reg, 7002, &json, errstr, sizeof errstr), EVK_ERR_IO);
+    assert_contains(errstr, "HTTP 502: \\x1b]0;owned\\x07\\x1b[2J<html>bad gateway</html>");
+    assert_null(strchr(errstr, '\x1b'));
+    assert_null(strchr(errstr, '\x07'));
+    evk_registry_destroy(reg);
+    server_stop(&odd);
 }
 
 /* The TLS settings reach curl: the CA verifies the server, and the client
@@ -478,6 +520,20 @@ static void test_lookup_only_needs_registered_schemas(void **state) {
     server_stop(&empty);
 }
 
+/* A registry that gives every schema the same id is refused at start: its
+ * frames would not say which type they hold. */
+static void test_same_id_for_every_schema(void **state) {
+    (void)state;
+    const char *const extra[] = {"--same-id", NULL};
+    server_t broken;
+    server_start_with(&broken, "http", extra);
+    assert_null(catalog_with_registry(getenv("EVK_SCHEMAS_DIR"), broken.url, 1));
+    assert_contains(errstr, "the schema registry gave shop.orders.OrderPlaced and ");
+    assert_contains(errstr, " the same id 1000: ids must be unique per schema (is "
+                            "schema_registry.url a Confluent Schema Registry?)");
+    server_stop(&broken);
+}
+
 /* A frame of @p order in the OrderPlaced version of fixture @p version, with
  * the id the registry gave that version. */
 static void frame_from_registry(const char *version, const char *order, void **frame,
@@ -573,12 +629,17 @@ int main(void) {
         cmocka_unit_test(test_schema_by_id_is_cached),
         cmocka_unit_test(test_unknown_id),
         cmocka_unit_test(test_registry_down),
+        cmocka_unit_test(test_broken_answers),
         cmocka_unit_test(test_basic_auth),
         cmocka_unit_test(test_url_credentials_not_shown),
+        cmocka_unit_test(test_url_password_with_slash_and_at),
+        cmocka_unit_test(test_user_info_from_file_or_env),
+        cmocka_unit_test(test_error_body_escaped),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_catalog_takes_registry_ids),
         cmocka_unit_test(test_lookup_only_needs_registered_schemas),
+        cmocka_unit_test(test_same_id_for_every_schema),
         cmocka_unit_test(test_consumer_fetches_unknown_id),
         cmocka_unit_test(test_incompatible_writer_from_registry),
     };

@@ -5,7 +5,8 @@
 #       carrying the registry's id (checked with kcat, byte by byte);
 #   (b) evk-tail with the registry decodes them; without it, the id is unknown;
 #   (c) a registry that is down or refuses the credentials fails at start
-#       (exit 2), naming the registry and never the password.
+#       (exit 2), naming the registry and never the password;
+#   (d) so does a registry that gives every schema the same id.
 # Usage: test_registry_e2e.sh EVK_DEV_BROKER EVK_PRODUCE EVK_TAIL
 set -euo pipefail
 
@@ -49,8 +50,11 @@ expect_rc() {
 pids+=($!)
 "$PY" "$SERVER" --first-id 4242 --auth "evkit:t0psecret" --port-file "$work/port" >/dev/null &
 pids+=($!)
+"$PY" "$SERVER" --same-id --port-file "$work/same-id-port" >/dev/null &
+pids+=($!)
 wait_for 10 test -s "$work/bootstrap" || fail "evk-dev-broker did not start"
 wait_for 10 test -s "$work/port" || fail "registry_server.py did not start"
+wait_for 10 test -s "$work/same-id-port" || fail "registry_server.py --same-id did not start"
 BS=$(cat "$work/bootstrap")
 URL="http://127.0.0.1:$(cat "$work/port")"
 
@@ -98,4 +102,10 @@ grep -q "HTTP 401" "$work/c.err" || fail "(c) 401: $(cat "$work/c.err")"
 ! grep -q "wrong-pass" "$work/c.err" || fail "(c) the password was printed"
 EVK_SCHEMA_REGISTRY_URL="http://127.0.0.1:1" expect_rc 2 "$TAIL" -b "$BS" -e orders 2>"$work/c2.err"
 grep -q "schema registry http://127.0.0.1:1: " "$work/c2.err" || fail "(c) down: $(cat "$work/c2.err")"
+
+# (d) ids that are not unique per schema.
+EVK_SCHEMA_REGISTRY_URL="http://127.0.0.1:$(cat "$work/same-id-port")" \
+    expect_rc 2 "$PRODUCE" -b "$BS" -t OrderPlaced </dev/null 2>"$work/d.err"
+grep -q "the same id 1000: ids must be unique per schema" "$work/d.err" ||
+    fail "(d) same id: $(cat "$work/d.err")"
 echo "ok"

@@ -616,6 +616,21 @@ static evk_err_t registry_id(evk_catalog_t *cat, evk_schema_t *e, char *errstr,
                : EVK_OK;
 }
 
+/* A registry gives each schema an id of its own (one schema text keeps its
+ * id across subjects). One that gives two schemas the same id would have
+ * readers decode one type's frames as the other's: it is refused. */
+static evk_err_t check_unique_ids(const evk_catalog_t *cat, char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < cat->n; i++)
+        for (size_t j = i + 1; j < cat->n; j++)
+            if (cat->v[i].id == cat->v[j].id && strcmp(cat->v[i].json, cat->v[j].json))
+                return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                                "the schema registry gave %s and %s the same id %d: ids must "
+                                "be unique per schema (is schema_registry.url a Confluent "
+                                "Schema Registry?)",
+                                cat->v[i].type, cat->v[j].type, (int)cat->v[i].id);
+    return EVK_OK;
+}
+
 evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char *errstr,
                                    size_t errstr_size) {
     if (!cat || !reg) {
@@ -629,6 +644,7 @@ evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char
     evk_err_t err = EVK_OK;
     for (size_t i = 0; i < cat->n && !err; i++)
         err = registry_id(cat, &cat->v[i], errstr, errstr_size);
+    if (!err) err = check_unique_ids(cat, errstr, errstr_size);
     pthread_mutex_unlock(&cat->lock);
     return err;
 }

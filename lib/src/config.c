@@ -14,13 +14,32 @@ extern char **environ;
 
 #define EVK_REASON_MAX 512
 #define EVK_REDACTED "<redacted>"
+#define EVK_FILE_SUFFIX ".file"
+/* Far above any password or key; a bound against naming the wrong file. */
+#define EVK_SECRET_FILE_MAX (64u << 10)
+
+/* What a setting was in its file, for the type checks; values set through
+ * the API or the environment are text. */
+typedef enum {
+    CFG_TEXT,
+    CFG_STRING,
+    CFG_INT,
+    CFG_FLOAT,
+    CFG_BOOL,
+    CFG_LIST,
+    CFG_GROUP
+} cfg_kind_t;
 
 /* A configuration holds a few dozen entries and is read at startup only, so
  * insertion-ordered arrays with a linear lookup are plenty. Order matters for
- * the kafka list: librdkafka sees the properties in the order they were set. */
+ * the kafka list: librdkafka sees the properties in the order they were set.
+ * A list or a group has an entry of its own (no value), before those of its
+ * members ("a.b[0]", "a.b.c"), so that checks see it with its line. */
 struct evk_kv {
     char *key;
-    char *val;
+    char *val; /* NULL for a list or a group */
+    cfg_kind_t kind;
+    char *src; /* "<file>:<line>" of a setting from a file, else NULL */
 };
 
 struct evk_kvs {
@@ -48,12 +67,22 @@ static struct evk_kv *kvs_find(const struct evk_kvs *kvs, const char *key) {
     return NULL;
 }
 
-static evk_err_t kvs_replace(struct evk_kv *kv, const char *val) {
-    char *copy = strdup(val);
-    if (!copy) return EVK_ERR_NOMEM;
-    free(kv->val);
-    kv->val = copy;
+static evk_err_t kv_set(struct evk_kv *kv, const char *val, cfg_kind_t kind, const char *src) {
+    char *v = val ? strdup(val) : NULL, *where = src ? strdup(src) : NULL;
+    if ((val && !v) || (src && !where)) {
+        free(v);
+        free(where);
+        return EVK_ERR_NOMEM;
+    }
+    evk_free_secret(kv->val);
+    free(kv->src);
+    *kv = (struct evk_kv){.key = kv->key, .val = v, .kind = kind, .src = where};
     return EVK_OK;
+}
+
+/* A value set by code or the environment: text, from no file. */
+static evk_err_t kvs_replace(struct evk_kv *kv, const char *val) {
+    return kv_set(kv, val, CFG_TEXT, NULL);
 }
 
 static evk_err_t kvs_grow(struct evk_kvs *kvs) {
@@ -65,32 +94,38 @@ static evk_err_t kvs_grow(struct evk_kvs *kvs) {
     return EVK_OK;
 }
 
-static evk_err_t kvs_put(struct evk_kvs *kvs, const char *key, const char *val) {
+static evk_err_t kvs_put_from(struct evk_kvs *kvs, const char *key, const char *val,
+                              cfg_kind_t kind, const char *src) {
     struct evk_kv *kv = kvs_find(kvs, key);
-    if (kv) return kvs_replace(kv, val);
+    if (kv) return kv_set(kv, val, kind, src);
     if (kvs->n == kvs->cap && kvs_grow(kvs) != EVK_OK) return EVK_ERR_NOMEM;
     kv = &kvs->v[kvs->n];
-    kv->key = strdup(key);
-    kv->val = strdup(val);
-    if (!kv->key || !kv->val) {
+    *kv = (struct evk_kv){.key = strdup(key)};
+    if (!kv->key || kv_set(kv, val, kind, src)) {
         free(kv->key);
-        free(kv->val);
         return EVK_ERR_NOMEM;
     }
     kvs->n++;
     return EVK_OK;
 }
 
+static evk_err_t kvs_put(struct evk_kvs *kvs, const char *key, const char *val) {
+    return kvs_put_from(kvs, key, val, CFG_TEXT, NULL);
+}
+
 static evk_err_t kvs_merge(struct evk_kvs *dst, const struct evk_kvs *src) {
-    for (size_t i = 0; i < src->n; i++)
-        if (kvs_put(dst, src->v[i].key, src->v[i].val) != EVK_OK) return EVK_ERR_NOMEM;
+    for (size_t i = 0; i < src->n; i++) {
+        const struct evk_kv *kv = &src->v[i];
+        if (kvs_put_from(dst, kv->key, kv->val, kv->kind, kv->src)) return EVK_ERR_NOMEM;
+    }
     return EVK_OK;
 }
 
 static void kvs_clear(struct evk_kvs *kvs) {
     for (size_t i = 0; i < kvs->n; i++) {
         free(kvs->v[i].key);
-        free(kvs->v[i].val);
+        evk_free_secret(kvs->v[i].val);
+        free(kvs->v[i].src);
     }
     free(kvs->v);
     memset(kvs, 0, sizeof(*kvs));
@@ -198,24 +233,67 @@ void evk_config_destroy(evk_config_t *cfg) {
     free(cfg);
 }
 
+/* Whether librdkafka has a property called @p name. */
+static int kafka_knows(const char *name) {
+    char val[8];
+    size_t size = sizeof(val);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int known = rd_kafka_conf_get(conf, name, val, &size) != RD_KAFKA_CONF_UNKNOWN;
+    rd_kafka_conf_destroy(conf);
+    return known;
+}
+
+/* "<property>.file", a name librdkafka does not have, names a file holding
+ * the value of <property>: a secret then stays out of the config file, the
+ * environment and the command line (ps). */
+static int names_a_file(const char *name) {
+    return ends_with(name, EVK_FILE_SUFFIX) && !kafka_knows(name);
+}
+
+static evk_err_t kafka_put_checked(struct evk_kvs *kvs, const char *name, const char *value,
+                                   char *reason, size_t size) {
+    evk_err_t err = kafka_check(name, value, reason, size);
+    if (!err && kvs_put(kvs, name, value) != EVK_OK)
+        err = evk_fail(EVK_ERR_NOMEM, reason, size, "out of memory");
+    return err;
+}
+
+/* Check and store librdkafka property @p name, reading its value from the
+ * file @p value names for "<property>.file". */
+static evk_err_t kafka_put(struct evk_kvs *kvs, const char *name, const char *value,
+                           char *reason, size_t size) {
+    if (!names_a_file(name)) return kafka_put_checked(kvs, name, value, reason, size);
+    char why[EVK_REASON_MAX], *secret = NULL;
+    char *property = strndup(name, strlen(name) - strlen(EVK_FILE_SUFFIX));
+    evk_err_t err = property ? evk_secret_file_read(value, &secret, why, sizeof(why))
+                             : evk_fail(EVK_ERR_NOMEM, why, sizeof(why), "out of memory");
+    if (err)
+        evk_fail(err, reason, size, "kafka.%s: %s", name, why);
+    else
+        err = kafka_put_checked(kvs, property, secret, reason, size);
+    free(property);
+    evk_free_secret(secret);
+    return err;
+}
+
 evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
                                char *errstr, size_t errstr_size) {
     if (!cfg || !name || !value)
         return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
-    evk_err_t err = kafka_check(name, value, errstr, errstr_size);
-    if (err) return err;
-    if (kvs_put(&cfg->kafka, name, value) != EVK_OK)
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    return EVK_OK;
+    return kafka_put(&cfg->kafka, name, value, errstr, errstr_size);
 }
 
 evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size) {
     if (!cfg || !kv) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const char *eq = strchr(kv, '=');
+    /* Without '=' the argument may be a value given alone (-X hunter2). */
+    if (!eq && kafka_knows(kv))
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value", kv);
     if (!eq)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value",
-                        shown(kv, kv));
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "expected name=value, got an argument without '=' (not shown: it "
+                        "may be a secret)");
     char *name = strndup(kv, (size_t)(eq - kv));
     if (!name) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, errstr, errstr_size);
@@ -255,7 +333,12 @@ evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const char *value)
 
 const char *evk_config_get_string(const evk_config_t *cfg, const char *path, const char *def) {
     const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
-    return kv ? kv->val : def;
+    return kv && kv->val ? kv->val : def;
+}
+
+const char *evk_config_source(const evk_config_t *cfg, const char *path) {
+    const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
+    return kv ? kv->src : NULL;
 }
 
 static int parse_int(const char *s, int64_t *out) {
@@ -278,25 +361,182 @@ static int parse_bool(const char *s, int *out) {
     return -1;
 }
 
+/* ---- types ---- */
+
+static int is_text(const struct evk_kv *kv) {
+    return kv->kind == CFG_TEXT || kv->kind == CFG_STRING;
+}
+
+/* "[<file>:<line>: ]<key>: expected <what>, got <the value>". */
+static evk_err_t type_fail(const struct evk_kv *kv, const char *what, char *errstr,
+                           size_t size) {
+    const char *got = kv->kind == CFG_LIST    ? "a list"
+                      : kv->kind == CFG_GROUP ? "a group"
+                                              : NULL;
+    const char *quote = is_text(kv) ? "\"" : "";
+    return evk_fail(EVK_ERR_CONFIG, errstr, size, "%s%s%s: expected %s, got %s%s%s",
+                    kv->src ? kv->src : "", kv->src ? ": " : "", kv->key, what, quote,
+                    got ? got : shown(kv->key, kv->val), quote);
+}
+
+/* Numbers and booleans are read from text too: env and -X give nothing
+ * else, and a file may quote them. */
+static evk_err_t read_int(const struct evk_kv *kv, int64_t *out, char *errstr, size_t size) {
+    int64_t v;
+    if ((kv->kind == CFG_INT || is_text(kv)) && !parse_int(kv->val, &v)) {
+        *out = v;
+        return EVK_OK;
+    }
+    return type_fail(kv, "integer", errstr, size);
+}
+
+static evk_err_t read_bool(const struct evk_kv *kv, int *out, char *errstr, size_t size) {
+    int v;
+    if ((kv->kind == CFG_BOOL || is_text(kv)) && !parse_bool(kv->val, &v)) {
+        *out = v;
+        return EVK_OK;
+    }
+    return type_fail(kv, "boolean", errstr, size);
+}
+
+/* The strings "<path>[0]", "<path>[1]", ... into a new NULL-terminated
+ * array (*out, malloc()ed); each must be a string. */
+static evk_err_t read_list(const struct evk_kvs *kvs, const char *path, const char ***out,
+                           size_t *n, char *errstr, size_t size) {
+    size_t count = 0, key_size = strlen(path) + 24;
+    char *key = malloc(key_size);
+    for (; key; count++) {
+        snprintf(key, key_size, "%s[%zu]", path, count);
+        if (!kvs_find(kvs, key)) break;
+    }
+    const char **list = key ? calloc(count + 1, sizeof(*list)) : NULL;
+    evk_err_t err = list ? EVK_OK : evk_fail(EVK_ERR_NOMEM, errstr, size, "out of memory");
+    for (size_t i = 0; i < count && !err; i++) {
+        snprintf(key, key_size, "%s[%zu]", path, i);
+        const struct evk_kv *item = kvs_find(kvs, key);
+        if (!is_text(item)) err = type_fail(item, "string", errstr, size);
+        list[i] = item->val;
+    }
+    free(key);
+    if (err) {
+        free(list);
+        return err;
+    }
+    *out = list;
+    if (n) *n = count;
+    return EVK_OK;
+}
+
+static evk_err_t check_type(const struct evk_kvs *kvs, const struct evk_kv *kv,
+                            evk_setting_type_t type, char *errstr, size_t size) {
+    int64_t n;
+    int b;
+    const char **list;
+    evk_err_t err = EVK_OK;
+    switch (type) {
+    case EVK_SETTING_STRING:
+        return is_text(kv) ? EVK_OK : type_fail(kv, "string", errstr, size);
+    case EVK_SETTING_INT:
+        return read_int(kv, &n, errstr, size);
+    case EVK_SETTING_BOOL:
+        return read_bool(kv, &b, errstr, size);
+    case EVK_SETTING_LIST:
+        if (kv->kind != CFG_LIST) return type_fail(kv, "list of strings", errstr, size);
+        if (!(err = read_list(kvs, kv->key, &list, NULL, errstr, size))) free(list);
+        return err;
+    }
+    return evk_fail(EVK_ERR_INVALID_ARG, errstr, size, "%s: unknown setting type %d", kv->key,
+                    (int)type);
+}
+
 evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
                              int64_t *out, char *errstr, size_t errstr_size) {
     if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
-    const char *v = evk_config_get_string(cfg, path, NULL);
+    const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
     *out = def;
-    if (v && parse_int(v, out))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected integer, got \"%s\"",
-                        path, shown(path, v));
-    return EVK_OK;
+    return kv ? read_int(kv, out, errstr, errstr_size) : EVK_OK;
 }
 
 evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def, int *out,
                               char *errstr, size_t errstr_size) {
     if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
-    const char *v = evk_config_get_string(cfg, path, NULL);
+    const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
     *out = def;
-    if (v && parse_bool(v, out))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected boolean, got \"%s\"",
-                        path, shown(path, v));
+    return kv ? read_bool(kv, out, errstr, errstr_size) : EVK_OK;
+}
+
+/* A list set through the API has only its items ("a.b[0]"), no entry of
+ * its own. */
+evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const char ***out,
+                              size_t *n, char *errstr, size_t errstr_size) {
+    if (!cfg || !path || !out)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    const struct evk_kv *kv = kvs_find(&cfg->settings, path);
+    *out = NULL;
+    if (kv && kv->kind != CFG_LIST)
+        return type_fail(kv, "list of strings", errstr, errstr_size);
+    return read_list(&cfg->settings, path, out, n, errstr, errstr_size);
+}
+
+/* ---- known keys ---- */
+
+/* Whether @p a is one typo away from @p b: a letter changed, added or
+ * dropped, or two neighbours swapped. */
+static int one_typo(const char *a, const char *b) {
+    size_t i = 0, la = strlen(a), lb = strlen(b);
+    while (a[i] && a[i] == b[i])
+        i++;
+    if (la == lb + 1) return !strcmp(a + i + 1, b + i);
+    if (lb == la + 1) return !strcmp(a + i, b + i + 1);
+    if (la != lb || !a[i]) return 0;
+    return !strcmp(a + i + 1, b + i + 1) ||
+           (a[i + 1] == b[i] && a[i] == b[i + 1] && !strcmp(a + i + 2, b + i + 2));
+}
+
+static const evk_setting_t *setting_find(const evk_setting_t *const *tables, size_t ntables,
+                                         const char *name, int typo) {
+    for (size_t t = 0; t < ntables; t++)
+        for (const evk_setting_t *s = tables[t]; s && s->name; s++)
+            if (typo ? one_typo(name, s->name) : !strcmp(name, s->name)) return s;
+    return NULL;
+}
+
+/* The known name @p name is probably a typo of, or NULL. */
+static const char *guess(const evk_setting_t *const *tables, size_t ntables, const char *name) {
+    const evk_setting_t *s = setting_find(tables, ntables, name, 1);
+    return s ? s->name : NULL;
+}
+
+/* "<file>:<line>: <key>: unknown <what>[; did you mean "<guess>"?]". */
+static evk_err_t unknown_fail(const struct evk_kv *kv, const char *what, const char *guess,
+                              char *errstr, size_t size) {
+    return evk_fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: unknown %s%s%s%s", kv->src, kv->key,
+                    what, guess ? "; did you mean \"" : "", guess ? guess : "",
+                    guess ? "\"?" : "");
+}
+
+evk_err_t evk_config_check_group(const evk_config_t *cfg, const char *group,
+                                 const evk_setting_t *const *tables, size_t ntables, int strict,
+                                 char *errstr, size_t errstr_size) {
+    if (!cfg || !group)
+        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    size_t len = strlen(group);
+    for (size_t i = 0; i < cfg->settings.n; i++) {
+        const struct evk_kv *kv = &cfg->settings.v[i];
+        if (strncmp(kv->key, group, len) || kv->key[len] != '.') continue;
+        /* The group's own members only: a list's items and the members of
+         * a group within are checked with it. */
+        const char *name = kv->key + len + 1;
+        if (name[strcspn(name, ".[")]) continue;
+        const evk_setting_t *s = setting_find(tables, ntables, name, 0);
+        evk_err_t err = EVK_OK;
+        if (s)
+            err = check_type(&cfg->settings, kv, s->type, errstr, errstr_size);
+        else if (strict && kv->src)
+            err =
+                unknown_fail(kv, "setting", guess(tables, ntables, name), errstr, errstr_size);
+        if (err) return err;
+    }
     return EVK_OK;
 }
 
@@ -315,7 +555,8 @@ static evk_err_t load_fail(struct evk_load *ld, const config_setting_t *s, evk_e
 }
 
 /* Scalars of every kind become text: librdkafka takes text, and the typed
- * getters parse it again, so "retries = 5" and "retries = \"5\"" are one. */
+ * getters parse it again, so "retries = 5" and "retries = \"5\"" are one.
+ * Their kind is kept beside, for the checks. */
 static const char *scalar_text(const config_setting_t *s, char *buf, size_t size) {
     switch (config_setting_type(s)) {
     case CONFIG_TYPE_STRING:
@@ -336,6 +577,24 @@ static const char *scalar_text(const config_setting_t *s, char *buf, size_t size
     }
 }
 
+static cfg_kind_t kind_of(const config_setting_t *s) {
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_STRING:
+        return CFG_STRING;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return CFG_INT;
+    case CONFIG_TYPE_FLOAT:
+        return CFG_FLOAT;
+    case CONFIG_TYPE_BOOL:
+        return CFG_BOOL;
+    case CONFIG_TYPE_GROUP:
+        return CFG_GROUP;
+    default:
+        return CFG_LIST; /* a list or an array */
+    }
+}
+
 static const char *aggregate_kind(const config_setting_t *s) {
     if (config_setting_is_group(s)) return "group";
     return config_setting_is_list(s) ? "list" : "array";
@@ -353,12 +612,9 @@ static evk_err_t load_kafka_property(struct evk_load *ld, const config_setting_t
                  aggregate_kind(s));
         err = load_fail(ld, s, EVK_ERR_CONFIG, reason);
     } else {
-        const char *text = scalar_text(s, buf, sizeof(buf));
-        err = kafka_check(name, text, reason, sizeof(reason));
-        if (err)
-            err = load_fail(ld, s, err, reason);
-        else if (kvs_put(&ld->stage.kafka, name, text) != EVK_OK)
-            err = evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+        err = kafka_put(&ld->stage.kafka, name, scalar_text(s, buf, sizeof(buf)), reason,
+                        sizeof(reason));
+        if (err) err = load_fail(ld, s, err, reason);
     }
     free(name);
     return err;
@@ -405,11 +661,15 @@ static evk_err_t load_children(struct evk_load *ld, const config_setting_t *s,
 
 static evk_err_t load_setting(struct evk_load *ld, const config_setting_t *s,
                               const char *path) {
-    char buf[64];
-    if (config_setting_is_aggregate(s)) return load_children(ld, s, path);
-    if (kvs_put(&ld->stage.settings, path, scalar_text(s, buf, sizeof(buf))) != EVK_OK)
+    char buf[64], src[EVK_REASON_MAX];
+    const char *file = config_setting_source_file(s);
+    int aggregate = config_setting_is_aggregate(s);
+    snprintf(src, sizeof(src), "%s:%u", file ? file : ld->path, config_setting_source_line(s));
+    if (kvs_put_from(&ld->stage.settings, path,
+                     aggregate ? NULL : scalar_text(s, buf, sizeof(buf)), kind_of(s),
+                     src) != EVK_OK)
         return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
-    return EVK_OK;
+    return aggregate ? load_children(ld, s, path) : EVK_OK;
 }
 
 static evk_err_t load_root(struct evk_load *ld, const config_setting_t *root) {
@@ -417,6 +677,62 @@ static evk_err_t load_root(struct evk_load *ld, const config_setting_t *root) {
         const config_setting_t *s = config_setting_get_elem(root, i);
         const char *name = config_setting_name(s);
         evk_err_t err = !strcmp(name, "kafka") ? load_kafka(ld, s) : load_setting(ld, s, name);
+        if (err) return err;
+    }
+    return EVK_OK;
+}
+
+static const evk_setting_t schemas_settings[] = {{"dir", EVK_SETTING_STRING}, {NULL, 0}};
+
+/* evkit's own top-level groups. librdkafka checks kafka's keys as they are
+ * read; the others are checked here, with the tables of the code reading
+ * them. */
+static const struct {
+    const char *name;
+    const evk_setting_t *settings;
+} own_groups[] = {
+    {"kafka", NULL},
+    {"schemas", schemas_settings},
+    {"schema_registry", evk_registry_settings},
+    {"log", evk_log_settings},
+    {"metrics", evk_metrics_settings},
+};
+
+/* Names this short are too near plausible service names ("blog" for
+ * "log") to be taken for typos. */
+#define EVK_TYPO_MIN_LEN 5
+
+/* A top-level entry of a file: one of evkit's groups, checked here, or a
+ * service's group, checked by that service (evk_service_settings()). A
+ * group one typo away from one of evkit's is taken for the typo, or
+ * "schema_regsitry" would silently mean no registry. */
+static evk_err_t check_top(const evk_config_t *stage, const struct evk_kv *kv, char *errstr,
+                           size_t size) {
+    for (size_t i = 0; i < sizeof(own_groups) / sizeof(own_groups[0]); i++) {
+        if (strcmp(kv->key, own_groups[i].name)) continue;
+        if (kv->kind != CFG_GROUP)
+            return evk_fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: expected a group", kv->src,
+                            kv->key);
+        return evk_config_check_group(stage, kv->key, &own_groups[i].settings, 1, 1, errstr,
+                                      size);
+    }
+    if (kv->kind != CFG_GROUP)
+        return evk_fail(EVK_ERR_CONFIG, errstr, size,
+                        "%s: %s: unknown setting: the top level holds groups only (kafka, "
+                        "schemas, schema_registry, log, metrics and one per service)",
+                        kv->src, kv->key);
+    for (size_t i = 0; i < sizeof(own_groups) / sizeof(own_groups[0]); i++)
+        if (strlen(own_groups[i].name) >= EVK_TYPO_MIN_LEN &&
+            one_typo(kv->key, own_groups[i].name))
+            return unknown_fail(kv, "group", own_groups[i].name, errstr, size);
+    return EVK_OK;
+}
+
+static evk_err_t check_file(const struct evk_load *ld) {
+    for (size_t i = 0; i < ld->stage.settings.n; i++) {
+        const struct evk_kv *kv = &ld->stage.settings.v[i];
+        if (kv->key[strcspn(kv->key, ".[")]) continue; /* not top-level */
+        evk_err_t err = check_top(&ld->stage, kv, ld->errstr, ld->errstr_size);
         if (err) return err;
     }
     return EVK_OK;
@@ -454,12 +770,34 @@ evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
     if (err) return err;
     struct evk_load ld = {.path = path, .errstr = errstr, .errstr_size = errstr_size};
     err = parse_file(&ld);
+    if (!err) err = check_file(&ld);
     if (!err && (kvs_merge(&cfg->kafka, &ld.stage.kafka) ||
                  kvs_merge(&cfg->settings, &ld.stage.settings)))
         err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     kvs_clear(&ld.stage.kafka);
     kvs_clear(&ld.stage.settings);
     return err;
+}
+
+evk_err_t evk_secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size) {
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    char *buf = malloc(EVK_SECRET_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, EVK_SECRET_FILE_MAX + 1, fp) : 0;
+    int failed = ferror(fp);
+    fclose(fp);
+    if (!buf) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    buf[n > EVK_SECRET_FILE_MAX ? EVK_SECRET_FILE_MAX : n] = '\0';
+    if (failed || n > EVK_SECRET_FILE_MAX) {
+        evk_free_secret(buf);
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path,
+                        failed ? "read error" : "larger than 64 KiB");
+    }
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    *out = buf;
+    return EVK_OK;
 }
 
 /* Environment. */
@@ -520,6 +858,8 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
     if (((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v)) ||
         ((v = env_nonempty("EVK_SCHEMA_REGISTRY_URL")) &&
          evk_config_set(cfg, "schema_registry.url", v)) ||
+        ((v = env_nonempty("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")) &&
+         evk_config_set(cfg, "schema_registry.basic.auth.user.info", v)) ||
         apply_env_metrics(cfg, "EVK_METRICS_PORT", "port") ||
         apply_env_metrics(cfg, "EVK_METRICS_BIND", "bind"))
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");

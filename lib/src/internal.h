@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <avro.h>
 #include <jansson.h>
+#include "evkit/config.h"
 #include "evkit/error.h"
 #include "evkit/log.h"
 #include "evkit/schema.h"
@@ -20,6 +21,44 @@ char *evk_strdup0(const char *s);
 
 /* Monotonic clock in milliseconds, for timeouts and backoff. */
 int64_t evk_now_ms(void);
+
+/* Length of the "user:password@" at the start of @p authority (what follows
+ * a URL's "://"), 0 if there is none. It ends at the last '@' before
+ * whitespace, a quote or an angle bracket: a password may hold '/', '@',
+ * '?' or '#' unescaped, and hiding a path's '@' with it is the safe mistake. */
+size_t evk_url_userinfo_len(const char *authority);
+
+/* Overwrite a secret, so that a core dump or a reused heap block does not
+ * hand it on; evk_free_secret() then frees it too. NULL is allowed. */
+void evk_wipe(char *s);
+void evk_free_secret(char *s);
+
+/* ---- configuration (config.c) ---- */
+
+/* The content of the file at @p path, less trailing newlines: a secret kept
+ * out of the config file and the command line. *out is malloc()ed (free it
+ * with evk_free_secret()). EVK_ERR_CONFIG "<path>: <reason>". */
+evk_err_t evk_secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size);
+
+/* "<file>:<line>" of the setting at @p path when it came from a file, else
+ * NULL. Owned by @p cfg. */
+const char *evk_config_source(const evk_config_t *cfg, const char *path);
+
+/* Check the keys of @p group that @p cfg holds against @p ntables tables
+ * (each ended by a NULL name): a listed key's value must read as its type;
+ * with @p strict, a key a file set that no table lists is an error too
+ * ("<file>:<line>: <group>.<key>: unknown setting"). Values set through the
+ * API or the environment are type-checked only: their names are fixed by
+ * code. */
+evk_err_t evk_config_check_group(const evk_config_t *cfg, const char *group,
+                                 const evk_setting_t *const *tables, size_t ntables, int strict,
+                                 char *errstr, size_t errstr_size);
+
+/* The keys of evkit's own groups, checked when a file is loaded; each table
+ * lives beside the code that reads its group. */
+extern const evk_setting_t evk_log_settings[];      /* log (log.c) */
+extern const evk_setting_t evk_registry_settings[]; /* schema_registry (registry.c) */
+extern const evk_setting_t evk_metrics_settings[];  /* metrics (metrics_http.c) */
 
 /* Level named @p name (debug, info, warn, error; any case); -1 if none is. */
 int evk_log_level_from_name(const char *name, evk_log_level_t *out);

@@ -69,13 +69,10 @@ static void put_escaped(line_t *l, const char *s) {
     const char *scheme;
     while ((scheme = strstr(s, "://"))) {
         const char *authority = scheme + 3;
-        size_t n = strcspn(authority, "/?#@ \"");
+        size_t n = evk_url_userinfo_len(authority);
         put_escaped_n(l, s, (size_t)(authority - s));
-        s = authority;
-        if (authority[n] == '@') {
-            puts_(l, "<redacted>");
-            s += n;
-        }
+        s = authority + n;
+        if (n) puts_(l, "<redacted>@");
     }
     put_escaped_n(l, s, strlen(s));
 }
@@ -172,6 +169,9 @@ static evk_err_t parse_format(const char *s, const char *from, char *errstr, siz
                         "%s: unknown log format \"%s\" (logfmt, json)", from, s);
     return EVK_OK;
 }
+
+const evk_setting_t evk_log_settings[] = {
+    {"level", EVK_SETTING_STRING}, {"format", EVK_SETTING_STRING}, {NULL, 0}};
 
 evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_size) {
     const char *level = getenv("EVK_LOG_LEVEL");

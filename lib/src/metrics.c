@@ -161,6 +161,11 @@ void svc_metrics_discard(svc_metrics_t *m) {
         memset(m->types[i].pending, 0, sizeof(m->types[i].pending));
 }
 
+void svc_metrics_registry_wait(svc_metrics_t *m, int waiting) {
+    atomic_store(&m->registry_waiting, waiting);
+    if (waiting) atomic_fetch_add(&m->registry_waits, 1);
+}
+
 void svc_metrics_handler_time(svc_metrics_t *m, int64_t ns) {
     size_t b = 0;
     while (b < MET_BUCKETS && ns > bucket_ns[b])
@@ -318,6 +323,9 @@ static void totals(met_buf_t *b, const evk_service_t *svc) {
             atomic_load(&svc->stats.dead_letters));
     counter(b, m, "evk_retries_total", "Handler calls that asked for a retry.",
             atomic_load(&svc->stats.retries));
+    counter(b, m, "evk_registry_waits_total",
+            "Waits for an unreachable schema registry before decoding an input.",
+            atomic_load(&m->registry_waits));
     counter(b, m, "evk_transactions_committed_total", "Committed transactions.",
             atomic_load(&svc->stats.commits));
     counter(b, m, "evk_transactions_aborted_total", "Aborted transactions (batch replayed).",

@@ -46,6 +46,10 @@ typedef struct svc_metrics_s {
     /* Set once the stores are restored and the consumer subscribed, cleared
      * before the clients are destroyed: health reads the clients only then. */
     atomic_int ready;
+    /* Set while the input being decoded waits for an unreachable schema
+     * registry (health says 503 meanwhile); waits counts each wait. */
+    atomic_int registry_waiting;
+    atomic_uint_fast64_t registry_waits;
 
     int64_t port; /* 0: no endpoint */
     char *bind;
@@ -69,6 +73,9 @@ void svc_metrics_consumed(svc_metrics_t *m, const char *type, int failed);
 void svc_metrics_produced(svc_metrics_t *m, const char *type);
 void svc_metrics_commit(svc_metrics_t *m);
 void svc_metrics_discard(svc_metrics_t *m);
+/* The input being decoded waits for the schema registry (@p waiting 1, each
+ * call one more wait) or no longer does (0). */
+void svc_metrics_registry_wait(svc_metrics_t *m, int waiting);
 /* One handler call that took @p ns nanoseconds. */
 void svc_metrics_handler_time(svc_metrics_t *m, int64_t ns);
 /* librdkafka's statistics callback; the client's opaque is the service. */

@@ -29,6 +29,13 @@
 
 /* ---- settings ---- */
 
+const evk_setting_t evk_metrics_settings[] = {{"port", EVK_SETTING_INT},
+                                               {"bind", EVK_SETTING_STRING},
+                                               {"max_connections", EVK_SETTING_INT},
+                                               {"max_connections_per_ip", EVK_SETTING_INT},
+                                               {"timeout_s", EVK_SETTING_INT},
+                                               {NULL, 0}};
+
 /* The service's own setting if it has one, else the shared one. */
 static const char *met_path(const evk_service_t *svc, const char *own, const char *shared,
                             char *buf, size_t size) {
@@ -161,6 +168,8 @@ static enum MHD_Result health(struct MHD_Connection *c, const evk_service_t *svc
     char why[512], body[600];
     if (!atomic_load(&svc->metrics->ready))
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+    if (atomic_load(&svc->metrics->registry_waiting))
+        return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "waiting for the schema registry\n");
     if (client_failed(svc->producer, why, sizeof(why)) ||
         client_failed(svc->consumer, why, sizeof(why))) {
         snprintf(body, sizeof(body), "fatal: %s\n", why);
@@ -281,6 +290,7 @@ evk_err_t svc_metrics_start(evk_service_t *svc, char *errstr, size_t errstr_size
 void svc_metrics_stop(evk_service_t *svc) {
     svc_metrics_t *m = svc->metrics;
     atomic_store(&m->ready, 0);
+    atomic_store(&m->registry_waiting, 0);
     if (m->daemon) MHD_stop_daemon(m->daemon); /* joins its thread, closes the socket */
     m->daemon = NULL;
     met_flush_warnings(svc);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <avro.h>
 #include <curl/curl.h>
 #include <jansson.h>
 
@@ -12,6 +14,18 @@
 #define REG_CONTENT_TYPE "application/vnd.schemaregistry.v1+json"
 /* Far above any real schema; a bound so a confused server cannot exhaust memory. */
 #define REG_BODY_MAX (16u << 20)
+/* How much of an error body is quoted in a message. */
+#define REG_QUOTE_MAX 200
+
+/* An answer that breaks the API (a 2xx that is not JSON, lacks "id" or
+ * "schema", or holds a schema that does not parse; a status the API does
+ * not use) means the registry, or a proxy before it, is broken rather than
+ * away. The request is made REG_TRIES times, pausing REG_PAUSE_MS times the
+ * try between, in case the fault passes; then it fails with EVK_ERR_DECODE,
+ * which a service dead-letters instead of waiting as it does for
+ * EVK_ERR_IO. */
+#define REG_TRIES 3
+#define REG_PAUSE_MS 100
 
 enum { STRATEGY_TOPIC, STRATEGY_RECORD, STRATEGY_TOPIC_RECORD };
 
@@ -29,8 +43,10 @@ typedef struct {
 struct evk_registry_s {
     pthread_mutex_t lock; /* the curl handle and the caches */
     CURL *curl;
-    char *url;   /* base, without a trailing '/' */
-    char *shown; /* url without user:password@, for messages */
+    /* Base URL without user:password@, which goes to userpwd: curl gets
+     * credentials apart from the URL, so a password may hold '/' or '@'
+     * and no message (curl's included) can quote it. */
+    char *url;
     char *userpwd, *ca, *cert, *key, *key_password;
     long timeout_ms;
     int strategy, auto_register;
@@ -46,6 +62,21 @@ typedef struct {
 } body_t;
 
 /* ---- settings ---- */
+
+const evk_setting_t evk_registry_settings[] = {
+    {"url", EVK_SETTING_STRING},
+    {"basic_auth_user_info", EVK_SETTING_STRING},
+    {"basic_auth_user_info_file", EVK_SETTING_STRING},
+    {"ssl_ca_location", EVK_SETTING_STRING},
+    {"ssl_certificate_location", EVK_SETTING_STRING},
+    {"ssl_key_location", EVK_SETTING_STRING},
+    {"ssl_key_password", EVK_SETTING_STRING},
+    {"ssl_key_password_file", EVK_SETTING_STRING},
+    {"subject_name_strategy", EVK_SETTING_STRING},
+    {"auto_register", EVK_SETTING_BOOL},
+    {"timeout_ms", EVK_SETTING_INT},
+    {NULL, 0},
+};
 
 /* The key @p name is set under: the registry's dotted name, or, since a file
  * can only spell it with '_' (libconfig names have no dots), that spelling. */
@@ -69,15 +100,41 @@ int evk_registry_configured(const evk_config_t *cfg) {
     return setting(cfg, "url") != NULL;
 }
 
-static char *without_userinfo(const char *url) {
+/* Secret @p name: its value, else the content of the file that
+ * "<name>.file" names (basic_auth_user_info_file in a file), which keeps it
+ * out of the config. *slot is a malloc()ed copy, or NULL when neither is set. */
+static evk_err_t secret_setting(char **slot, const evk_config_t *cfg, const char *name,
+                                char *errstr, size_t errstr_size) {
+    char file[128], key[160], why[512];
+    const char *v = setting(cfg, name), *path, *src;
+    if (v) return (*slot = strdup(v)) ? EVK_OK : EVK_ERR_NOMEM;
+    snprintf(file, sizeof file, "%s.file", name);
+    if (!(path = setting(cfg, file))) return EVK_OK;
+    evk_err_t err = evk_secret_file_read(path, slot, why, sizeof why);
+    if (err && (src = evk_config_source(cfg, setting_key(cfg, file, key, sizeof key))))
+        return evk_fail(err, errstr, errstr_size, "%s: %s: %s", src, key, why);
+    return err ? evk_fail(err, errstr, errstr_size, "%s: %s", key, why) : EVK_OK;
+}
+
+/* reg->url is @p url without its user:password@ part; *userinfo that part,
+ * percent-decoded as curl would (malloc()ed), or NULL. */
+static evk_err_t split_url(evk_registry_t *reg, const char *url, char **userinfo) {
     const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    const char *at = strchr(host, '@'), *slash = strchr(host, '/');
-    if (!at || (slash && slash < at)) return strdup(url);
-    size_t n = (size_t)(host - url);
-    char *out = malloc(n + strlen(at + 1) + 1);
-    if (out) snprintf(out, n + strlen(at + 1) + 1, "%.*s%s", (int)n, url, at + 1);
-    return out;
+    const char *authority = scheme ? scheme + 3 : url;
+    size_t n = evk_url_userinfo_len(authority), head = (size_t)(authority - url);
+    size_t size = strlen(url) - n + 1;
+    *userinfo = NULL;
+    if (!(reg->url = malloc(size))) return EVK_ERR_NOMEM;
+    snprintf(reg->url, size, "%.*s%s", (int)head, url, authority + n);
+    for (size_t len = strlen(reg->url); len && reg->url[len - 1] == '/';)
+        reg->url[--len] = '\0';
+    char *decoded = n ? curl_easy_unescape(reg->curl, authority, (int)n - 1, NULL) : NULL;
+    if (decoded) {
+        *userinfo = strdup(decoded);
+        evk_wipe(decoded);
+        curl_free(decoded);
+    }
+    return n && !*userinfo ? EVK_ERR_NOMEM : EVK_OK;
 }
 
 static evk_err_t read_strategy(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
@@ -116,24 +173,33 @@ static int copy_setting(char **slot, const evk_config_t *cfg, const char *name) 
     return v && !*slot;
 }
 
+/* Credentials: basic.auth.user.info (or its file), else the URL's. */
+static evk_err_t read_credentials(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
+                                  size_t errstr_size) {
+    char *from_url = NULL;
+    evk_err_t err = split_url(reg, setting(cfg, "url"), &from_url);
+    if (!err)
+        err = secret_setting(&reg->userpwd, cfg, "basic.auth.user.info", errstr, errstr_size);
+    if (!err && !reg->userpwd) {
+        reg->userpwd = from_url;
+        from_url = NULL;
+    }
+    if (!err)
+        err = secret_setting(&reg->key_password, cfg, "ssl.key.password", errstr, errstr_size);
+    evk_free_secret(from_url);
+    return err == EVK_ERR_NOMEM ? evk_fail(err, errstr, errstr_size, "out of memory") : err;
+}
+
 static evk_err_t read_settings(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
                                size_t errstr_size) {
-    const char *url = setting(cfg, "url");
-    if (!url)
+    if (!setting(cfg, "url"))
         return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "schema_registry.url: not set");
-    if ((reg->url = strdup(url))) {
-        size_t n = strlen(reg->url);
-        while (n && reg->url[n - 1] == '/')
-            reg->url[--n] = '\0';
-    }
-    if (!reg->url || !(reg->shown = without_userinfo(reg->url)) ||
-        copy_setting(&reg->userpwd, cfg, "basic.auth.user.info") ||
-        copy_setting(&reg->ca, cfg, "ssl.ca.location") ||
-        copy_setting(&reg->cert, cfg, "ssl.certificate.location") ||
-        copy_setting(&reg->key, cfg, "ssl.key.location") ||
-        copy_setting(&reg->key_password, cfg, "ssl.key.password"))
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    evk_err_t err = read_strategy(reg, cfg, errstr, errstr_size);
+    evk_err_t err = read_credentials(reg, cfg, errstr, errstr_size);
+    if (!err && (copy_setting(&reg->ca, cfg, "ssl.ca.location") ||
+                 copy_setting(&reg->cert, cfg, "ssl.certificate.location") ||
+                 copy_setting(&reg->key, cfg, "ssl.key.location")))
+        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!err) err = read_strategy(reg, cfg, errstr, errstr_size);
     return err ? err : read_numbers(reg, cfg, errstr, errstr_size);
 }
 
@@ -146,23 +212,16 @@ evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *
     if (!reg) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     pthread_mutex_init(&reg->lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    evk_err_t err = read_settings(reg, cfg, errstr, errstr_size);
-    if (!err && !(reg->curl = curl_easy_init()))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size,
-                       "schema registry: curl_easy_init failed");
+    evk_err_t err = (reg->curl = curl_easy_init())
+                        ? read_settings(reg, cfg, errstr, errstr_size)
+                        : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size,
+                                   "schema registry: curl_easy_init failed");
     if (err) {
         evk_registry_destroy(reg);
         return err;
     }
     *out = reg;
     return EVK_OK;
-}
-
-/* Secrets are overwritten before they are freed: a core dump or a reused
- * heap block should not hand them on. */
-static void free_secret(char *s) {
-    if (s) memset(s, 0, strlen(s));
-    free(s);
 }
 
 void evk_registry_destroy(evk_registry_t *reg) {
@@ -177,13 +236,12 @@ void evk_registry_destroy(evk_registry_t *reg) {
         free(reg->schemas[i].json);
     free(reg->ids);
     free(reg->schemas);
-    free_secret(reg->url);
-    free(reg->shown);
-    free_secret(reg->userpwd);
+    free(reg->url);
+    evk_free_secret(reg->userpwd);
     free(reg->ca);
     free(reg->cert);
     free(reg->key);
-    free_secret(reg->key_password);
+    evk_free_secret(reg->key_password);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
@@ -233,20 +291,60 @@ static void set_request(evk_registry_t *reg, const char *url, const char *post, 
     set_tls(reg);
 }
 
+/* The first @p max bytes of @p s as they may reach a terminal: control
+ * characters (C0, DEL and, UTF-8 encoded, C1) become \xNN or \u00NN, so
+ * that a broken or hostile registry cannot move the cursor, recolour or
+ * clear the screen of whoever reads the error. */
+static void printable(char *out, size_t size, const char *s, size_t max) {
+    size_t o = 0;
+    for (size_t i = 0; s[i] && i < max && o + 7 < size; i++) {
+        unsigned char c = (unsigned char)s[i], next = (unsigned char)s[i + 1];
+        if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+        } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
+            o += (size_t)snprintf(out + o, size - o, "\\u%04x", next);
+            i++;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* What a status means to a caller: 5xx, 408 and 429 say the registry is
+ * away or busy (wait); a status the API does not use is a broken answer. */
+static evk_err_t status_err(long status) {
+    switch (status) {
+    case 401:
+    case 403:
+        return EVK_ERR_CONFIG;
+    case 404:
+        return EVK_ERR_NOT_FOUND;
+    case 409:
+    case 422:
+        return EVK_ERR_SCHEMA;
+    case 408:
+    case 429:
+        return EVK_ERR_IO;
+    default:
+        return status >= 500 ? EVK_ERR_IO : EVK_ERR_DECODE;
+    }
+}
+
 /* The registry's {"error_code": N, "message": "..."}, else the raw body. */
 static evk_err_t http_status_fail(const evk_registry_t *reg, long status, const body_t *body,
                                   char *errstr, size_t errstr_size) {
+    char quoted[REG_QUOTE_MAX * 6 + 8];
     json_t *doc = body->buf ? json_loadb(body->buf, body->len, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(doc, "message"));
-    evk_err_t err = status == 401 || status == 403   ? EVK_ERR_CONFIG
-                    : status == 404                  ? EVK_ERR_NOT_FOUND
-                    : status == 409 || status == 422 ? EVK_ERR_SCHEMA
-                                                     : EVK_ERR_IO;
-    evk_fail(err, errstr, errstr_size, "schema registry %s: HTTP %ld: %.200s%s", reg->shown,
-             status,
-             msg         ? msg
-             : body->buf ? body->buf
-                         : "(no body)",
+    evk_err_t err = status_err(status);
+    printable(quoted, sizeof quoted,
+              msg         ? msg
+              : body->buf ? body->buf
+                          : "(no body)",
+              REG_QUOTE_MAX);
+    evk_fail(err, errstr, errstr_size, "schema registry %s: HTTP %ld: %s%s", reg->url, status,
+             quoted,
              err == EVK_ERR_CONFIG ? " (check schema_registry.basic.auth.user.info)" : "");
     json_decref(doc);
     return err;
@@ -272,17 +370,34 @@ static evk_err_t http(evk_registry_t *reg, const char *path, const char *post, j
     CURLcode rc = curl_easy_perform(reg->curl);
     curl_easy_getinfo(reg->curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
-    free_secret(url);
+    free(url);
     evk_err_t err = EVK_OK;
     if (rc)
-        err = evk_fail(EVK_ERR_IO, errstr, errstr_size, "schema registry %s: %s", reg->shown,
+        err = evk_fail(EVK_ERR_IO, errstr, errstr_size, "schema registry %s: %s", reg->url,
                        *curl_err ? curl_err : curl_easy_strerror(rc));
     else if (status < 200 || status > 299)
         err = http_status_fail(reg, status, &body, errstr, errstr_size);
     else if (!(*reply = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL))
-        err = evk_fail(EVK_ERR_IO, errstr, errstr_size,
-                       "schema registry %s%s: answer is not JSON", reg->shown, path);
+        err = evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+                       "schema registry %s%s: answer is not JSON", reg->url, path);
     free(body.buf);
+    return err;
+}
+
+/* Whether to ask again after @p err, @p tries requests made (see
+ * REG_TRIES); the pause is taken here. */
+static int ask_again(evk_err_t err, unsigned tries) {
+    if (err != EVK_ERR_DECODE || tries >= REG_TRIES) return 0;
+    struct timespec pause = {0, (long)REG_PAUSE_MS * (long)tries * 1000000L};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
+/* @p err, with how many tries a broken answer got added to errstr. */
+static evk_err_t asked(evk_err_t err, unsigned tries, char *errstr, size_t errstr_size) {
+    if (err != EVK_ERR_DECODE || !errstr || !errstr_size) return err;
+    size_t n = strlen(errstr); /* the last try's reason, which evk_fail() wrote */
+    if (n + 1 < errstr_size) snprintf(errstr + n, errstr_size - n, " (asked %u times)", tries);
     return err;
 }
 
@@ -319,15 +434,15 @@ static evk_err_t reply_id(const evk_registry_t *reg, const json_t *reply, const 
                           int32_t *id, char *errstr, size_t errstr_size) {
     json_int_t v = json_integer_value(json_object_get(reply, "id"));
     if (!json_is_integer(json_object_get(reply, "id")) || v <= 0 || v > INT32_MAX)
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
-                        "schema registry %s: %s: answer has no valid \"id\"", reg->shown, what);
+        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+                        "schema registry %s: %s: answer has no valid \"id\"", reg->url, what);
     *id = (int32_t)v;
     return EVK_OK;
 }
 
-static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const char *schema,
-                                 int registering, int32_t *id, char *errstr,
-                                 size_t errstr_size) {
+static evk_err_t subject_request_once(evk_registry_t *reg, const char *subject,
+                                      const char *schema, int registering, int32_t *id,
+                                      char *errstr, size_t errstr_size) {
     json_t *req = json_pack("{s:s}", "schema", schema), *reply = NULL;
     char *post = req ? json_dumps(req, JSON_COMPACT) : NULL;
     char *escaped = curl_easy_escape(reg->curl, subject, 0);
@@ -349,6 +464,17 @@ static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const
     curl_free(escaped);
     free(path);
     return err;
+}
+
+static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const char *schema,
+                                 int registering, int32_t *id, char *errstr,
+                                 size_t errstr_size) {
+    evk_err_t err;
+    unsigned tries = 0;
+    do
+        err = subject_request_once(reg, subject, schema, registering, id, errstr, errstr_size);
+    while (ask_again(err, ++tries));
+    return asked(err, tries, errstr, errstr_size);
 }
 
 static evk_err_t subject_id(evk_registry_t *reg, const char *subject, const char *schema,
@@ -385,19 +511,39 @@ static const char *find_schema(const evk_registry_t *reg, int32_t id) {
     return NULL;
 }
 
+/* Whether @p text is an Avro schema; errstr says why not. */
+static evk_err_t check_avro(const evk_registry_t *reg, int32_t id, const char *text,
+                            char *errstr, size_t errstr_size) {
+    avro_schema_t schema;
+    char why[REG_QUOTE_MAX * 6 + 8];
+    if (!avro_schema_from_json_length(text, strlen(text), &schema)) {
+        avro_schema_decref(schema);
+        return EVK_OK;
+    }
+    printable(why, sizeof why, avro_strerror(), REG_QUOTE_MAX);
+    return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+                    "schema registry %s: schema id %d: the schema does not parse: %s", reg->url,
+                    (int)id, why);
+}
+
 /* The answer is {"schema": "...", "schemaType": "AVRO"}; schemaType is
  * absent for Avro, the registry's original format. */
 static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *reply,
                              const char **json, char *errstr, size_t errstr_size) {
     const char *text = json_string_value(json_object_get(reply, "schema"));
     const char *type = json_string_value(json_object_get(reply, "schemaType"));
+    char shown[32 * 6 + 8];
     if (!text)
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
-                        "schema registry %s: schema id %d: answer has no \"schema\"",
-                        reg->shown, (int)id);
-    if (type && strcmp(type, "AVRO"))
+        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+                        "schema registry %s: schema id %d: answer has no \"schema\"", reg->url,
+                        (int)id);
+    if (type && strcmp(type, "AVRO")) {
+        printable(shown, sizeof shown, type, 32);
         return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                        "schema id %d is a %.32s schema, not Avro", (int)id, type);
+                        "schema id %d is a %s schema, not Avro", (int)id, shown);
+    }
+    evk_err_t err = check_avro(reg, id, text, errstr, errstr_size);
+    if (err) return err;
     reg_schema_t *grown = realloc(reg->schemas, (reg->nschemas + 1) * sizeof *grown);
     char *copy = strdup(text);
     if (grown) reg->schemas = grown;
@@ -410,8 +556,8 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
     return EVK_OK;
 }
 
-static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
-                              size_t errstr_size) {
+static evk_err_t fetch_schema_once(evk_registry_t *reg, int32_t id, const char **json,
+                                   char *errstr, size_t errstr_size) {
     char path[64];
     json_t *reply = NULL;
     snprintf(path, sizeof path, "/schemas/ids/%d", (int)id);
@@ -419,10 +565,20 @@ static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json
     if (err == EVK_ERR_NOT_FOUND)
         err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                        "schema id %d is not in the catalog nor in schema registry %s", (int)id,
-                       reg->shown);
+                       reg->url);
     if (!err) err = keep_schema(reg, id, reply, json, errstr, errstr_size);
     json_decref(reply);
     return err;
+}
+
+static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
+                              size_t errstr_size) {
+    evk_err_t err;
+    unsigned tries = 0;
+    do
+        err = fetch_schema_once(reg, id, json, errstr, errstr_size);
+    while (ask_again(err, ++tries));
+    return asked(err, tries, errstr, errstr_size);
 }
 
 evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,

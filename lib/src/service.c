@@ -428,8 +428,10 @@ static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *
          (derr = evk_event_from_message(svc->cat, m, &ev, why, sizeof(why))) == EVK_ERR_IO;
          attempt++) {
         evk_log(EVK_LOG_WARN, svc->name, "decode waits", "reason", why, NULL);
+        svc_metrics_registry_wait(svc->metrics, 1);
         if (!svc_wait(svc, svc_backoff_ms(svc, attempt))) return EVK_OK;
     }
+    svc_metrics_registry_wait(svc->metrics, 0);
     if (derr) return svc_dead_letter(svc, m, derr, why, 0, errstr, errstr_size);
     svc->input.type = evk_schema_type(evk_event_schema(ev));
     const svc_route_t *r = svc_route(svc, evk_event_schema(ev));
@@ -593,7 +595,8 @@ evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) 
         return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: NULL or already running");
     signals_install();
-    evk_err_t rc = svc_metrics_start(svc, errstr, errstr_size);
+    evk_err_t rc = svc_settings_check(svc, errstr, errstr_size);
+    if (!rc) rc = svc_metrics_start(svc, errstr, errstr_size);
     if (!rc) rc = svc_start(svc, errstr, errstr_size);
     if (!rc) atomic_store(&svc->metrics->ready, 1);
     if (!rc) rc = svc_loop(svc, errstr, errstr_size);

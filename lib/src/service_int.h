@@ -80,6 +80,7 @@ struct evk_service_s {
     int64_t retry_max, retry_backoff_ms, retry_backoff_max_ms;
     int64_t restore_timeout_ms;
     evk_log_level_t event_log_level;
+    const evk_setting_t *own_settings; /* evk_service_settings(); NULL: none */
 
     svc_route_t *routes;
     size_t nroutes;
@@ -198,6 +199,11 @@ void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *
 void svc_undo_revert(evk_service_t *svc, size_t mark);
 /* Free everything the transaction state holds (service destruction). */
 void svc_txn_state_free(evk_service_t *svc);
+
+/* ---- service_settings.c ---- */
+/* Check the service's config group: the loop's keys and own_settings, each
+ * with its type; any other key from a file is an error. */
+evk_err_t svc_settings_check(const evk_service_t *svc, char *errstr, size_t errstr_size);
 
 /* ---- store.c ---- */
 evk_store_t *svc_store_new(const evk_schema_t *schema);

@@ -25,3 +25,23 @@ int64_t evk_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+size_t evk_url_userinfo_len(const char *authority) {
+    size_t len = 0, end = strcspn(authority, " \t\r\n\"'<>");
+    for (size_t i = 0; i < end; i++)
+        if (authority[i] == '@') len = i + 1;
+    return len;
+}
+
+/* Called through a volatile pointer, so that the compiler cannot drop the
+ * writes as dead stores before free(). */
+static void *(*const volatile wipe)(void *, int, size_t) = memset;
+
+void evk_wipe(char *s) {
+    if (s) wipe(s, 0, strlen(s));
+}
+
+void evk_free_secret(char *s) {
+    evk_wipe(s);
+    free(s);
+}

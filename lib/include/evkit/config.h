@@ -22,11 +22,30 @@
  * @endcode
  *
  * Environment: EVK_BOOTSTRAP_SERVERS sets bootstrap.servers, EVK_SCHEMAS_DIR
- * sets schemas.dir, EVK_SCHEMA_REGISTRY_URL sets schema_registry.url, and any EVK_KAFKA_<NAME> sets the librdkafka property
- * <name> lowercased with '_' turned into '.' (EVK_KAFKA_SASL_PASSWORD ->
- * sasl.password). EVK_METRICS_PORT and EVK_METRICS_BIND set metrics.port
- * and metrics.bind and replace every <service>.metrics_port /
- * <service>.metrics_bind already loaded (see service.h).
+ * sets schemas.dir, EVK_SCHEMA_REGISTRY_URL and
+ * EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO set schema_registry.url and
+ * schema_registry.basic.auth.user.info, and any EVK_KAFKA_<NAME> sets the
+ * librdkafka property <name> lowercased with '_' turned into '.'
+ * (EVK_KAFKA_SASL_PASSWORD -> sasl.password). EVK_METRICS_PORT and
+ * EVK_METRICS_BIND set metrics.port and metrics.bind and replace every
+ * <service>.metrics_port / <service>.metrics_bind already loaded (see
+ * service.h).
+ *
+ * Secrets from files: a librdkafka property "<name>.file" (in a file
+ * `<name>_file`, in the environment EVK_KAFKA_<NAME>_FILE) names a file
+ * whose content, less a trailing newline, is the value of <name>:
+ * `sasl_password_file = "/run/secrets/kafka";`. So do
+ * schema_registry.basic_auth_user_info_file and ssl_key_password_file
+ * (registry.h). Unlike `-X name=value`, neither a file nor the environment
+ * shows in `ps`.
+ *
+ * Checks: a file's top level holds groups only. evkit's own groups (kafka,
+ * schemas, schema_registry, log, metrics) take only their own keys, with
+ * values of the right type; any other key fails the load with its file and
+ * line, as does a group named one typo away from one of them
+ * (schema_regsitry, kakfa, metric). Every other group belongs to a service
+ * and is checked by it (evk_service_settings()). Numbers and booleans may be
+ * quoted ("5", "true"); a string may not be a bare number.
  */
 #ifndef EVKIT_CONFIG_H
 #define EVKIT_CONFIG_H
@@ -41,6 +60,23 @@ extern "C" {
 #endif
 
 typedef struct evk_config_s evk_config_t;
+
+/** The type a setting's value must have. */
+typedef enum {
+    EVK_SETTING_STRING, /**< a string: "text" */
+    EVK_SETTING_INT,    /**< an integer: 5 or "5" */
+    EVK_SETTING_BOOL,   /**< a boolean: true or "true" (evk_config_get_bool()'s spellings) */
+    EVK_SETTING_LIST    /**< a list of strings: ["a", "b"] or ("a", "b") */
+} evk_setting_type_t;
+
+/**
+ * One key of a config group and its type. Tables of them end with an entry
+ * whose name is NULL, e.g. `{{"seed_file", EVK_SETTING_STRING}, {NULL, 0}}`.
+ */
+typedef struct evk_setting_s {
+    const char *name; /**< the key as a file spells it: "seed_file" */
+    evk_setting_type_t type;
+} evk_setting_t;
 
 /** @brief New configuration holding only the built-in defaults. */
 evk_config_t *evk_config_new(void);
@@ -60,8 +96,10 @@ evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
  * @brief Merge the libconfig file at @p path into @p cfg.
  *
  * @returns EVK_OK; EVK_ERR_IO if the file cannot be opened; EVK_ERR_CONFIG for
- *          a syntax error or a value of the wrong kind. errstr then reads
- *          "<path>:<line>: <reason>".
+ *          a syntax error, a value of the wrong kind or an unknown key (see
+ *          "Checks" in the file comment). errstr then reads
+ *          "<path>:<line>: <reason>", e.g. "evkit.cfg:7: schemas.dri: unknown
+ *          setting; did you mean \"dir\"?". A failed load changes nothing.
  */
 evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
                           size_t errstr_size);
@@ -72,14 +110,18 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
 /**
  * @brief Set librdkafka property @p name (dotted form) to @p value.
  * The value is checked against librdkafka at once, so a typo fails here.
- * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>").
+ * "<property>.file" sets <property> to the content of the file @p value
+ * names (see the file comment).
+ * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>",
+ *          "kafka.<name>.file: <path>: No such file or directory").
  */
 evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
                                char *errstr, size_t errstr_size);
 
 /**
  * @brief Parse "name=value" (kcat's -X) and call evk_config_set_kafka().
- * @returns EVK_ERR_CONFIG if there is no '='.
+ * @returns EVK_ERR_CONFIG if there is no '='; errstr then shows the argument
+ *          only if it is a property name, since it may be a misplaced value.
  */
 evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size);
@@ -112,7 +154,8 @@ const char *evk_config_get_string(const evk_config_t *cfg, const char *path,
 /**
  * @brief Integer setting at @p path, or @p def when absent.
  * @returns EVK_ERR_CONFIG ("<path>: expected integer, got \"abc\"") when
- *          present but not an integer.
+ *          present but not an integer; errstr starts with "<file>:<line>: "
+ *          when the value came from a file.
  */
 evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
                              int64_t *out, char *errstr, size_t errstr_size);
@@ -120,6 +163,19 @@ evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t 
 /** @brief Boolean setting (true/false/1/0/yes/no) at @p path, like evk_config_get_int(). */
 evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def,
                               int *out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief List-of-strings setting at @p path (`path = ["a", "b"];`).
+ * @param out receives a NULL-terminated array, malloc()ed: the caller frees
+ *            the array with free(); the strings are owned by @p cfg and valid
+ *            until it changes. An absent setting gives an empty array.
+ * @param n receives the number of strings; may be NULL.
+ * @returns EVK_OK; EVK_ERR_CONFIG when the setting is not a list of strings,
+ *          e.g. "<file>:<line>: payment-service.blocked_customers: expected
+ *          list of strings, got \"c-1\"" (*out is then NULL); EVK_ERR_NOMEM.
+ */
+evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const char ***out,
+                              size_t *n, char *errstr, size_t errstr_size);
 
 /**
  * @brief Directory of the schema catalog: schemas.dir, else the installed

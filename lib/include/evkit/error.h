@@ -28,7 +28,8 @@ typedef enum {
     EVK_ERR_TRUNCATED,         /**< frame or Avro body ends early */
     EVK_ERR_BAD_MAGIC,         /**< first byte is not the Confluent magic byte 0 */
     EVK_ERR_UNKNOWN_SCHEMA_ID, /**< schema id is neither in the catalog nor the registry */
-    EVK_ERR_DECODE,            /**< Avro body does not decode with the writer schema */
+    EVK_ERR_DECODE,            /**< Avro body does not decode with the writer schema, or a
+                                    schema registry's answer does not decode */
     EVK_ERR_KAFKA,             /**< librdkafka reported an error (see errstr) */
     EVK_ERR_DELIVERY,          /**< a message could not be delivered */
     EVK_ERR_TIMEOUT,           /**< operation did not finish in the given time */

@@ -23,10 +23,16 @@
  *                  backoff (retry_backoff_ms, doubling, up to retry_max tries),
  *                  then dead-lettered;
  *   other          outputs are dropped, the event is dead-lettered at once.
- * Undecodable input (not a Confluent frame, unknown schema id, bad Avro) is
- * dead-lettered at once. Dead letters go to "<topic>.dlq" with the original
- * key, value and headers plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic,
- * evk_dlq_partition, evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
+ * Undecodable input (not a Confluent frame, unknown schema id, bad Avro, a
+ * schema registry answer that is broken even when asked again) is
+ * dead-lettered at once. A schema registry that cannot be reached (no
+ * connection, a timeout, HTTP 5xx) says nothing about the input, so the
+ * service waits for it instead, logging "decode waits" with backoff up to
+ * retry_backoff_max_ms; meanwhile /healthz says 503 and
+ * evk_registry_waits_total counts the waits.
+ * Dead letters go to "<topic>.dlq" with the original key, value and headers
+ * plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic, evk_dlq_partition,
+ * evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
  *
  * Settings, from the config group named after the service (defaults):
  *   group_id ("<name>"), instance_id (see "Instances"), static_membership
@@ -39,6 +45,9 @@
  *   the descriptor limit), metrics_max_connections_per_ip
  *   (metrics.max_connections_per_ip, else 8 or the former if lower),
  *   metrics_timeout_s (metrics.timeout_s, else 10).
+ * The group may hold these and the keys the service declares with
+ * evk_service_settings(), each with a value of its type; any other key is
+ * an error at start naming its file and line.
  *
  * Logs: one line per input ("event": type, key, topic, partition, offset,
  * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
@@ -49,9 +58,11 @@
  * HTTP on metrics_bind:metrics_port, from its own thread, for as long as it
  * runs (a port that cannot be bound fails the run with EVK_ERR_IO):
  *   GET /healthz  200 "ok" once the stores are restored and the consumer
- *                 subscribed and neither client has a fatal error, else 503;
+ *                 subscribed and neither client has a fatal error, else 503
+ *                 ("waiting for the schema registry" while it waits for one);
  *   GET /metrics  Prometheus text: committed inputs, outputs and dead
- *                 letters by event type, retries, commits, aborts, a handler
+ *                 letters by event type, retries, registry waits, commits,
+ *                 aborts, a handler
  *                 latency histogram, consumer lag per partition and a few
  *                 librdkafka statistics (statistics.interval.ms defaults to
  *                 5000 then).
@@ -157,6 +168,26 @@ evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *ha
 evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
                                 char *errstr, size_t errstr_size);
 
+/**
+ * @brief Declare the keys the service's own code reads from its config
+ *        group, beyond the service loop's (file comment), and check the
+ *        group at once: every key in it must be known, every value of its
+ *        type. Call it after evk_service_new(), before reading the settings.
+ * @param settings a table ended by an entry whose name is NULL, e.g.
+ *        `{{"credit_limit_cents", EVK_SETTING_INT},
+ *          {"blocked_customers", EVK_SETTING_LIST}, {NULL, 0}}`; NULL for
+ *        none. Not copied: it must outlive @p svc (a static table). A second
+ *        call replaces the first one's table.
+ * @returns EVK_OK; EVK_ERR_CONFIG, e.g. "<file>:<line>: payment-service.
+ *          blocked_customers: expected list of strings, got \"c-1\"" or
+ *          "<file>:<line>: payment-service.credit_limt_cents: unknown
+ *          setting; did you mean \"credit_limit_cents\"?".
+ * evk_service_run() checks the group again as it starts, so a service that
+ * reads no keys of its own need not call this.
+ */
+evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings, char *errstr,
+                               size_t errstr_size);
+
 /** @brief Set the callback run after restore, before the first event. */
 void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
 
@@ -185,8 +216,10 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
  *        installed for the duration of the call). On stop the current batch
  *        is finished and committed, the consumer closed, the producer flushed.
- * @returns EVK_OK after a clean stop; EVK_ERR_FATAL (e.g. fenced by a newer
- *          instance) or EVK_ERR_KAFKA with errstr set.
+ * @returns EVK_OK after a clean stop; EVK_ERR_CONFIG (the config group
+ *          holds an unknown key or a value of the wrong type, see
+ *          evk_service_settings(), before anything connects); EVK_ERR_FATAL
+ *          (e.g. fenced by a newer instance) or EVK_ERR_KAFKA with errstr set.
  */
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
 
