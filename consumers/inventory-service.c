@@ -5,16 +5,20 @@
  * Stock is keyed by SKU, orders by order id, so the service is two halves
  * joined by internal topics (docs/FLOW.md, "inventory-service"):
  *   order side (partitioned like `orders`): checks the order, keeps its
- *     OrderReservation and sends one RESERVE per SKU to inventory.lines,
- *     keyed by SKU; gathers the answers from inventory.line-results and
- *     decides all or nothing, then CONFIRMs the holds or CANCELs them;
- *     on PaymentDeclined RETURNs the units.
+ *     OrderReservation and asks for its lines one at a time, in SKU order,
+ *     with RESERVE commands on inventory.lines (keyed by SKU); gathers the
+ *     answers from inventory.line-results and decides all or nothing, then
+ *     CONFIRMs the holds or CANCELs them; on PaymentDeclined RETURNs the
+ *     units.
  *   SKU side (partitioned like inventory.lines): one owner per SKU decides
- *     its lines in arrival order, so two orders racing for the last unit
- *     cannot both win, whatever the number of instances.
- * Every step is idempotent: the order's record knows which events it has
- * applied, a SKU's record knows the position of the last command applied
- * from each source partition, and a replay re-sends identical events.
+ *     its requests in arrival order, so two orders racing for the last unit
+ *     cannot both win, whatever the number of instances. A request that
+ *     only units held for undecided orders stand in the way of waits for
+ *     them instead of being refused.
+ * Every step is idempotent: an order's record knows the events it applied,
+ * a SKU's record knows the offset of the last command applied to it (and
+ * the source position of the last RETURN from each partition), and a
+ * replay re-sends identical events.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,10 +170,19 @@ static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const cha
     return err;
 }
 
-static evk_err_t send_reserves(evk_ctx_t *ctx, const evk_event_t *res) {
-    return send_commands(ctx, res, flow_str(res, "placed_id"), "RESERVE", NULL,
-                         flow_str(res, "placed_topic"), flow_long(res, "placed_partition"),
-                         flow_long(res, "placed_offset"));
+/* The RESERVE of the order's first line still PENDING: lines are taken one
+ * at a time in SKU order, so that holds are always taken in one global
+ * order and a request that waits for held units never waits on itself. */
+static evk_err_t send_next_reserve(evk_ctx_t *ctx, const evk_event_t *res) {
+    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
+        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING"))
+            return send_command(ctx, flow_str(res, "placed_id"), "RESERVE",
+                                flow_str(res, "order_id"),
+                                field_str(res, "lines[%zu].%s", i, "sku"),
+                                field_long(res, "lines[%zu].%s", i, "quantity"),
+                                flow_str(res, "placed_topic"), flow_long(res, "placed_partition"),
+                                flow_long(res, "placed_offset"));
+    return EVK_OK;
 }
 
 static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char *array) {
@@ -312,6 +325,10 @@ static evk_err_t read_order(const evk_event_t *in, flow_line_t **lines, flow_ord
     return EVK_OK;
 }
 
+static int by_sku(const void *a, const void *b) {
+    return strcmp(((const flow_line_t *)a)->sku, ((const flow_line_t *)b)->sku);
+}
+
 static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const flow_order_t *o,
                                  int64_t total, const char *reason, evk_event_t **out) {
     const char *topic;
@@ -354,7 +371,7 @@ static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
         return EVK_OK;
     }
     if (old) /* a redelivery: send again what it sent */
-        return status_of(old) == R_PENDING ? send_reserves(ctx, old)
+        return status_of(old) == R_PENDING ? send_next_reserve(ctx, old)
                : count_of(old, "lines") ? EVK_OK
                                         : emit_rejected(ctx, old, NULL);
     flow_line_t *lines;
@@ -365,33 +382,53 @@ static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
     if (err) return err;
     int valid = flow_check_order(&o, &total, reason, sizeof reason);
     if (valid) o.n = flow_merge_lines(lines, o.n);
+    qsort(lines, o.n, sizeof *lines, by_sku);
     evk_event_t *res = NULL;
     err = new_reservation(ctx, in, &o, total, valid ? NULL : reason, &res);
     free(lines);
     if (err) return err;
     /* put consumes res; it stays readable as the store's value. */
     err = evk_store_put(ctx, inv->reservations, res);
-    if (!err) err = valid ? send_reserves(ctx, res) : emit_rejected(ctx, res, NULL);
+    if (!err) err = valid ? send_next_reserve(ctx, res) : emit_rejected(ctx, res, NULL);
     return err;
 }
 
 /* ---- StockLineResult: the SKU owners' answers ---- */
 
-static int all_answered(const evk_event_t *res, int *any_rejected) {
-    *any_rejected = 0;
+/* The state of @p sku's line; with @p sku NULL, that of the first line
+ * still PENDING. NULL when there is none. */
+static const char *line_state(const evk_event_t *res, const char *sku) {
     for (size_t i = 0, n = count_of(res, "lines"); i < n; i++) {
         const char *st = field_str(res, "lines[%zu].%s", i, "state");
-        if (!strcmp(st, "PENDING")) return 0;
-        if (!strcmp(st, "REJECTED")) *any_rejected = 1;
+        if (sku ? !strcmp(field_str(res, "lines[%zu].%s", i, "sku"), sku)
+                : !strcmp(st, "PENDING"))
+            return st;
     }
-    return 1;
+    return NULL;
 }
 
-static const char *line_state(const evk_event_t *res, const char *sku) {
-    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
-        if (!strcmp(field_str(res, "lines[%zu].%s", i, "sku"), sku))
-            return field_str(res, "lines[%zu].%s", i, "state");
-    return NULL;
+/* A grant nobody asked for any more (the order was decided without it, or
+ * is not known here) is given back at once, so that no unit stays held. */
+static evk_err_t give_back(evk_ctx_t *ctx, const evk_event_t *in, const char *topic,
+                           int32_t partition, int64_t offset) {
+    evk_log(EVK_LOG_INFO, NAME, "units granted to an order that is not waiting for them: "
+            "given back", "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"),
+            NULL);
+    return send_command(ctx, evk_event_id(in), "CANCEL", flow_str(in, "order_id"),
+                        flow_str(in, "sku"), 0, topic, partition, offset);
+}
+
+/* An answer for an order already past it: a redelivery sends again what the
+ * order sent when it moved on; a grant it does not hold goes back. */
+static evk_err_t late_answer(evk_ctx_t *ctx, const evk_event_t *in, const evk_event_t *res,
+                             const char *state, const char *topic, int32_t partition,
+                             int64_t offset) {
+    int reserved = 0;
+    evk_event_get_bool(in, "reserved", &reserved);
+    if (reserved && strcmp(state, "RESERVED"))
+        return give_back(ctx, in, topic, partition, offset);
+    return status_of(res) == R_PENDING ? send_next_reserve(ctx, res)
+                                       : send_decision(ctx, res, topic, partition, offset);
 }
 
 static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
@@ -402,30 +439,27 @@ static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
     evk_event_origin(in, &topic, &partition, &offset);
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
     const char *state = old ? line_state(old, flow_str(in, "sku")) : NULL;
-    if (!state) {
-        evk_log(EVK_LOG_WARN, NAME, "answer for an unknown order line ignored", "order_id",
-                flow_str(in, "order_id"), "sku", flow_str(in, "sku"), NULL);
-        return EVK_OK;
-    }
-    if (strcmp(state, "PENDING")) /* a redelivery: decided orders send their decision again */
-        return status_of(old) == R_PENDING ? EVK_OK
-                                           : send_decision(ctx, old, topic, partition, offset);
     int reserved = 0;
     evk_event_get_bool(in, "reserved", &reserved);
+    if (!state) return reserved ? give_back(ctx, in, topic, partition, offset) : EVK_OK;
+    if (strcmp(state, "PENDING") || status_of(old) != R_PENDING)
+        return late_answer(ctx, in, old, state, topic, partition, offset);
     resv_change_t c = {.line_sku = flow_str(in, "sku"),
                        .line_state = reserved ? "RESERVED" : "REJECTED",
                        .line_reason = flow_str(in, "reason")};
+    if (!reserved) { /* all or nothing: one refused line decides the order */
+        c.status = "REJECTED";
+        c.reason = c.line_reason;
+    }
     evk_event_t *res = NULL;
     evk_err_t err = put_changed(ctx, inv, old, &c, &res);
-    int rejected;
-    if (err || !all_answered(res, &rejected)) return err;
-    c = (resv_change_t){.status = rejected ? "REJECTED" : "RESERVED"};
-    if (rejected) {
-        for (size_t i = 0, n = count_of(res, "lines"); i < n && !c.reason; i++)
-            if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "REJECTED"))
-                c.reason = field_str(res, "lines[%zu].%s", i, "reason");
+    if (err) return err;
+    if (reserved && line_state(res, NULL))
+        return send_next_reserve(ctx, res);
+    if (reserved) {
+        c = (resv_change_t){.status = "RESERVED"};
+        err = put_changed(ctx, inv, res, &c, &res);
     }
-    err = put_changed(ctx, inv, res, &c, &res);
     return err ? err : send_decision(ctx, res, topic, partition, offset);
 }
 
@@ -482,6 +516,7 @@ static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
 typedef struct {
     const char *order_id;
     int64_t quantity;
+    const char *command_id; /* waiting requests only */
 } hold_t;
 
 typedef struct {
@@ -491,144 +526,251 @@ typedef struct {
 
 typedef struct {
     const char *sku;
-    int64_t available;
-    hold_t *held;
-    size_t nheld;
-    applied_t *applied;
-    size_t napplied;
+    int64_t available, applied_offset;
+    hold_t *held, *waiting;
+    size_t nheld, nwaiting;
+    applied_t *returns;
+    size_t nreturns;
 } sku_t;
 
 static void sku_free(sku_t *s) {
     free(s->held);
-    free(s->applied);
+    free(s->waiting);
+    free(s->returns);
 }
 
-/* @s from the SKU's record, or from its seed entry before its first order
- * (one spare slot each for an added hold or source). Unknown: available -1. */
+/* SkuStock is read and written through avro-c directly: a hot SKU's
+ * record holds every undecided order's hold, and field paths would cost a
+ * formatted string per field of each. */
+static avro_value_t field(const avro_value_t *rec, const char *name) {
+    avro_value_t f = {0};
+    avro_value_get_by_name(rec, name, &f, NULL);
+    return f;
+}
+
+static const char *value_str(const avro_value_t *rec, const char *name) {
+    avro_value_t f = field(rec, name);
+    const char *s = "";
+    size_t size;
+    return f.iface && !avro_value_get_string(&f, &s, &size) ? s : "";
+}
+
+static int64_t value_long(const avro_value_t *rec, const char *name) {
+    avro_value_t f = field(rec, name);
+    int32_t i;
+    int64_t l;
+    if (!f.iface) return 0;
+    if (avro_value_get_type(&f) == AVRO_INT32) return avro_value_get_int(&f, &i) ? 0 : i;
+    return avro_value_get_long(&f, &l) ? 0 : l;
+}
+
+/* The entries of @p array in @p rec (NULL: none), in room for @p extra more. */
+static hold_t *read_holds(const avro_value_t *rec, const char *array, size_t extra, size_t *n) {
+    avro_value_t arr = rec ? field(rec, array) : (avro_value_t){0}, el;
+    *n = 0;
+    if (arr.iface) avro_value_get_size(&arr, n);
+    hold_t *h = calloc(*n + extra, sizeof *h);
+    for (size_t i = 0; h && i < *n && !avro_value_get_by_index(&arr, i, &el, NULL); i++)
+        h[i] = (hold_t){value_str(&el, "order_id"), value_long(&el, "quantity"),
+                        value_str(&el, "command_id")};
+    return h;
+}
+
+/* @p s from the SKU's record, or from its seed entry before its first
+ * order. Unknown: available -1. There is room for one more request, and for
+ * every request to become a hold. */
 static evk_err_t sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
-    const evk_event_t *rec = evk_store_get(inv->stock, sku);
-    size_t nh = rec ? count_of(rec, "held") : 0, na = rec ? count_of(rec, "applied") : 0;
-    *s = (sku_t){sku, rec ? flow_long(rec, "available") : seed_units(inv, sku),
-                 calloc(nh + 1, sizeof(hold_t)), nh, calloc(na + 1, sizeof(applied_t)), na};
-    if (!s->held || !s->applied) {
+    const evk_event_t *ev = evk_store_get(inv->stock, sku);
+    const avro_value_t *rec = ev ? evk_event_value((evk_event_t *)ev) : NULL;
+    size_t nw = 0;
+    *s = (sku_t){.sku = sku,
+                 .available = rec ? value_long(rec, "available") : seed_units(inv, sku),
+                 .applied_offset = rec ? value_long(rec, "applied_offset") : -1};
+    s->waiting = read_holds(rec, "waiting", 1, &nw);
+    s->nwaiting = nw;
+    s->held = read_holds(rec, "held", nw + 1, &s->nheld);
+    avro_value_t arr = rec ? field(rec, "returns") : (avro_value_t){0}, el;
+    if (arr.iface) avro_value_get_size(&arr, &s->nreturns);
+    s->returns = calloc(s->nreturns + 1, sizeof(applied_t));
+    if (!s->held || !s->waiting || !s->returns) {
         sku_free(s);
         return EVK_ERR_NOMEM;
     }
-    for (size_t i = 0; i < nh; i++)
-        s->held[i] = (hold_t){field_str(rec, "held[%zu].%s", i, "order_id"),
-                              field_long(rec, "held[%zu].%s", i, "quantity")};
-    for (size_t i = 0; i < na; i++)
-        s->applied[i] = (applied_t){field_str(rec, "applied[%zu].%s", i, "topic"),
-                                    field_long(rec, "applied[%zu].%s", i, "partition"),
-                                    field_long(rec, "applied[%zu].%s", i, "offset")};
+    for (size_t i = 0; i < s->nreturns && !avro_value_get_by_index(&arr, i, &el, NULL); i++)
+        s->returns[i] = (applied_t){value_str(&el, "topic"), value_long(&el, "partition"),
+                                    value_long(&el, "offset")};
     return EVK_OK;
 }
 
-static hold_t *sku_hold(sku_t *s, const char *order_id) {
-    for (size_t i = 0; i < s->nheld; i++)
-        if (!strcmp(s->held[i].order_id, order_id)) return &s->held[i];
+static hold_t *find_hold(hold_t *list, size_t n, const char *order_id) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i].order_id, order_id)) return &list[i];
     return NULL;
 }
 
-static void sku_unhold(sku_t *s, hold_t *h) {
-    *h = s->held[--s->nheld];
+static int64_t held_units(const sku_t *s) {
+    int64_t n = 0;
+    for (size_t i = 0; i < s->nheld; i++)
+        n += s->held[i].quantity;
+    return n;
 }
 
-static applied_t *sku_source(sku_t *s, const char *topic, int64_t partition) {
-    for (size_t i = 0; i < s->napplied; i++)
-        if (s->applied[i].partition == partition && !strcmp(s->applied[i].topic, topic))
-            return &s->applied[i];
-    s->applied[s->napplied] = (applied_t){topic, partition, -1};
-    return &s->applied[s->napplied++];
+static applied_t *return_source(sku_t *s, const char *topic, int64_t partition) {
+    for (size_t i = 0; i < s->nreturns; i++)
+        if (s->returns[i].partition == partition && !strcmp(s->returns[i].topic, topic))
+            return &s->returns[i];
+    s->returns[s->nreturns] = (applied_t){topic, partition, -1};
+    return &s->returns[s->nreturns++];
+}
+
+static int set_str(avro_value_t *rec, const char *name, const char *v) {
+    avro_value_t f = field(rec, name);
+    return !f.iface || avro_value_set_string(&f, v);
+}
+
+static int set_long(avro_value_t *rec, const char *name, int64_t v) {
+    avro_value_t f = field(rec, name);
+    if (!f.iface) return 1;
+    return avro_value_get_type(&f) == AVRO_INT32 ? avro_value_set_int(&f, (int32_t)v)
+                                               : avro_value_set_long(&f, v);
+}
+
+static int put_holds(avro_value_t *rec, const char *array, const hold_t *h, size_t n,
+                     int with_command) {
+    avro_value_t arr = field(rec, array), el;
+    int bad = !arr.iface;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = avro_value_append(&arr, &el, NULL) || set_str(&el, "order_id", h[i].order_id) ||
+              set_long(&el, "quantity", h[i].quantity) ||
+              (with_command && set_str(&el, "command_id", h[i].command_id));
+    return bad;
+}
+
+static int put_returns(avro_value_t *rec, const applied_t *r, size_t n) {
+    avro_value_t arr = field(rec, "returns"), el;
+    int bad = !arr.iface;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = avro_value_append(&arr, &el, NULL) || set_str(&el, "topic", r[i].topic) ||
+              set_long(&el, "partition", r[i].partition) ||
+              set_long(&el, "offset", r[i].offset);
+    return bad;
 }
 
 static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
-    evk_event_t *rec = evk_ctx_new_event(ctx, "SkuStock");
-    if (!rec) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(rec, "sku", s->sku, NULL);
-    if (!err) err = evk_event_set_long(rec, "available", s->available);
-    char path[64];
-    for (size_t i = 0; i < s->nheld && !err; i++) {
-        size_t k;
-        err = evk_event_append(rec, "held", &k);
-        snprintf(path, sizeof path, "held[%zu].order_id", k);
-        if (!err) err = evk_event_set_string(rec, path, s->held[i].order_id);
-        snprintf(path, sizeof path, "held[%zu].quantity", k);
-        if (!err) err = evk_event_set_long(rec, path, s->held[i].quantity);
+    evk_event_t *ev = evk_ctx_new_event(ctx, "SkuStock");
+    if (!ev) return EVK_ERR_NOMEM;
+    avro_value_t *rec = evk_event_value(ev);
+    if (set_str(rec, "sku", s->sku) || set_long(rec, "available", s->available) ||
+        set_long(rec, "applied_offset", s->applied_offset) ||
+        put_holds(rec, "held", s->held, s->nheld, 0) ||
+        put_holds(rec, "waiting", s->waiting, s->nwaiting, 1) ||
+        put_returns(rec, s->returns, s->nreturns)) {
+        evk_event_destroy(ev);
+        return EVK_ERR_NOMEM;
     }
-    for (size_t i = 0; i < s->napplied && !err; i++) {
-        size_t k;
-        err = evk_event_append(rec, "applied", &k);
-        snprintf(path, sizeof path, "applied[%zu].topic", k);
-        if (!err) err = evk_event_set_string(rec, path, s->applied[i].topic);
-        snprintf(path, sizeof path, "applied[%zu].partition", k);
-        if (!err) err = evk_event_set_long(rec, path, s->applied[i].partition);
-        snprintf(path, sizeof path, "applied[%zu].offset", k);
-        if (!err) err = evk_event_set_long(rec, path, s->applied[i].offset);
-    }
-    if (err) {
-        evk_event_destroy(rec);
-        return err;
-    }
-    return evk_store_put(ctx, inv->stock, rec);
+    return evk_store_put(ctx, inv->stock, ev);
 }
 
-/* The answer goes to the order's partition of inventory.line-results. */
-static evk_err_t answer(evk_ctx_t *ctx, const evk_event_t *cmd, int reserved,
-                        const char *reason) {
-    evk_event_t *out = derived_event(ctx, "StockLineResult", evk_event_id(cmd), "answer");
+/* The answer to the RESERVE @p command_id, keyed by its order (so it reaches
+ * the order's partition of inventory.line-results). */
+static evk_err_t answer(evk_ctx_t *ctx, const char *command_id, const char *order_id,
+                        const char *sku, int reserved, const char *reason) {
+    evk_event_t *out = derived_event(ctx, "StockLineResult", command_id, "answer");
     if (!out) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(out, "order_id", flow_str(cmd, "order_id"), "sku",
-                                  flow_str(cmd, "sku"), "reason", reason, NULL);
+    evk_err_t err = flow_set_strs(out, "order_id", order_id, "sku", sku, "reason", reason, NULL);
     if (!err) err = evk_event_set_bool(out, "reserved", reserved);
-    if (!err) err = evk_event_set_key(out, flow_str(cmd, "order_id"));
+    if (!err) err = evk_event_set_key(out, order_id);
     return flow_emit(ctx, out, err);
 }
 
-/* RESERVE: a hold of this order means it was granted; a position at or
- * below the source's last one means it was decided (and refused) before. */
+/* Serve the waiting requests in arrival order: grant while units are free,
+ * refuse one that even the held units could not serve, and stop at one
+ * that they could (its turn comes when a hold is confirmed or given back). */
+static evk_err_t drain(evk_ctx_t *ctx, sku_t *s) {
+    evk_err_t err = EVK_OK;
+    char reason[256];
+    while (s->nwaiting && !err) {
+        hold_t w = s->waiting[0];
+        if (s->available >= w.quantity) {
+            s->available -= w.quantity;
+            s->held[s->nheld++] = (hold_t){w.order_id, w.quantity, NULL};
+            err = answer(ctx, w.command_id, w.order_id, s->sku, 1, "");
+        } else if (s->available + held_units(s) >= w.quantity) {
+            break;
+        } else {
+            flow_can_hold(s->sku, s->available + held_units(s), w.quantity, reason,
+                          sizeof reason);
+            err = answer(ctx, w.command_id, w.order_id, s->sku, 0, reason);
+        }
+        memmove(s->waiting, s->waiting + 1, --s->nwaiting * sizeof *s->waiting);
+    }
+    return err;
+}
+
+/* RESERVE. A request that only held units stand in the way of waits for
+ * them: orders take their lines in SKU order (the order side), so a hold
+ * never waits, directly or not, for its own order, and every wait ends. */
 static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cmd, sku_t *s,
-                         applied_t *src, int64_t offset) {
-    const char *order_id = flow_str(cmd, "order_id");
+                         int64_t offset) {
+    const char *order_id = flow_str(cmd, "order_id"), *id = evk_event_id(cmd);
     int64_t quantity = flow_long(cmd, "quantity");
     char reason[256];
-    if (sku_hold(s, order_id)) return answer(ctx, cmd, 1, "");
-    if (s->available < 0 || offset <= src->offset) {
-        flow_can_hold(s->sku, s->available < 0 ? -1 : 0, quantity, reason, sizeof reason);
-        return answer(ctx, cmd, 0, reason);
+    if (find_hold(s->held, s->nheld, order_id)) return answer(ctx, id, order_id, s->sku, 1, "");
+    if (find_hold(s->waiting, s->nwaiting, order_id)) return EVK_OK;
+    if (offset <= s->applied_offset) { /* a replay of a request refused before */
+        snprintf(reason, sizeof reason, "insufficient stock for %s", s->sku);
+        return answer(ctx, id, order_id, s->sku, 0, reason);
     }
-    int ok = flow_can_hold(s->sku, s->available, quantity, reason, sizeof reason);
-    if (ok) {
-        s->available -= quantity;
-        s->held[s->nheld++] = (hold_t){order_id, quantity};
+    if (!flow_can_hold(s->sku, s->available < 0 ? -1 : s->available + held_units(s), quantity,
+                       reason, sizeof reason)) {
+        flow_can_hold(s->sku, s->available, quantity, reason, sizeof reason);
+        s->applied_offset = offset; /* a refusal is a decision, for replays to find */
+        evk_err_t err = s->available < 0 ? EVK_OK : sku_write(ctx, inv, s);
+        return err ? err : answer(ctx, id, order_id, s->sku, 0, reason);
     }
-    src->offset = offset;
-    evk_err_t err = sku_write(ctx, inv, s);
-    return err ? err : answer(ctx, cmd, ok, ok ? "" : reason);
+    s->applied_offset = offset;
+    s->waiting[s->nwaiting++] = (hold_t){order_id, quantity, id};
+    evk_err_t err = drain(ctx, s);
+    return err ? err : sku_write(ctx, inv, s);
+}
+
+/* CONFIRM keeps a hold's units sold, CANCEL gives them back, RETURN gives
+ * back sold units (recognised by its source position if repeated). */
+static evk_err_t release(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cmd, sku_t *s,
+                         const char *action) {
+    hold_t *h = find_hold(s->held, s->nheld, flow_str(cmd, "order_id"));
+    if (!strcmp(action, "RETURN")) {
+        applied_t *src = return_source(s, flow_str(cmd, "source_topic"),
+                                       flow_long(cmd, "source_partition"));
+        int64_t pos = flow_long(cmd, "source_offset");
+        if (pos <= src->offset) return EVK_OK;
+        src->offset = pos;
+        s->available += flow_long(cmd, "quantity");
+    } else if (h) {
+        if (!strcmp(action, "CANCEL")) s->available += h->quantity;
+        *h = s->held[--s->nheld];
+    } else {
+        hold_t *w = find_hold(s->waiting, s->nwaiting, flow_str(cmd, "order_id"));
+        if (!w || strcmp(action, "CANCEL")) return EVK_OK;
+        memmove(w, w + 1, (size_t)(s->waiting + --s->nwaiting - w) * sizeof *w);
+    }
+    evk_err_t err = drain(ctx, s);
+    return err ? err : sku_write(ctx, inv, s);
 }
 
 static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque) {
     inventory_t *inv = opaque;
     const char *action = flow_str(cmd, "action");
+    int64_t offset;
+    evk_event_origin(cmd, NULL, NULL, &offset);
     sku_t s;
     evk_err_t err = sku_read(inv, flow_str(cmd, "sku"), &s);
     if (err) return err;
-    applied_t *src = sku_source(&s, flow_str(cmd, "source_topic"),
-                                flow_long(cmd, "source_partition"));
-    int64_t offset = flow_long(cmd, "source_offset");
-    hold_t *h = sku_hold(&s, flow_str(cmd, "order_id"));
     if (!strcmp(action, "RESERVE")) {
-        err = reserve(ctx, inv, cmd, &s, src, offset);
-    } else if (!strcmp(action, "RETURN")) {
-        if (s.available >= 0 && offset > src->offset) {
-            s.available += flow_long(cmd, "quantity");
-            src->offset = offset;
-            err = sku_write(ctx, inv, &s);
-        }
-    } else if (h) { /* CONFIRM keeps the units taken, CANCEL gives them back */
-        if (!strcmp(action, "CANCEL")) s.available += h->quantity;
-        sku_unhold(&s, h);
-        err = sku_write(ctx, inv, &s);
+        err = reserve(ctx, inv, cmd, &s, offset);
+    } else if (s.available >= 0 && offset > s.applied_offset) {
+        s.applied_offset = offset;
+        err = release(ctx, inv, cmd, &s, action);
     }
     sku_free(&s);
     return err;

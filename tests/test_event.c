@@ -76,7 +76,9 @@ static const struct {
      "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"reserved\":false,\"reason\":\"none left\"}"},
     {"SkuStock",
      "{\"sku\":\"sku-1\",\"available\":7,\"held\":[{\"order_id\":\"o-1\",\"quantity\":2}],"
-     "\"applied\":[{\"topic\":\"orders\",\"partition\":3,\"offset\":42}]}"},
+     "\"waiting\":[{\"order_id\":\"o-2\",\"quantity\":9,\"command_id\":\"c-1\"}],"
+     "\"applied_offset\":17,\"returns\":[{\"topic\":\"payments\",\"partition\":3,"
+     "\"offset\":42}]}"},
     {"OrderReservation",
      "{\"order_id\":\"o-1\",\"placed_id\":\"e-1\",\"customer_id\":\"c-1\",\"currency\":"
      "\"EUR\",\"total_cents\":3500,\"status\":\"PENDING\",\"reason\":\"\",\"lines\":[{\"sku\":"
