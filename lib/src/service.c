@@ -13,7 +13,6 @@
 #include "service_int.h"
 
 #define SVC_POLL_MS 100 /* how long the idle loop waits: bounds stop latency */
-#define SVC_INIT_TIMEOUT_MS 30000
 #define SVC_FLUSH_TIMEOUT_MS 10000
 #define SVC_MAX_POLL_DEFAULT_MS 300000   /* librdkafka's max.poll.interval.ms */
 #define SVC_TXN_TIMEOUT_DEFAULT_MS 60000 /* librdkafka's transaction.timeout.ms */
@@ -23,12 +22,23 @@
 /* Handlers are process-wide while services are objects: the first running
  * service installs them, the last one puts back what was there before. */
 static volatile sig_atomic_t svc_signalled;
+/* When the first signal came: the shutdown's time budget starts then.
+ * Lock-free, and evk_now_ms() is clock_gettime(), so both are
+ * async-signal-safe. */
+static atomic_int_fast64_t svc_signal_ms;
 static pthread_mutex_t svc_sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned svc_sig_users;
 static struct sigaction svc_old_int, svc_old_term;
 
+/* Sets *at to now unless it is set already. */
+static void stop_clock(atomic_int_fast64_t *at) {
+    int_fast64_t unset = 0;
+    atomic_compare_exchange_strong(at, &unset, evk_now_ms());
+}
+
 static void svc_on_signal(int sig) {
     (void)sig;
+    stop_clock(&svc_signal_ms);
     svc_signalled = 1;
 }
 
@@ -40,6 +50,7 @@ static void signals_install(void) {
         sa.sa_handler = svc_on_signal;
         sigemptyset(&sa.sa_mask);
         svc_signalled = 0;
+        atomic_store(&svc_signal_ms, 0);
         sigaction(SIGINT, &sa, &svc_old_int);
         sigaction(SIGTERM, &sa, &svc_old_term);
     }
@@ -60,7 +71,23 @@ int svc_stopping(const evk_service_t *svc) {
 }
 
 void evk_service_stop(evk_service_t *svc) {
-    if (svc) atomic_store(&svc->stop, 1);
+    if (!svc) return;
+    stop_clock(&svc->stop_ms);
+    atomic_store(&svc->stop, 1);
+}
+
+int64_t svc_stop_deadline(const evk_service_t *svc) {
+    if (!svc_stopping(svc)) return INT64_MAX;
+    int64_t at = atomic_load(&svc->stop_ms);
+    int64_t sig = svc_signalled ? atomic_load(&svc_signal_ms) : 0;
+    if (!at || (sig && sig < at)) at = sig;
+    /* Not set yet only in the instant between the two stores of a stop. */
+    return (at ? at : evk_now_ms()) + svc->shutdown_timeout_ms;
+}
+
+int svc_call_timeout(const evk_service_t *svc, int slice_ms, int64_t reserve_ms) {
+    int64_t left = svc_stop_deadline(svc) - reserve_ms - evk_now_ms();
+    return left <= 0 ? 0 : left < slice_ms ? (int)left : slice_ms;
 }
 
 int svc_wait(evk_service_t *svc, int64_t ms) {
@@ -120,7 +147,9 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
 }
 
 /* init_transactions also fences a predecessor with the same
- * transactional.id and aborts whatever it left open. */
+ * transactional.id and aborts whatever it left open. It is resumed slice
+ * by slice for as long as the cluster is out of reach; stopping meanwhile
+ * is a clean stop (nothing was consumed). */
 static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
     const char *const kv[] = {
         "transactional.id", svc->txn_id, "enable.idempotence", "true", "acks", "all", NULL};
@@ -128,17 +157,17 @@ static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errs
         svc_client(svc, RD_KAFKA_PRODUCER, svc_kafka_conf(svc, kv, errstr, errstr_size), errstr,
                    errstr_size);
     if (!svc->producer) return EVK_ERR_KAFKA;
-    for (;;) {
-        rd_kafka_error_t *e = rd_kafka_init_transactions(svc->producer, SVC_INIT_TIMEOUT_MS);
+    while (!svc_stopping(svc)) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(svc->producer, SVC_CALL_SLICE_MS);
         if (!e) return EVK_OK;
-        int retriable = rd_kafka_error_is_retriable(e);
-        evk_err_t rc = EVK_OK; /* stopping while the cluster is unreachable is a clean stop */
-        if (!retriable)
+        evk_err_t rc = EVK_OK;
+        if (!rd_kafka_error_is_retriable(e))
             rc = evk_fail(rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA, errstr,
                           errstr_size, "init_transactions: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        if (!retriable || svc_stopping(svc)) return rc;
+        if (rc) return rc;
     }
+    return EVK_OK;
 }
 
 static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -445,20 +474,56 @@ static evk_err_t svc_start(evk_service_t *svc, char *errstr, size_t errstr_size)
     return rc;
 }
 
-/* On a clean stop the batch is committed before the consumer leaves the
- * group; after an error its effects are only reverted in memory: the
- * uncommitted transaction is aborted by the broker or the next instance. */
+/* What a stop leaves, of its budget, for destroying the clients and
+ * exiting once closing them gave up. */
+static int64_t svc_exit_reserve(const evk_service_t *svc) {
+    return svc->shutdown_timeout_ms / 10;
+}
+
+/* An event of the consumer's background close: the revocation goes to the
+ * rebalance callback; messages fetched before the close are dropped. */
+static void svc_close_event(evk_service_t *svc, rd_kafka_event_t *ev) {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+        svc_rebalance(svc->consumer, rd_kafka_event_error(ev),
+                      rd_kafka_event_topic_partition_list(ev), svc);
+    else if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_ERROR)
+        evk_log(EVK_LOG_WARN, svc->name, "closing the consumer", "error",
+                rd_kafka_event_error_string(ev), NULL);
+    rd_kafka_event_destroy(ev);
+}
+
+/* rd_kafka_consumer_close() waits for the group coordinator for as long as
+ * session.timeout.ms when it is out of reach: the close runs in the
+ * background instead, its events served here until it is done or the stop
+ * deadline. */
+static void svc_close_consumer(evk_service_t *svc) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(svc->consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(svc->consumer, q);
+    int ms;
+    while (!e && !rd_kafka_consumer_closed(svc->consumer) &&
+           (ms = svc_call_timeout(svc, SVC_POLL_MS, svc_exit_reserve(svc))) > 0) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
+        if (ev) svc_close_event(svc, ev);
+    }
+    if (e) rd_kafka_error_destroy(e);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy_flags(svc->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* On a stop the batch is committed before the consumer leaves the group;
+ * after an error its effects are only reverted in memory: the uncommitted
+ * transaction is aborted by the broker or the next instance. Either way the
+ * clients are closed within the stop's budget (shutdown_timeout_ms). */
 static evk_err_t svc_finish(evk_service_t *svc, evk_err_t rc, char *errstr,
                             size_t errstr_size) {
+    evk_service_stop(svc); /* starts the budget's clock after an error too */
     if (!rc) rc = svc_txn_commit(svc, 0, errstr, errstr_size);
     if (rc == SVC_REPLAY) rc = EVK_OK; /* aborted: offsets not committed, redone next run */
     if (svc->txn_open) svc_txn_forget(svc);
-    if (svc->consumer) {
-        rd_kafka_consumer_close(svc->consumer);
-        rd_kafka_destroy(svc->consumer);
-    }
+    if (svc->consumer) svc_close_consumer(svc);
     if (svc->producer) {
-        if (!rc && rd_kafka_flush(svc->producer, SVC_FLUSH_TIMEOUT_MS))
+        if (!rc && rd_kafka_flush(svc->producer, svc_call_timeout(svc, SVC_FLUSH_TIMEOUT_MS,
+                                                                  svc_exit_reserve(svc))))
             rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size, "producer flush timed out");
         rd_kafka_destroy(svc->producer);
     }
@@ -484,6 +549,7 @@ evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) 
     /* Cleared only now, so that a stop requested before the run began is
      * not lost. */
     atomic_store(&svc->stop, 0);
+    atomic_store(&svc->stop_ms, 0);
     return rc;
 }
 
@@ -546,6 +612,9 @@ static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_si
         rc = svc_setting(svc, "retry_backoff_max_ms", 5000, svc->retry_backoff_ms,
                          &svc->retry_backoff_max_ms, errstr, errstr_size);
     if (!rc) rc = svc_check_retry_budget(svc, errstr, errstr_size);
+    if (!rc)
+        rc = svc_setting(svc, "shutdown_timeout_ms", 10000, 1000, &svc->shutdown_timeout_ms,
+                         errstr, errstr_size);
     if (!rc) rc = svc_event_log_level(svc, errstr, errstr_size);
     if (!rc) rc = svc_metrics_settings(svc, errstr, errstr_size);
     /* Restore reads up to the last stable offset, which an open transaction

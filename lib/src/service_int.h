@@ -72,6 +72,7 @@ struct evk_service_s {
     int64_t batch_max, commit_interval_ms;
     int64_t retry_max, retry_backoff_ms, retry_backoff_max_ms;
     int64_t restore_timeout_ms;
+    int64_t shutdown_timeout_ms;
     evk_log_level_t event_log_level;
 
     svc_route_t *routes;
@@ -85,6 +86,7 @@ struct evk_service_s {
     rd_kafka_t *producer;
     /* Lock-free, hence async-signal-safe, and race-free across threads. */
     atomic_int stop;
+    atomic_int_fast64_t stop_ms; /* when evk_service_stop() was first called */
 
     /* The open transaction. next/first hold, per input partition of the
      * batch, the offset to commit and the offset to rewind to. */
@@ -116,12 +118,25 @@ struct evk_service_s {
     struct svc_metrics_s *metrics; /* per-type counters, latency, the HTTP endpoint */
 };
 
+/* How long one blocking librdkafka call may wait before it is called again:
+ * an outage is waited out in such slices, each ending with a look at the
+ * stop request. */
+#define SVC_CALL_SLICE_MS 1000
+
 /* Internal result of the produce/commit helpers: the batch was aborted and
  * the consumer rewound, so the caller replays it rather than fails. */
 #define SVC_REPLAY EVK_ERR_RETRY
 
 /* ---- service.c ---- */
 int svc_stopping(const evk_service_t *svc);
+/* When a stop must be complete: shutdown_timeout_ms after it was asked
+ * for; INT64_MAX while not stopping. */
+int64_t svc_stop_deadline(const evk_service_t *svc);
+/* The timeout for one blocking librdkafka call that is retried until it
+ * succeeds: @p slice_ms, so that a stop request is noticed, and while
+ * stopping no later than @p reserve_ms before the stop deadline (0 once
+ * that point has passed). */
+int svc_call_timeout(const evk_service_t *svc, int slice_ms, int64_t reserve_ms);
 /* Backoff before try @p attempt + 1: retry_backoff_ms doubling, capped. */
 int64_t svc_backoff_ms(const evk_service_t *svc, unsigned attempt);
 /* Sleep up to @p ms in short slices serving the producer; 0 if a stop

@@ -11,10 +11,6 @@
 
 /* How long rewinding waits for the fetcher to drop prefetched messages. */
 #define SVC_SEEK_TIMEOUT_MS 10000
-/* Retriable calls are retried until they succeed, except that a stop
- * request lets them give up after this many tries: an outage must not make
- * SIGTERM hang, and an unfinished transaction is aborted by the broker. */
-#define SVC_TRIES_WHEN_STOPPING 3
 
 void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return arr;
@@ -36,32 +32,61 @@ static evk_err_t txn_error(rd_kafka_error_t *e, const char *what, char *errstr,
     return rc;
 }
 
-typedef rd_kafka_error_t *(txn_op_t)(evk_service_t *svc, const void *arg);
+/* A retriable error that txn_retry() gave back: the stop deadline passed
+ * with the cluster out of reach. The open transaction is abandoned, which
+ * loses nothing: the broker aborts it (or the next instance fences it) and
+ * the batch is redone. */
+static evk_err_t txn_abandoned(evk_service_t *svc, rd_kafka_error_t *e, const char *what,
+                               char *errstr, size_t errstr_size) {
+    evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
+             "stop: the open batch of %llu input(s) was not %s within shutdown_timeout_ms "
+             "(%lld ms), abandoned: the next instance redoes it (%s)",
+             (unsigned long long)svc->batch_inputs, what, (long long)svc->shutdown_timeout_ms,
+             rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return EVK_ERR_TIMEOUT;
+}
 
+typedef rd_kafka_error_t *(txn_op_t)(evk_service_t *svc, const void *arg, int timeout_ms);
+
+/* What a stop leaves, of its budget, for closing the clients once the
+ * transaction calls gave up. */
+static int64_t close_reserve(const evk_service_t *svc) {
+    return svc->shutdown_timeout_ms / 4;
+}
+
+/* Retriable errors (timeouts, a coordinator that moved or is out of reach)
+ * are retried, slice by slice, for as long as it takes: an outage must not
+ * stop the service. Only a stop request ends that, at the point of its
+ * deadline that leaves close_reserve() for closing the clients; the
+ * transaction left open is then aborted by the broker, or fenced by the
+ * next instance, and its batch redone. Commit and abort resume what the
+ * timed-out call left in progress. */
 static rd_kafka_error_t *txn_retry(evk_service_t *svc, txn_op_t *op, const void *arg) {
-    for (int tries = 1;; tries++) {
-        rd_kafka_error_t *e = op(svc, arg);
+    for (;;) {
+        int64_t reserve = close_reserve(svc);
+        rd_kafka_error_t *e = op(svc, arg, svc_call_timeout(svc, SVC_CALL_SLICE_MS, reserve));
         if (!e || !rd_kafka_error_is_retriable(e)) return e;
-        if (tries >= SVC_TRIES_WHEN_STOPPING && svc_stopping(svc)) return e;
+        if (!svc_call_timeout(svc, SVC_CALL_SLICE_MS, reserve)) return e;
         rd_kafka_error_destroy(e);
         /* Most retriable errors are timeouts that already waited; the rest
          * must not spin. */
-        rd_kafka_poll(svc->producer, 100);
+        rd_kafka_poll(svc->producer, svc_call_timeout(svc, 100, reserve));
     }
 }
 
-static rd_kafka_error_t *op_send_offsets(evk_service_t *svc, const void *cgmd) {
-    return rd_kafka_send_offsets_to_transaction(svc->producer, svc->next, cgmd, -1);
+static rd_kafka_error_t *op_send_offsets(evk_service_t *svc, const void *cgmd, int timeout_ms) {
+    return rd_kafka_send_offsets_to_transaction(svc->producer, svc->next, cgmd, timeout_ms);
 }
 
-static rd_kafka_error_t *op_commit(evk_service_t *svc, const void *arg) {
+static rd_kafka_error_t *op_commit(evk_service_t *svc, const void *arg, int timeout_ms) {
     (void)arg;
-    return rd_kafka_commit_transaction(svc->producer, -1);
+    return rd_kafka_commit_transaction(svc->producer, timeout_ms);
 }
 
-static rd_kafka_error_t *op_abort(evk_service_t *svc, const void *arg) {
+static rd_kafka_error_t *op_abort(evk_service_t *svc, const void *arg, int timeout_ms) {
     (void)arg;
-    return rd_kafka_abort_transaction(svc->producer, -1);
+    return rd_kafka_abort_transaction(svc->producer, timeout_ms);
 }
 
 /* ---- batch state ---- */
@@ -242,7 +267,7 @@ static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, const 
                 svc->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                 RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                 RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(svc->producer, 100);
+        if (!svc_wait(svc, 100)) break; /* a stop does not wait for room (outage) */
     if (err) {
         free(value);
         rd_kafka_headers_destroy(headers);
@@ -399,10 +424,11 @@ evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t er
         committed(svc);
         return EVK_OK;
     }
+    if (rd_kafka_error_is_retriable(e))
+        return txn_abandoned(svc, e, "committed", errstr, errstr_size);
     /* Besides abortable errors this covers the unexpected non-fatal ones
      * (e.g. __STATE): aborting is always safe, the batch is replayed. */
-    if (rd_kafka_error_is_fatal(e) || rd_kafka_error_is_retriable(e))
-        return txn_error(e, what, errstr, errstr_size);
+    if (rd_kafka_error_is_fatal(e)) return txn_error(e, what, errstr, errstr_size);
     rd_kafka_error_destroy(e);
     return svc_txn_abort(svc, replay, errstr, errstr_size);
 }
@@ -433,6 +459,8 @@ static evk_err_t rewind_batch(evk_service_t *svc, char *errstr, size_t errstr_si
 evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t errstr_size) {
     if (!svc->txn_open) return SVC_REPLAY;
     rd_kafka_error_t *e = txn_retry(svc, op_abort, NULL);
+    if (e && rd_kafka_error_is_retriable(e))
+        return txn_abandoned(svc, e, "aborted", errstr, errstr_size);
     if (e) return txn_error(e, "abort_transaction", errstr, errstr_size);
     atomic_fetch_add(&svc->stats.aborts, 1);
     evk_err_t rc = replay ? rewind_batch(svc, errstr, errstr_size) : EVK_OK;

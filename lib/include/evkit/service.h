@@ -31,8 +31,22 @@
  *   group_id ("<name>"), instance_id (host name), batch_max (1000),
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
+ *   shutdown_timeout_ms (10000, at least 1000),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
  *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both.
+ *
+ * Outages and stopping: every blocking librdkafka call has a timeout. While
+ * the cluster is out of reach the transaction calls (init, commit, abort,
+ * send offsets) are resumed every second for as long as it takes: an outage
+ * never ends a run. A stop (evk_service_stop(), SIGINT, SIGTERM) gives the
+ * run shutdown_timeout_ms from the request (10 s: Docker's grace period) to
+ * commit the open batch, leave the group and flush. With the cluster gone,
+ * the commit is given up at 3/4 of that time and closing the clients at
+ * 9/10: the open transaction is abandoned, to be aborted by the broker (or
+ * fenced by the next instance), which then redoes the batch, so nothing is
+ * lost; evk_service_run() returns EVK_ERR_TIMEOUT saying so (the reference
+ * services log it at error and exit 4). A stop while the cluster cannot be
+ * reached at start-up returns EVK_OK at once: nothing was consumed.
  *
  * Logs: one line per input ("event": type, key, topic, partition, offset,
  * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
@@ -109,13 +123,20 @@ void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
 /**
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
  *        installed for the duration of the call). On stop the current batch
- *        is finished and committed, the consumer closed, the producer flushed.
- * @returns EVK_OK after a clean stop; EVK_ERR_FATAL (e.g. fenced by a newer
- *          instance) or EVK_ERR_KAFKA with errstr set.
+ *        is finished and committed, the consumer closed, the producer
+ *        flushed, all within shutdown_timeout_ms of the stop request.
+ * @returns EVK_OK after a clean stop; EVK_ERR_TIMEOUT when the stop could
+ *          not commit the open batch in time (cluster out of reach: the
+ *          batch is abandoned and redone by the next instance);
+ *          EVK_ERR_FATAL (e.g. fenced by a newer instance) or EVK_ERR_KAFKA;
+ *          errstr set on error.
  */
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
 
-/** @brief Ask evk_service_run() to return. Async-signal-safe; any thread. */
+/**
+ * @brief Ask evk_service_run() to return; its shutdown_timeout_ms starts
+ *        with the first call. Async-signal-safe; any thread.
+ */
 void evk_service_stop(evk_service_t *svc);
 
 /** @brief Free @p svc (not while running). NULL is allowed. */
