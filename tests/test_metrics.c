@@ -1,5 +1,6 @@
 /* A service's /healthz and /metrics over the dev broker, its per-event log
- * lines, and secrets kept out of logs and metrics. */
+ * lines, secrets kept out of logs and metrics, and dead letters that cannot
+ * be written: a failure a service survives but must show. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -282,13 +283,37 @@ static void test_endpoint(void **state) {
     evk_service_destroy(svc);
 }
 
+/* stderr into a file from capture_begin() until capture_end(), which
+ * returns what was written (malloc()ed). */
+typedef struct {
+    char path[32];
+    int fd, saved;
+} capture_t;
+
+static void capture_begin(capture_t *c) {
+    snprintf(c->path, sizeof(c->path), "/tmp/evk-met-XXXXXX");
+    c->fd = mkstemp(c->path);
+    c->saved = dup(STDERR_FILENO);
+    assert_true(c->fd >= 0);
+    dup2(c->fd, STDERR_FILENO);
+}
+
+static char *capture_end(capture_t *c) {
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    assert_int_equal(lseek(c->fd, 0, SEEK_SET), 0); /* fd shares stderr's offset */
+    char *out = read_all(c->fd);
+    close(c->fd);
+    unlink(c->path);
+    return out;
+}
+
 /* Runs the service of test_endpoint with stderr captured; returns it with
  * the bodies of /metrics and /healthz appended. */
 static char *run_captured(fixture_t *f) {
-    char path[] = "/tmp/evk-met-XXXXXX", *metrics, *health;
-    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-    assert_true(fd >= 0);
-    dup2(fd, STDERR_FILENO);
+    char *metrics, *health;
+    capture_t cap;
+    capture_begin(&cap);
     atomic_store(&f->release, 1);
     evk_service_t *svc = new_service(f);
     svc_runner_t r;
@@ -302,12 +327,7 @@ static char *run_captured(fixture_t *f) {
     evk_log(EVK_LOG_INFO, "test", "webhook failed", "url",
             "https://evkit:" SECRET "@hooks.example.com/x", "basic.auth.user.info",
             "evkit:" SECRET, NULL);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    assert_int_equal(lseek(fd, 0, SEEK_SET), 0); /* fd shares stderr's offset */
-    char *out = read_all(fd);
-    close(fd);
-    unlink(path);
+    char *out = capture_end(&cap);
     size_t n = strlen(out) + strlen(metrics) + strlen(health) + 1;
     out = realloc(out, n);
     strcat(strcat(out, metrics), health);
@@ -381,11 +401,112 @@ static void test_settings(void **state) {
     close(busy);
 }
 
+/* ---- failures that do not stop a service ---- */
+
+/* The service started with stderr captured, ready and healthy. */
+static evk_service_t *start_captured(fixture_t *f, svc_runner_t *r, capture_t *cap) {
+    atomic_store(&f->release, 1);
+    capture_begin(cap);
+    evk_service_t *svc = new_service(f);
+    svc_start(r, svc);
+    char *body;
+    int status = http_wait_change(f->port, "/healthz", -1, &body);
+    free(body);
+    if (status == 503) { /* starting */
+        status = http_wait_change(f->port, "/healthz", 503, &body);
+        free(body);
+    }
+    assert_int_equal(status, 200);
+    return svc;
+}
+
+/* Stop, and what the service logged. */
+static char *stop_captured(svc_runner_t *r, capture_t *cap) {
+    assert_int_equal(svc_stop(r), EVK_OK);
+    evk_service_destroy(r->svc);
+    return capture_end(cap);
+}
+
+static void assert_logged(const char *log, const char *line) {
+    if (!strstr(log, line)) fail_msg("not logged: %s", line);
+}
+
+/* Partition leaders: inputs on broker 1, dead letters on broker 2, outputs
+ * on broker 3, so that broker 2's injected Produce errors hit dead letters
+ * only. Called before any client looked up the topics' leaders. */
+static void dead_letters_apart(svc_env_t *env) {
+    const char *topics[] = {"orders", "orders.dlq", "inventory", "inventory.levels"};
+    rd_kafka_mock_cluster_t *mc = evk_devbroker_mock(env->db);
+    for (int t = 0; t < 4; t++)
+        for (int p = 0; p < SVC_PARTITIONS; p++)
+            assert_int_equal(rd_kafka_mock_partition_set_leader(mc, topics[t], p,
+                                                                t == 0   ? 1
+                                                                : t == 1 ? 2
+                                                                         : 3),
+                             0);
+}
+
+/* (4) A dead letter the cluster refuses (6 times) fails its batch, which
+ * is replayed with backoff; after retry_max such batches the service alarms
+ * (error log, /healthz 503, evk_dead_letters_blocked 1) and keeps trying;
+ * once the dead letter is written the alarm is over. */
+static void test_dead_letter_alarm(void **state) {
+    fixture_t *f = *state;
+    enum { REFUSALS = 6 };
+    svc_env_set(f->env, NAME ".retry_max", "3");
+    svc_env_set(f->env, NAME ".retry_backoff_ms", "50");
+    svc_env_set(f->env, NAME ".retry_backoff_max_ms", "200");
+    dead_letters_apart(f->env);
+    capture_t cap;
+    svc_runner_t r;
+    start_captured(f, &r, &cap);
+    rd_kafka_mock_cluster_t *mc = evk_devbroker_mock(f->env->db);
+    for (int i = 0; i < REFUSALS; i++)
+        assert_int_equal(
+            rd_kafka_mock_broker_push_request_error_rtts(
+                mc, 2, 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0),
+            0);
+    svc_send_raw(f->env, "orders", "poison", "not avro", 8, 0);
+    svc_flush(f->env);
+
+    char *body;
+    assert_int_equal(http_wait_change(f->port, "/healthz", 200, &body), 503);
+    assert_non_null(strstr(body, "dead letters failing: orders.dlq: "));
+    free(body);
+    assert_true(wait_sample(f->port, "evk_dead_letters_blocked{service=\"" NAME "\"}", 1, 0) ==
+                1);
+    assert_true(wait_sample(f->port, "evk_dead_letter_failures_total{service=\"" NAME "\"}", 3,
+                            1) >= 3);
+    assert_int_equal(http_wait_change(f->port, "/healthz", 503, &body), 200);
+    free(body);
+    assert_int_equal(svc_wait_for(f->env, "orders.dlq", 1, SVC_WAIT_MS), 1);
+    assert_true(wait_sample(f->port, "evk_dead_letters_blocked{service=\"" NAME "\"}", 0, 0) ==
+                0);
+    /* A refusal fails the next tries at once too, until librdkafka drops
+     * the topic's error: at least one failed batch per refusal. */
+    assert_true(wait_sample(f->port, "evk_dead_letter_failures_total{service=\"" NAME "\"}",
+                            REFUSALS, 1) >= REFUSALS);
+    assert_true(wait_sample(f->port, "evk_dead_letters_total{service=\"" NAME "\"}", 1, 0) ==
+                1);
+    char *log = stop_captured(&r, &cap);
+    assert_logged(log, "level=warn component=" NAME " msg=\"dead letter not written, batch "
+                       "replayed\" error=\"orders.dlq: Broker: Topic authorization failed\" "
+                       "attempts=1");
+    assert_logged(log, "level=error component=" NAME " msg=\"dead letters keep failing, their "
+                       "inputs wait\" error=\"orders.dlq: Broker: Topic authorization failed\" "
+                       "attempts=3");
+    assert_logged(log, "level=info component=" NAME " msg=\"dead letters written again\"");
+    free(log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_alarm, setup, teardown),
     };
+    /* SVC_TEST=name runs the tests matching that pattern only. */
+    if (getenv("SVC_TEST")) cmocka_set_test_filter(getenv("SVC_TEST"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

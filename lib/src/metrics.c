@@ -161,6 +161,26 @@ void svc_metrics_discard(svc_metrics_t *m) {
         memset(m->types[i].pending, 0, sizeof(m->types[i].pending));
 }
 
+void svc_metrics_dead_letter_failed(svc_metrics_t *m, const char *why, int blocked) {
+    atomic_fetch_add(&m->dead_letter_failures, 1);
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->dead_letter_why, sizeof(m->dead_letter_why), "%s", why);
+    pthread_mutex_unlock(&m->lock);
+    if (blocked) atomic_store(&m->dead_letters_blocked, 1);
+}
+
+void svc_metrics_dead_letters_ok(svc_metrics_t *m) {
+    atomic_store(&m->dead_letters_blocked, 0);
+}
+
+int svc_metrics_dead_letters_blocked(svc_metrics_t *m, char *why, size_t size) {
+    if (!atomic_load(&m->dead_letters_blocked)) return 0;
+    pthread_mutex_lock(&m->lock);
+    snprintf(why, size, "%s", m->dead_letter_why);
+    pthread_mutex_unlock(&m->lock);
+    return 1;
+}
+
 void svc_metrics_handler_time(svc_metrics_t *m, int64_t ns) {
     size_t b = 0;
     while (b < MET_BUCKETS && ns > bucket_ns[b])
@@ -322,6 +342,14 @@ static void totals(met_buf_t *b, const evk_service_t *svc) {
             atomic_load(&svc->stats.commits));
     counter(b, m, "evk_transactions_aborted_total", "Aborted transactions (batch replayed).",
             atomic_load(&svc->stats.aborts));
+    counter(b, m, "evk_dead_letter_failures_total",
+            "Batches aborted (and replayed) because a dead letter could not be written.",
+            atomic_load(&m->dead_letter_failures));
+    family(
+        b, "evk_dead_letters_blocked", "gauge",
+        "1 while dead letters keep failing (retry_max batches in a row): their inputs wait.");
+    buf_printf(b, "evk_dead_letters_blocked{service=\"%s\"} %d\n", m->label,
+               atomic_load(&m->dead_letters_blocked));
 }
 
 char *svc_metrics_render(const evk_service_t *svc) {

@@ -40,12 +40,18 @@ typedef struct svc_metrics_s {
 
     atomic_uint_fast64_t buckets[MET_BUCKETS + 1], latency_count, latency_sum_ns;
 
-    pthread_mutex_t lock; /* guards kafka */
+    pthread_mutex_t lock; /* guards kafka and dead_letter_why */
     char *kafka[MET_CLIENTS][MET_K_N];
 
     /* Set once the stores are restored and the consumer subscribed, cleared
      * before the clients are destroyed: health reads the clients only then. */
     atomic_int ready;
+
+    /* Batches aborted because a dead letter could not be written; set while
+     * they keep failing (health 503), with the last reason (under lock). */
+    atomic_uint_fast64_t dead_letter_failures;
+    atomic_int dead_letters_blocked;
+    char dead_letter_why[256];
 
     int64_t port; /* 0: no endpoint */
     char *bind;
@@ -62,6 +68,13 @@ void svc_metrics_consumed(svc_metrics_t *m, const char *type, int failed);
 void svc_metrics_produced(svc_metrics_t *m, const char *type);
 void svc_metrics_commit(svc_metrics_t *m);
 void svc_metrics_discard(svc_metrics_t *m);
+/* A batch aborted because a dead letter could not be written (@p why);
+ * @p blocked: they keep failing, raise the alarm. */
+void svc_metrics_dead_letter_failed(svc_metrics_t *m, const char *why, int blocked);
+/* Dead letters are written again: the alarm is over. */
+void svc_metrics_dead_letters_ok(svc_metrics_t *m);
+/* Whether the alarm is up; its reason into @p why. Any thread. */
+int svc_metrics_dead_letters_blocked(svc_metrics_t *m, char *why, size_t size);
 /* One handler call that took @p ns nanoseconds. */
 void svc_metrics_handler_time(svc_metrics_t *m, int64_t ns);
 /* librdkafka's statistics callback; the client's opaque is the service. */

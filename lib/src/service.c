@@ -16,6 +16,8 @@
 #define SVC_FLUSH_TIMEOUT_MS 10000
 #define SVC_MAX_POLL_DEFAULT_MS 300000   /* librdkafka's max.poll.interval.ms */
 #define SVC_TXN_TIMEOUT_DEFAULT_MS 60000 /* librdkafka's transaction.timeout.ms */
+#define SVC_MESSAGE_MAX_DEFAULT 1000000  /* librdkafka's message.max.bytes */
+#define SVC_DEAD_LETTER_MIN_BYTES 4096   /* room for the evk_dlq_* headers */
 
 /* ---- signals ---- */
 
@@ -151,11 +153,20 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
  * by slice for as long as the cluster is out of reach; stopping meanwhile
  * is a clean stop (nothing was consumed). */
 static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    const char *const kv[] = {
-        "transactional.id", svc->txn_id, "enable.idempotence", "true", "acks", "all", NULL};
-    svc->producer =
-        svc_client(svc, RD_KAFKA_PRODUCER, svc_kafka_conf(svc, kv, errstr, errstr_size), errstr,
-                   errstr_size);
+    char max_bytes[24];
+    snprintf(max_bytes, sizeof(max_bytes), "%lld", (long long)svc->message_max_bytes);
+    const char *const kv[] = {"transactional.id",
+                              svc->txn_id,
+                              "enable.idempotence",
+                              "true",
+                              "acks",
+                              "all",
+                              "message.max.bytes",
+                              max_bytes,
+                              NULL};
+    rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
+    if (conf) rd_kafka_conf_set_dr_msg_cb(conf, svc_delivered);
+    svc->producer = svc_client(svc, RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     if (!svc->producer) return EVK_ERR_KAFKA;
     while (!svc_stopping(svc)) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(svc->producer, SVC_CALL_SLICE_MS);
@@ -589,6 +600,24 @@ static evk_err_t svc_check_retry_budget(const evk_service_t *svc, char *errstr,
     return EVK_OK;
 }
 
+/* message.max.bytes is set rather than assumed: librdkafka's default,
+ * below a default broker's and topic's max.message.bytes (1048588), so that
+ * what the producer takes the cluster takes too; kafka.message.max.bytes
+ * changes it. Dead letters are cut to fit it, or the smaller
+ * dead_letter_max_bytes of a DLQ topic with a lower limit. */
+static evk_err_t svc_record_limits(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    svc->message_max_bytes = kafka_ms(svc, "message.max.bytes", SVC_MESSAGE_MAX_DEFAULT);
+    evk_err_t rc = svc_setting(svc, "dead_letter_max_bytes", svc->message_max_bytes,
+                               SVC_DEAD_LETTER_MIN_BYTES, &svc->dead_letter_max_bytes, errstr,
+                               errstr_size);
+    if (!rc && svc->dead_letter_max_bytes > svc->message_max_bytes)
+        rc =
+            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                     "%s.dead_letter_max_bytes: must not exceed kafka.message.max.bytes (%lld)",
+                     svc->name, (long long)svc->message_max_bytes);
+    return rc;
+}
+
 static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char path[512];
     snprintf(path, sizeof(path), "%s.event_log_level", svc->name);
@@ -616,6 +645,7 @@ static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_si
         rc = svc_setting(svc, "shutdown_timeout_ms", 10000, 1000, &svc->shutdown_timeout_ms,
                          errstr, errstr_size);
     if (!rc) rc = svc_event_log_level(svc, errstr, errstr_size);
+    if (!rc) rc = svc_record_limits(svc, errstr, errstr_size);
     if (!rc) rc = svc_metrics_settings(svc, errstr, errstr_size);
     /* Restore reads up to the last stable offset, which an open transaction
      * of a crashed writer holds back until the broker times it out. */

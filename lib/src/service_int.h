@@ -73,6 +73,8 @@ struct evk_service_s {
     int64_t retry_max, retry_backoff_ms, retry_backoff_max_ms;
     int64_t restore_timeout_ms;
     int64_t shutdown_timeout_ms;
+    int64_t message_max_bytes;     /* the producer's message.max.bytes */
+    int64_t dead_letter_max_bytes; /* what a dead letter is cut to fit */
     evk_log_level_t event_log_level;
 
     svc_route_t *routes;
@@ -95,6 +97,11 @@ struct evk_service_s {
     int64_t batch_start_ms;
     uint64_t batch_inputs, batch_outputs, batch_dead;
     unsigned aborts_in_row; /* paces replays of a batch that keeps failing */
+    /* A dead letter of the open batch could not be written (why: the
+     * last such error); batches so aborted in a row, for the alarm. */
+    int batch_dlq_failed;
+    char dlq_why[256];
+    unsigned dlq_failures_in_row;
     /* Whether the cluster applies transactional offsets (see
      * service_txn.c); probed once per run. */
     enum { SVC_OFFSETS_UNKNOWN, SVC_OFFSETS_TXN, SVC_OFFSETS_MIRROR } offsets_mode;
@@ -162,11 +169,15 @@ void svc_unstage_from(evk_service_t *svc, size_t from);
  * callback). */
 evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, char *errstr,
                            size_t errstr_size);
-/* Produce the dead letter of @p msg and advance past it; returns like
- * svc_flush_staged(). */
+/* Produce the dead letter of @p msg, cut to dead_letter_max_bytes if need
+ * be, and advance past it; returns like svc_flush_staged(). A dead letter
+ * that cannot be written aborts and replays the batch (SVC_REPLAY). */
 evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk_err_t err,
                           const char *reason, int attempts, char *errstr, size_t errstr_size);
 void svc_advance(evk_service_t *svc, const rd_kafka_message_t *msg);
+/* The producer's delivery report callback (the opaque is the service):
+ * notes dead letters the cluster refused. */
+void svc_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 const svc_poison_t *svc_poison_find(const evk_service_t *svc, const rd_kafka_message_t *msg);
 void svc_poison_clear(evk_service_t *svc);
 /* Commit the open transaction (EVK_OK without one). When librdkafka says it

@@ -27,11 +27,31 @@
  * key, value and headers plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic,
  * evk_dlq_partition, evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
  *
+ * A dead letter can always be written. The service producer's
+ * message.max.bytes is set, not assumed: kafka.message.max.bytes, else
+ * 1000000 (librdkafka's default, below a default broker's and topic's
+ * max.message.bytes of 1048588, so what the producer sends the cluster
+ * takes). The input plus the evk_dlq_* headers can exceed it (a ~1 MiB
+ * message was accepted by the broker): the dead letter is then cut to
+ * dead_letter_max_bytes (default and maximum message.max.bytes, for a DLQ
+ * topic with a lower max.message.bytes): its value first, to the prefix
+ * that fits (evk_dlq_truncated: the original size); if key and headers
+ * leave no room, the original headers are left out
+ * (evk_dlq_headers_dropped: their count), and last the key is cut
+ * (evk_dlq_key_truncated). The whole input stays at evk_dlq_topic /
+ * partition / offset. A dead letter the cluster refuses anyway (e.g. not
+ * authorized) aborts its batch, which is replayed with the retry backoff;
+ * after retry_max such batches in a row the service alarms (an error log,
+ * /healthz 503, evk_dead_letters_blocked 1) and keeps trying, the inputs
+ * behind it waiting, until one is written (an info log clears the alarm).
+ * It never stops the service.
+ *
  * Settings, from the config group named after the service (defaults):
  *   group_id ("<name>"), instance_id (host name), batch_max (1000),
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
- *   shutdown_timeout_ms (10000, at least 1000),
+ *   shutdown_timeout_ms (10000, at least 1000), dead_letter_max_bytes
+ *   (kafka.message.max.bytes, else 1000000; at least 4096),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
  *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both.
  *
@@ -57,12 +77,14 @@
  * HTTP on metrics_bind:metrics_port, from its own thread, for as long as it
  * runs (a port that cannot be bound fails the run with EVK_ERR_IO):
  *   GET /healthz  200 "ok" once the stores are restored and the consumer
- *                 subscribed and neither client has a fatal error, else 503;
+ *                 subscribed, neither client has a fatal error and dead
+ *                 letters are not failing (see above), else 503;
  *   GET /metrics  Prometheus text: committed inputs, outputs and dead
- *                 letters by event type, retries, commits, aborts, a handler
- *                 latency histogram, consumer lag per partition and a few
- *                 librdkafka statistics (statistics.interval.ms defaults to
- *                 5000 then).
+ *                 letters by event type, retries, commits, aborts, dead
+ *                 letters that failed and whether they are blocked, a
+ *                 handler latency histogram, consumer lag per partition and
+ *                 a few librdkafka statistics (statistics.interval.ms
+ *                 defaults to 5000 then).
  * The transactional.id is "<group_id>-<instance_id>": a restarted instance
  * fences its predecessor and aborts whatever it left open.
  */
