@@ -1,6 +1,7 @@
 /* A service's /healthz and /metrics over the dev broker, its per-event log
- * lines, secrets kept out of logs and metrics, and dead letters that cannot
- * be written: a failure a service survives but must show. */
+ * lines, secrets kept out of logs and metrics, and the failures a service
+ * survives but must show: dead letters that cannot be written, refused
+ * offset commits, events no handler takes. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -499,12 +500,96 @@ static void test_dead_letter_alarm(void **state) {
     free(log);
 }
 
+/* (5) A consumer offset commit mirroring a transaction's (the dev broker's
+ * way) that is refused, as during a rebalance, is logged at warn and
+ * counted; the service goes on. */
+static void test_offset_commit_refused(void **state) {
+    fixture_t *f = *state;
+    capture_t cap;
+    svc_runner_t r;
+    start_captured(f, &r, &cap);
+    rd_kafka_mock_push_request_errors(evk_devbroker_mock(f->env->db), 8 /* OffsetCommit */, 1,
+                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
+    free(svc_send(f->env, svc_order(f->env, "o-1", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    assert_true(wait_sample(f->port, "evk_offset_commit_failures_total{service=\"" NAME "\"}",
+                            1, 1) >= 1);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 1, SVC_WAIT_MS), 1);
+    char *log = stop_captured(&r, &cap);
+    assert_logged(log,
+                  "level=warn component=" NAME " msg=\"offset commit failed, a restart may "
+                  "replay the batch\" error=\"Broker: Group rebalance in progress\"");
+    free(log);
+}
+
+/* @p ev (consumed) produced to @p topic, whichever its type's is. */
+static void send_to(svc_env_t *env, const char *topic, evk_event_t *ev) {
+    void *value;
+    size_t len;
+    rd_kafka_headers_t *hdrs;
+    assert_int_equal(evk_event_set_source(ev, "test"), EVK_OK);
+    assert_int_equal(evk_event_encode(ev, &value, &len), EVK_OK);
+    assert_int_equal(evk_event_headers(ev, &hdrs), EVK_OK);
+    assert_int_equal(rd_kafka_producev(
+                         env->producer, RD_KAFKA_V_TOPIC(topic),
+                         RD_KAFKA_V_KEY(evk_event_key(ev), strlen(evk_event_key(ev))),
+                         RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END),
+                     0);
+    evk_event_destroy(ev);
+}
+
+static evk_event_t *new_event(svc_env_t *env, const char *type, const char *order) {
+    evk_event_t *ev = evk_event_new(evk_catalog_find(env->cat, type));
+    assert_non_null(ev);
+    assert_int_equal(evk_event_set_key(ev, order), EVK_OK);
+    assert_int_equal(evk_event_set_string(ev, "order_id", order), EVK_OK);
+    assert_int_equal(evk_event_set_string(ev, "customer_id", "c-1"), EVK_OK);
+    assert_int_equal(evk_event_set_string(ev, "currency", "EUR"), EVK_OK);
+    if (!strcmp(type, "OrderConfirmed"))
+        assert_int_equal(evk_event_set_long(ev, "total_cents", 100), EVK_OK);
+    return ev;
+}
+
+/* (6) Events no handler here takes: OrderConfirmed on its own topic (types
+ * share topics: said once at info), StockReserved on `orders` (not its
+ * topic: said once at warn); both counted by type. */
+static void test_skipped(void **state) {
+    fixture_t *f = *state;
+    capture_t cap;
+    svc_runner_t r;
+    start_captured(f, &r, &cap);
+    send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-1"));
+    send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-2"));
+    send_to(f->env, "orders", new_event(f->env, "StockReserved", "o-3"));
+    free(svc_send(f->env, svc_order(f->env, "o-4", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    const char *confirmed =
+        "evk_events_skipped_total{service=\"" NAME "\",type=\"shop.orders.OrderConfirmed\"}";
+    const char *misrouted =
+        "evk_events_skipped_total{service=\"" NAME "\",type=\"" RESERVED "\"}";
+    assert_true(wait_sample(f->port, confirmed, 2, 0) == 2);
+    assert_true(wait_sample(f->port, misrouted, 1, 0) == 1);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 1, SVC_WAIT_MS), 1);
+    char *log = stop_captured(&r, &cap);
+    const char *info = "level=info component=" NAME " msg=\"skipping events no handler here "
+                       "takes\" type=shop.orders.OrderConfirmed topic=orders\n";
+    assert_logged(log, info);
+    assert_null(strstr(strstr(log, info) + 1, info)); /* once */
+    assert_logged(log, "level=warn component=" NAME " msg=\"skipping events of a type that "
+                       "belongs on another topic\" type=" RESERVED " topic=orders "
+                       "belongs_on=inventory\n");
+    free(log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_alarm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offset_commit_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skipped, setup, teardown),
     };
     /* SVC_TEST=name runs the tests matching that pattern only. */
     if (getenv("SVC_TEST")) cmocka_set_test_filter(getenv("SVC_TEST"));

@@ -23,7 +23,7 @@
 enum { MET_K_TXMSGS, MET_K_RXMSGS, MET_K_REPLYQ, MET_K_MSGCNT, MET_K_RTT, MET_K_LAG, MET_K_N };
 enum { MET_PRODUCER, MET_CONSUMER, MET_CLIENTS };
 
-enum { MET_CONSUMED, MET_PRODUCED, MET_FAILED, MET_COUNTS };
+enum { MET_CONSUMED, MET_PRODUCED, MET_FAILED, MET_SKIPPED, MET_COUNTS };
 
 typedef struct {
     const char *type; /* owned by the catalog; "unknown" for undecodable input */
@@ -31,6 +31,7 @@ typedef struct {
     /* The open transaction's counts: loop thread only, made final by a
      * commit and dropped by an abort, so that replays do not count twice. */
     uint64_t pending[MET_COUNTS];
+    unsigned skips_noted; /* loop thread only: bit 0 on its topic, bit 1 elsewhere */
 } met_type_t;
 
 typedef struct svc_metrics_s {
@@ -46,6 +47,8 @@ typedef struct svc_metrics_s {
     /* Set once the stores are restored and the consumer subscribed, cleared
      * before the clients are destroyed: health reads the clients only then. */
     atomic_int ready;
+
+    atomic_uint_fast64_t offset_commit_failures;
 
     /* Batches aborted because a dead letter could not be written; set while
      * they keep failing (health 503), with the last reason (under lock). */
@@ -66,6 +69,12 @@ void svc_metrics_destroy(svc_metrics_t *m);
 void svc_metrics_consumed(svc_metrics_t *m, const char *type, int failed);
 /* One output of type @p type produced in the open transaction. */
 void svc_metrics_produced(svc_metrics_t *m, const char *type);
+/* One input of type @p type skipped (no handler) in the open transaction,
+ * on another topic than its own if @p misrouted; 1 the first time for that
+ * type and @p misrouted, so that the caller can say so once. */
+int svc_metrics_skipped(svc_metrics_t *m, const char *type, int misrouted);
+/* An offset commit failed (not one of a transaction). */
+void svc_metrics_offset_commit_failed(svc_metrics_t *m);
 void svc_metrics_commit(svc_metrics_t *m);
 void svc_metrics_discard(svc_metrics_t *m);
 /* A batch aborted because a dead letter could not be written (@p why);

@@ -339,6 +339,25 @@ static evk_err_t svc_dispatch(evk_service_t *svc, const svc_route_t *r,
     }
 }
 
+/* Types share topics (order-service reads its own OrderConfirmed on
+ * `orders`), so an event no handler here takes is normal on its catalog
+ * topic: counted by type and said once, at info. On another topic its
+ * writer sent it astray: said once per type at warn. Every one has its
+ * per-event line at event_log_level. */
+static void svc_skipped(evk_service_t *svc, const rd_kafka_message_t *m,
+                        const evk_schema_t *s) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int misrouted = strcmp(topic, evk_schema_topic(s)) != 0;
+    if (!svc_metrics_skipped(svc->metrics, evk_schema_type(s), misrouted)) return;
+    if (misrouted)
+        evk_log(EVK_LOG_WARN, svc->name,
+                "skipping events of a type that belongs on another topic", "type",
+                evk_schema_type(s), "topic", topic, "belongs_on", evk_schema_topic(s), NULL);
+    else
+        evk_log(EVK_LOG_INFO, svc->name, "skipping events no handler here takes", "type",
+                evk_schema_type(s), "topic", topic, NULL);
+}
+
 static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
                                   size_t errstr_size) {
     const svc_poison_t *p = svc_poison_find(svc, m);
@@ -363,6 +382,7 @@ static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *
         rc = svc_dispatch(svc, r, m, ev, errstr, errstr_size);
     } else {
         svc->input.outcome = "skipped"; /* a type nobody here handles */
+        svc_skipped(svc, m, evk_event_schema(ev));
         svc_advance(svc, m);
     }
     evk_event_destroy(ev);
@@ -516,6 +536,10 @@ static void svc_close_consumer(evk_service_t *svc) {
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
         if (ev) svc_close_event(svc, ev);
     }
+    /* Left to the group to time the member out. */
+    if (e || !rd_kafka_consumer_closed(svc->consumer))
+        evk_log(EVK_LOG_WARN, svc->name, "consumer not closed, the group times it out", "error",
+                e ? rd_kafka_error_string(e) : "stop deadline", NULL);
     if (e) rd_kafka_error_destroy(e);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy_flags(svc->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);

@@ -11,6 +11,8 @@
 
 /* How long rewinding waits for the fetcher to drop prefetched messages. */
 #define SVC_SEEK_TIMEOUT_MS 10000
+/* How long the result of a consumer offset commit is waited for. */
+#define SVC_COMMIT_TIMEOUT_MS 10000
 
 void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return arr;
@@ -507,12 +509,48 @@ static int txn_offsets_applied(evk_service_t *svc) {
     return applied;
 }
 
+/* The commit result that arrives on @p q (nothing else does); __TIMED_OUT
+ * after SVC_COMMIT_TIMEOUT_MS or at the stop deadline. */
+static rd_kafka_resp_err_t commit_wait(evk_service_t *svc, rd_kafka_queue_t *q) {
+    int64_t deadline = evk_now_ms() + SVC_COMMIT_TIMEOUT_MS;
+    int ms;
+    while ((ms = svc_call_timeout(svc, 100, close_reserve(svc))) > 0 &&
+           evk_now_ms() < deadline) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
+        if (!ev) continue;
+        rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+        const rd_kafka_topic_partition_list_t *done = rd_kafka_event_topic_partition_list(ev);
+        for (int i = 0; done && !err && i < done->cnt; i++)
+            err = done->elems[i].err;
+        rd_kafka_event_destroy(ev);
+        return err;
+    }
+    return RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+/* Commit svc->next with the consumer. Asynchronously, so that the wait is
+ * bounded: a synchronous commit waits for an absent group coordinator for
+ * up to session.timeout.ms. */
+static rd_kafka_resp_err_t commit_offsets(evk_service_t *svc) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(svc->consumer);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(svc->consumer, svc->next, q, NULL, NULL);
+    if (!err) err = commit_wait(svc, q);
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+/* A failed mirror commit (the dev broker refuses them during rebalances)
+ * only means that a restart may replay the batch: logged and counted. */
 static void mirror_offsets(evk_service_t *svc) {
     if (!svc->next->cnt) return;
     if (svc->offsets_mode == SVC_OFFSETS_UNKNOWN)
         svc->offsets_mode = txn_offsets_applied(svc) ? SVC_OFFSETS_TXN : SVC_OFFSETS_MIRROR;
-    /* A failure only means the batch may be replayed after a restart. */
-    if (svc->offsets_mode == SVC_OFFSETS_MIRROR) rd_kafka_commit(svc->consumer, svc->next, 0);
+    if (svc->offsets_mode != SVC_OFFSETS_MIRROR) return;
+    rd_kafka_resp_err_t err = commit_offsets(svc);
+    if (!err) return;
+    svc_metrics_offset_commit_failed(svc->metrics);
+    evk_log(EVK_LOG_WARN, svc->name, "offset commit failed, a restart may replay the batch",
+            "error", rd_kafka_err2str(err), NULL);
 }
 
 static void committed(evk_service_t *svc) {

@@ -73,18 +73,32 @@
  * warn at least. It is written when the input is handled, so the inputs of
  * an aborted batch are logged again when it is replayed.
  *
+ * Skipped input: a valid event of a type no handler here takes is skipped
+ * (outcome "skipped"). Types share topics (order-service reads its own
+ * OrderConfirmed on `orders`), so that is normal on the type's own topic:
+ * it is counted by type (evk_events_skipped_total) and said once per type
+ * at info, not per event (its event line is at event_log_level). A type
+ * read on another topic than its catalog's was sent astray by its writer:
+ * counted too, and said once per type at warn. Errors the service goes on
+ * from are logged at warn and counted: e.g. on a cluster that does not
+ * apply a transaction's offsets (the dev broker) the service commits them
+ * again with its consumer, and such a commit refused (during a rebalance)
+ * only means that a restart may replay a batch
+ * (evk_offset_commit_failures_total).
+ *
  * Health and metrics: with a metrics_port, evk_service_run() serves over
  * HTTP on metrics_bind:metrics_port, from its own thread, for as long as it
  * runs (a port that cannot be bound fails the run with EVK_ERR_IO):
  *   GET /healthz  200 "ok" once the stores are restored and the consumer
  *                 subscribed, neither client has a fatal error and dead
  *                 letters are not failing (see above), else 503;
- *   GET /metrics  Prometheus text: committed inputs, outputs and dead
- *                 letters by event type, retries, commits, aborts, dead
- *                 letters that failed and whether they are blocked, a
- *                 handler latency histogram, consumer lag per partition and
- *                 a few librdkafka statistics (statistics.interval.ms
- *                 defaults to 5000 then).
+ *   GET /metrics  Prometheus text: committed inputs, outputs, dead letters
+ *                 and skipped inputs by event type, retries, commits,
+ *                 aborts, dead letters that failed and whether they are
+ *                 blocked, refused offset commits, a handler latency
+ *                 histogram, consumer lag per partition and a few
+ *                 librdkafka statistics (statistics.interval.ms defaults to
+ *                 5000 then).
  * The transactional.id is "<group_id>-<instance_id>": a restarted instance
  * fences its predecessor and aborts whatever it left open.
  */
@@ -126,7 +140,8 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
 
 /**
  * @brief Route events of @p type (full or short name) to @p handler and
- *        subscribe to its topic. Other types on the same topic are skipped.
+ *        subscribe to its topic. Other types on the same topic are skipped
+ *        (counted and said once per type, see above).
  */
 evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
                          void *opaque, char *errstr, size_t errstr_size);
