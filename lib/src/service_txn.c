@@ -502,7 +502,8 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
  * the transactional path alone. */
 static int txn_offsets_applied(evk_service_t *svc) {
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(svc->next);
-    int applied = !rd_kafka_committed(svc->consumer, c, SVC_SEEK_TIMEOUT_MS);
+    int applied = !rd_kafka_committed(
+        svc->consumer, c, svc_call_timeout(svc, SVC_SEEK_TIMEOUT_MS, close_reserve(svc)));
     for (int i = 0; i < c->cnt && applied; i++)
         applied = c->elems[i].offset == svc->next->elems[i].offset;
     rd_kafka_topic_partition_list_destroy(c);
