@@ -1,5 +1,7 @@
 /* A service's /healthz and /metrics over the dev broker, its per-event log
- * lines, and secrets kept out of logs and metrics. */
+ * lines, secrets kept out of logs and metrics, and the failures a service
+ * survives but must show: dead letters that cannot be written, refused
+ * offset commits, events no handler takes. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -282,13 +284,37 @@ static void test_endpoint(void **state) {
     evk_service_destroy(svc);
 }
 
+/* stderr into a file from capture_begin() until capture_end(), which
+ * returns what was written (malloc()ed). */
+typedef struct {
+    char path[32];
+    int fd, saved;
+} capture_t;
+
+static void capture_begin(capture_t *c) {
+    snprintf(c->path, sizeof(c->path), "/tmp/evk-met-XXXXXX");
+    c->fd = mkstemp(c->path);
+    c->saved = dup(STDERR_FILENO);
+    assert_true(c->fd >= 0);
+    dup2(c->fd, STDERR_FILENO);
+}
+
+static char *capture_end(capture_t *c) {
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    assert_int_equal(lseek(c->fd, 0, SEEK_SET), 0); /* fd shares stderr's offset */
+    char *out = read_all(c->fd);
+    close(c->fd);
+    unlink(c->path);
+    return out;
+}
+
 /* Runs the service of test_endpoint with stderr captured; returns it with
  * the bodies of /metrics and /healthz appended. */
 static char *run_captured(fixture_t *f) {
-    char path[] = "/tmp/evk-met-XXXXXX", *metrics, *health;
-    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-    assert_true(fd >= 0);
-    dup2(fd, STDERR_FILENO);
+    char *metrics, *health;
+    capture_t cap;
+    capture_begin(&cap);
     atomic_store(&f->release, 1);
     evk_service_t *svc = new_service(f);
     svc_runner_t r;
@@ -302,12 +328,7 @@ static char *run_captured(fixture_t *f) {
     evk_log(EVK_LOG_INFO, "test", "webhook failed", "url",
             "https://evkit:" SECRET "@hooks.example.com/x", "basic.auth.user.info",
             "evkit:" SECRET, NULL);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    assert_int_equal(lseek(fd, 0, SEEK_SET), 0); /* fd shares stderr's offset */
-    char *out = read_all(fd);
-    close(fd);
-    unlink(path);
+    char *out = capture_end(&cap);
     size_t n = strlen(out) + strlen(metrics) + strlen(health) + 1;
     out = realloc(out, n);
     strcat(strcat(out, metrics), health);
@@ -397,11 +418,196 @@ static void test_settings(void **state) {
     assert_non_null(strstr(errstr, " (half the descriptor limit), got 100000000"));
 }
 
+/* ---- failures that do not stop a service ---- */
+
+/* The service started with stderr captured, ready and healthy. */
+static evk_service_t *start_captured(fixture_t *f, svc_runner_t *r, capture_t *cap) {
+    atomic_store(&f->release, 1);
+    capture_begin(cap);
+    evk_service_t *svc = new_service(f);
+    svc_start(r, svc);
+    char *body;
+    int status = http_wait_change(f->port, "/healthz", -1, &body);
+    free(body);
+    if (status == 503) { /* starting */
+        status = http_wait_change(f->port, "/healthz", 503, &body);
+        free(body);
+    }
+    assert_int_equal(status, 200);
+    return svc;
+}
+
+/* Stop, and what the service logged. */
+static char *stop_captured(svc_runner_t *r, capture_t *cap) {
+    assert_int_equal(svc_stop(r), EVK_OK);
+    evk_service_destroy(r->svc);
+    return capture_end(cap);
+}
+
+static void assert_logged(const char *log, const char *line) {
+    if (!strstr(log, line)) fail_msg("not logged: %s", line);
+}
+
+/* Partition leaders: inputs on broker 1, dead letters on broker 2, outputs
+ * on broker 3, so that broker 2's injected Produce errors hit dead letters
+ * only. Called before any client looked up the topics' leaders. */
+static void dead_letters_apart(svc_env_t *env) {
+    const char *topics[] = {"orders", "orders.dlq", "inventory", "inventory.levels"};
+    rd_kafka_mock_cluster_t *mc = evk_devbroker_mock(env->db);
+    for (int t = 0; t < 4; t++)
+        for (int p = 0; p < SVC_PARTITIONS; p++)
+            assert_int_equal(rd_kafka_mock_partition_set_leader(mc, topics[t], p,
+                                                                t == 0   ? 1
+                                                                : t == 1 ? 2
+                                                                         : 3),
+                             0);
+}
+
+/* (4) A dead letter the cluster refuses (6 times) fails its batch, which
+ * is replayed with backoff; after retry_max such batches the service alarms
+ * (error log, /healthz 503, evk_dead_letters_blocked 1) and keeps trying;
+ * once the dead letter is written the alarm is over. */
+static void test_dead_letter_alarm(void **state) {
+    fixture_t *f = *state;
+    enum { REFUSALS = 6 };
+    svc_env_set(f->env, NAME ".retry_max", "3");
+    svc_env_set(f->env, NAME ".retry_backoff_ms", "50");
+    svc_env_set(f->env, NAME ".retry_backoff_max_ms", "200");
+    dead_letters_apart(f->env);
+    capture_t cap;
+    svc_runner_t r;
+    start_captured(f, &r, &cap);
+    rd_kafka_mock_cluster_t *mc = evk_devbroker_mock(f->env->db);
+    for (int i = 0; i < REFUSALS; i++)
+        assert_int_equal(
+            rd_kafka_mock_broker_push_request_error_rtts(
+                mc, 2, 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0),
+            0);
+    svc_send_raw(f->env, "orders", "poison", "not avro", 8, 0);
+    svc_flush(f->env);
+
+    char *body;
+    assert_int_equal(http_wait_change(f->port, "/healthz", 200, &body), 503);
+    assert_non_null(strstr(body, "dead letters failing: orders.dlq: "));
+    free(body);
+    assert_true(wait_sample(f->port, "evk_dead_letters_blocked{service=\"" NAME "\"}", 1, 0) ==
+                1);
+    assert_true(wait_sample(f->port, "evk_dead_letter_failures_total{service=\"" NAME "\"}", 3,
+                            1) >= 3);
+    assert_int_equal(http_wait_change(f->port, "/healthz", 503, &body), 200);
+    free(body);
+    assert_int_equal(svc_wait_for(f->env, "orders.dlq", 1, SVC_WAIT_MS), 1);
+    assert_true(wait_sample(f->port, "evk_dead_letters_blocked{service=\"" NAME "\"}", 0, 0) ==
+                0);
+    /* A refusal fails the next tries at once too, until librdkafka drops
+     * the topic's error: at least one failed batch per refusal. */
+    assert_true(wait_sample(f->port, "evk_dead_letter_failures_total{service=\"" NAME "\"}",
+                            REFUSALS, 1) >= REFUSALS);
+    assert_true(wait_sample(f->port, "evk_dead_letters_total{service=\"" NAME "\"}", 1, 0) ==
+                1);
+    char *log = stop_captured(&r, &cap);
+    assert_logged(log, "level=warn component=" NAME " msg=\"dead letter not written, batch "
+                       "replayed\" error=\"orders.dlq: Broker: Topic authorization failed\" "
+                       "attempts=1");
+    assert_logged(log, "level=error component=" NAME " msg=\"dead letters keep failing, their "
+                       "inputs wait\" error=\"orders.dlq: Broker: Topic authorization failed\" "
+                       "attempts=3");
+    assert_logged(log, "level=info component=" NAME " msg=\"dead letters written again\"");
+    free(log);
+}
+
+/* (5) A consumer offset commit mirroring a transaction's (the dev broker's
+ * way) that is refused, as during a rebalance, is logged at warn and
+ * counted; the service goes on. */
+static void test_offset_commit_refused(void **state) {
+    fixture_t *f = *state;
+    capture_t cap;
+    svc_runner_t r;
+    start_captured(f, &r, &cap);
+    rd_kafka_mock_push_request_errors(evk_devbroker_mock(f->env->db), 8 /* OffsetCommit */, 1,
+                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
+    free(svc_send(f->env, svc_order(f->env, "o-1", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    assert_true(wait_sample(f->port, "evk_offset_commit_failures_total{service=\"" NAME "\"}",
+                            1, 1) >= 1);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 1, SVC_WAIT_MS), 1);
+    char *log = stop_captured(&r, &cap);
+    assert_logged(log,
+                  "level=warn component=" NAME " msg=\"offset commit failed, a restart may "
+                  "replay the batch\" error=\"Broker: Group rebalance in progress\"");
+    free(log);
+}
+
+/* @p ev (consumed) produced to @p topic, whichever its type's is. */
+static void send_to(svc_env_t *env, const char *topic, evk_event_t *ev) {
+    void *value;
+    size_t len;
+    rd_kafka_headers_t *hdrs;
+    assert_int_equal(evk_event_set_source(ev, "test"), EVK_OK);
+    assert_int_equal(evk_event_encode(ev, &value, &len), EVK_OK);
+    assert_int_equal(evk_event_headers(ev, &hdrs), EVK_OK);
+    assert_int_equal(rd_kafka_producev(
+                         env->producer, RD_KAFKA_V_TOPIC(topic),
+                         RD_KAFKA_V_KEY(evk_event_key(ev), strlen(evk_event_key(ev))),
+                         RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END),
+                     0);
+    evk_event_destroy(ev);
+}
+
+static evk_event_t *new_event(svc_env_t *env, const char *type, const char *order) {
+    evk_event_t *ev = evk_event_new(evk_catalog_find(env->cat, type));
+    assert_non_null(ev);
+    assert_int_equal(evk_event_set_key(ev, order), EVK_OK);
+    assert_int_equal(evk_event_set_string(ev, "order_id", order), EVK_OK);
+    assert_int_equal(evk_event_set_string(ev, "customer_id", "c-1"), EVK_OK);
+    assert_int_equal(evk_event_set_string(ev, "currency", "EUR"), EVK_OK);
+    if (!strcmp(type, "OrderConfirmed"))
+        assert_int_equal(evk_event_set_long(ev, "total_cents", 100), EVK_OK);
+    return ev;
+}
+
+/* (6) Events no handler here takes: OrderConfirmed on its own topic (types
+ * share topics: said once at info), StockReserved on `orders` (not its
+ * topic: said once at warn); both counted by type. */
+static void test_skipped(void **state) {
+    fixture_t *f = *state;
+    capture_t cap;
+    svc_runner_t r;
+    start_captured(f, &r, &cap);
+    send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-1"));
+    send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-2"));
+    send_to(f->env, "orders", new_event(f->env, "StockReserved", "o-3"));
+    free(svc_send(f->env, svc_order(f->env, "o-4", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    const char *confirmed =
+        "evk_events_skipped_total{service=\"" NAME "\",type=\"shop.orders.OrderConfirmed\"}";
+    const char *misrouted =
+        "evk_events_skipped_total{service=\"" NAME "\",type=\"" RESERVED "\"}";
+    assert_true(wait_sample(f->port, confirmed, 2, 0) == 2);
+    assert_true(wait_sample(f->port, misrouted, 1, 0) == 1);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 1, SVC_WAIT_MS), 1);
+    char *log = stop_captured(&r, &cap);
+    const char *info = "level=info component=" NAME " msg=\"skipping events no handler here "
+                       "takes\" type=shop.orders.OrderConfirmed topic=orders\n";
+    assert_logged(log, info);
+    assert_null(strstr(strstr(log, info) + 1, info)); /* once */
+    assert_logged(log, "level=warn component=" NAME " msg=\"skipping events of a type that "
+                       "belongs on another topic\" type=" RESERVED " topic=orders "
+                       "belongs_on=inventory\n");
+    free(log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_alarm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offset_commit_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skipped, setup, teardown),
     };
+    /* SVC_TEST=name runs the tests matching that pattern only. */
+    if (getenv("SVC_TEST")) cmocka_set_test_filter(getenv("SVC_TEST"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

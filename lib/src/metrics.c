@@ -149,6 +149,19 @@ void svc_metrics_produced(svc_metrics_t *m, const char *type) {
     type_of(m, type)->pending[MET_PRODUCED]++;
 }
 
+int svc_metrics_skipped(svc_metrics_t *m, const char *type, int misrouted) {
+    met_type_t *t = type_of(m, type);
+    unsigned bit = misrouted ? 2u : 1u;
+    t->pending[MET_SKIPPED]++;
+    if (t->skips_noted & bit) return 0;
+    t->skips_noted |= bit;
+    return 1;
+}
+
+void svc_metrics_offset_commit_failed(svc_metrics_t *m) {
+    atomic_fetch_add(&m->offset_commit_failures, 1);
+}
+
 void svc_metrics_commit(svc_metrics_t *m) {
     for (size_t i = 0; i < m->ntypes; i++)
         for (int k = 0; k < MET_COUNTS; k++)
@@ -164,6 +177,26 @@ void svc_metrics_discard(svc_metrics_t *m) {
 void svc_metrics_registry_wait(svc_metrics_t *m, int waiting) {
     atomic_store(&m->registry_waiting, waiting);
     if (waiting) atomic_fetch_add(&m->registry_waits, 1);
+}
+
+void svc_metrics_dead_letter_failed(svc_metrics_t *m, const char *why, int blocked) {
+    atomic_fetch_add(&m->dead_letter_failures, 1);
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->dead_letter_why, sizeof(m->dead_letter_why), "%s", why);
+    pthread_mutex_unlock(&m->lock);
+    if (blocked) atomic_store(&m->dead_letters_blocked, 1);
+}
+
+void svc_metrics_dead_letters_ok(svc_metrics_t *m) {
+    atomic_store(&m->dead_letters_blocked, 0);
+}
+
+int svc_metrics_dead_letters_blocked(svc_metrics_t *m, char *why, size_t size) {
+    if (!atomic_load(&m->dead_letters_blocked)) return 0;
+    pthread_mutex_lock(&m->lock);
+    snprintf(why, size, "%s", m->dead_letter_why);
+    pthread_mutex_unlock(&m->lock);
+    return 1;
 }
 
 void svc_metrics_handler_time(svc_metrics_t *m, int64_t ns) {
@@ -330,6 +363,18 @@ static void totals(met_buf_t *b, const evk_service_t *svc) {
             atomic_load(&svc->stats.commits));
     counter(b, m, "evk_transactions_aborted_total", "Aborted transactions (batch replayed).",
             atomic_load(&svc->stats.aborts));
+    counter(b, m, "evk_offset_commit_failures_total",
+            "Consumer offset commits mirroring a transaction's that failed (dev broker; "
+            "a restart may replay the batch).",
+            atomic_load(&m->offset_commit_failures));
+    counter(b, m, "evk_dead_letter_failures_total",
+            "Batches aborted (and replayed) because a dead letter could not be written.",
+            atomic_load(&m->dead_letter_failures));
+    family(
+        b, "evk_dead_letters_blocked", "gauge",
+        "1 while dead letters keep failing (retry_max batches in a row): their inputs wait.");
+    buf_printf(b, "evk_dead_letters_blocked{service=\"%s\"} %d\n", m->label,
+               atomic_load(&m->dead_letters_blocked));
 }
 
 char *svc_metrics_render(const evk_service_t *svc) {
@@ -341,6 +386,9 @@ char *svc_metrics_render(const evk_service_t *svc) {
              MET_PRODUCED, 0);
     per_type(&b, svc, "evk_events_failed_total",
              "Committed inputs that were dead-lettered, by event type.", MET_FAILED, 1);
+    per_type(&b, svc, "evk_events_skipped_total",
+             "Committed inputs of a type no handler here takes, by event type.", MET_SKIPPED,
+             0);
     histogram(&b, svc->metrics);
     kafka(&b, svc->metrics);
     return buf_take(&b);

@@ -23,7 +23,7 @@
 enum { MET_K_TXMSGS, MET_K_RXMSGS, MET_K_REPLYQ, MET_K_MSGCNT, MET_K_RTT, MET_K_LAG, MET_K_N };
 enum { MET_PRODUCER, MET_CONSUMER, MET_CLIENTS };
 
-enum { MET_CONSUMED, MET_PRODUCED, MET_FAILED, MET_COUNTS };
+enum { MET_CONSUMED, MET_PRODUCED, MET_FAILED, MET_SKIPPED, MET_COUNTS };
 
 typedef struct {
     const char *type; /* owned by the catalog; "unknown" for undecodable input */
@@ -31,6 +31,7 @@ typedef struct {
     /* The open transaction's counts: loop thread only, made final by a
      * commit and dropped by an abort, so that replays do not count twice. */
     uint64_t pending[MET_COUNTS];
+    unsigned skips_noted; /* loop thread only: bit 0 on its topic, bit 1 elsewhere */
 } met_type_t;
 
 typedef struct svc_metrics_s {
@@ -40,7 +41,7 @@ typedef struct svc_metrics_s {
 
     atomic_uint_fast64_t buckets[MET_BUCKETS + 1], latency_count, latency_sum_ns;
 
-    pthread_mutex_t lock; /* guards kafka */
+    pthread_mutex_t lock; /* guards kafka and dead_letter_why */
     char *kafka[MET_CLIENTS][MET_K_N];
 
     /* Set once the stores are restored and the consumer subscribed, cleared
@@ -50,6 +51,14 @@ typedef struct svc_metrics_s {
      * registry (health says 503 meanwhile); waits counts each wait. */
     atomic_int registry_waiting;
     atomic_uint_fast64_t registry_waits;
+
+    atomic_uint_fast64_t offset_commit_failures;
+
+    /* Batches aborted because a dead letter could not be written; set while
+     * they keep failing (health 503), with the last reason (under lock). */
+    atomic_uint_fast64_t dead_letter_failures;
+    atomic_int dead_letters_blocked;
+    char dead_letter_why[256];
 
     int64_t port; /* 0: no endpoint */
     char *bind;
@@ -71,11 +80,24 @@ void svc_metrics_destroy(svc_metrics_t *m);
 void svc_metrics_consumed(svc_metrics_t *m, const char *type, int failed);
 /* One output of type @p type produced in the open transaction. */
 void svc_metrics_produced(svc_metrics_t *m, const char *type);
+/* One input of type @p type skipped (no handler) in the open transaction,
+ * on another topic than its own if @p misrouted; 1 the first time for that
+ * type and @p misrouted, so that the caller can say so once. */
+int svc_metrics_skipped(svc_metrics_t *m, const char *type, int misrouted);
+/* An offset commit failed (not one of a transaction). */
+void svc_metrics_offset_commit_failed(svc_metrics_t *m);
 void svc_metrics_commit(svc_metrics_t *m);
 void svc_metrics_discard(svc_metrics_t *m);
 /* The input being decoded waits for the schema registry (@p waiting 1, each
  * call one more wait) or no longer does (0). */
 void svc_metrics_registry_wait(svc_metrics_t *m, int waiting);
+/* A batch aborted because a dead letter could not be written (@p why);
+ * @p blocked: they keep failing, raise the alarm. */
+void svc_metrics_dead_letter_failed(svc_metrics_t *m, const char *why, int blocked);
+/* Dead letters are written again: the alarm is over. */
+void svc_metrics_dead_letters_ok(svc_metrics_t *m);
+/* Whether the alarm is up; its reason into @p why. Any thread. */
+int svc_metrics_dead_letters_blocked(svc_metrics_t *m, char *why, size_t size);
 /* One handler call that took @p ns nanoseconds. */
 void svc_metrics_handler_time(svc_metrics_t *m, int64_t ns);
 /* librdkafka's statistics callback; the client's opaque is the service. */

@@ -175,6 +175,10 @@ static enum MHD_Result health(struct MHD_Connection *c, const evk_service_t *svc
         snprintf(body, sizeof(body), "fatal: %s\n", why);
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, body);
     }
+    if (svc_metrics_dead_letters_blocked(svc->metrics, why, sizeof(why))) {
+        snprintf(body, sizeof(body), "dead letters failing: %s\n", why);
+        return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
     return text(c, MHD_HTTP_OK, "ok\n");
 }
 

@@ -13,23 +13,36 @@
 #include "service_int.h"
 
 #define SVC_POLL_MS 100 /* how long the idle loop waits: bounds stop latency */
-#define SVC_INIT_TIMEOUT_MS 30000
 #define SVC_FLUSH_TIMEOUT_MS 10000
 #define SVC_MAX_POLL_DEFAULT_MS 300000   /* librdkafka's max.poll.interval.ms */
 #define SVC_TXN_TIMEOUT_DEFAULT_MS 60000 /* librdkafka's transaction.timeout.ms */
 #define SVC_WAIT_REPORT_MS 10000         /* how often a member without partitions says so */
+#define SVC_METADATA_TIMEOUT_MS 30000    /* for the partition counts of the co-partition check */
+#define SVC_MESSAGE_MAX_DEFAULT 1000000  /* librdkafka's message.max.bytes */
+#define SVC_DEAD_LETTER_MIN_BYTES 4096   /* room for the evk_dlq_* headers */
 
 /* ---- signals ---- */
 
 /* Handlers are process-wide while services are objects: the first running
  * service installs them, the last one puts back what was there before. */
 static volatile sig_atomic_t svc_signalled;
+/* When the first signal came: the shutdown's time budget starts then.
+ * Lock-free, and evk_now_ms() is clock_gettime(), so both are
+ * async-signal-safe. */
+static atomic_int_fast64_t svc_signal_ms;
 static pthread_mutex_t svc_sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned svc_sig_users;
 static struct sigaction svc_old_int, svc_old_term;
 
+/* Sets *at to now unless it is set already. */
+static void stop_clock(atomic_int_fast64_t *at) {
+    int_fast64_t unset = 0;
+    atomic_compare_exchange_strong(at, &unset, evk_now_ms());
+}
+
 static void svc_on_signal(int sig) {
     (void)sig;
+    stop_clock(&svc_signal_ms);
     svc_signalled = 1;
 }
 
@@ -41,6 +54,7 @@ static void signals_install(void) {
         sa.sa_handler = svc_on_signal;
         sigemptyset(&sa.sa_mask);
         svc_signalled = 0;
+        atomic_store(&svc_signal_ms, 0);
         sigaction(SIGINT, &sa, &svc_old_int);
         sigaction(SIGTERM, &sa, &svc_old_term);
     }
@@ -61,7 +75,23 @@ int svc_stopping(const evk_service_t *svc) {
 }
 
 void evk_service_stop(evk_service_t *svc) {
-    if (svc) atomic_store(&svc->stop, 1);
+    if (!svc) return;
+    stop_clock(&svc->stop_ms);
+    atomic_store(&svc->stop, 1);
+}
+
+int64_t svc_stop_deadline(const evk_service_t *svc) {
+    if (!svc_stopping(svc)) return INT64_MAX;
+    int64_t at = atomic_load(&svc->stop_ms);
+    int64_t sig = svc_signalled ? atomic_load(&svc_signal_ms) : 0;
+    if (!at || (sig && sig < at)) at = sig;
+    /* Not set yet only in the instant between the two stores of a stop. */
+    return (at ? at : evk_now_ms()) + svc->shutdown_timeout_ms;
+}
+
+int svc_call_timeout(const evk_service_t *svc, int slice_ms, int64_t reserve_ms) {
+    int64_t left = svc_stop_deadline(svc) - reserve_ms - evk_now_ms();
+    return left <= 0 ? 0 : left < slice_ms ? (int)left : slice_ms;
 }
 
 int svc_wait(evk_service_t *svc, int64_t ms) {
@@ -121,25 +151,36 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
 }
 
 /* init_transactions also fences a predecessor with the same
- * transactional.id and aborts whatever it left open. */
+ * transactional.id and aborts whatever it left open. It is resumed slice
+ * by slice for as long as the cluster is out of reach; stopping meanwhile
+ * is a clean stop (nothing was consumed). */
 static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    const char *const kv[] = {
-        "transactional.id", svc->txn_id, "enable.idempotence", "true", "acks", "all", NULL};
-    svc->producer =
-        svc_client(svc, RD_KAFKA_PRODUCER, svc_kafka_conf(svc, kv, errstr, errstr_size), errstr,
-                   errstr_size);
+    char max_bytes[24];
+    snprintf(max_bytes, sizeof(max_bytes), "%lld", (long long)svc->message_max_bytes);
+    const char *const kv[] = {"transactional.id",
+                              svc->txn_id,
+                              "enable.idempotence",
+                              "true",
+                              "acks",
+                              "all",
+                              "message.max.bytes",
+                              max_bytes,
+                              NULL};
+    rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
+    if (conf) rd_kafka_conf_set_dr_msg_cb(conf, svc_delivered);
+    svc->producer = svc_client(svc, RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     if (!svc->producer) return EVK_ERR_KAFKA;
-    for (;;) {
-        rd_kafka_error_t *e = rd_kafka_init_transactions(svc->producer, SVC_INIT_TIMEOUT_MS);
+    while (!svc_stopping(svc)) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(svc->producer, SVC_CALL_SLICE_MS);
         if (!e) return EVK_OK;
-        int retriable = rd_kafka_error_is_retriable(e);
-        evk_err_t rc = EVK_OK; /* stopping while the cluster is unreachable is a clean stop */
-        if (!retriable)
+        evk_err_t rc = EVK_OK;
+        if (!rd_kafka_error_is_retriable(e))
             rc = evk_fail(rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA, errstr,
                           errstr_size, "init_transactions: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        if (!retriable || svc_stopping(svc)) return rc;
+        if (rc) return rc;
     }
+    return EVK_OK;
 }
 
 static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -242,13 +283,13 @@ static evk_err_t svc_hold(evk_service_t *svc, const rd_kafka_topic_partition_lis
 static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_t errstr_size) {
     const char *first = NULL;
     int want = 0;
-    int64_t deadline = evk_now_ms() + SVC_INIT_TIMEOUT_MS;
+    int64_t deadline = evk_now_ms() + SVC_METADATA_TIMEOUT_MS;
     for (size_t i = 0; i < svc->nroutes + svc->nstores; i++) {
         const evk_schema_t *s = i < svc->nroutes ? svc->routes[i].schema
                                                  : svc_store_schema(svc->stores[i - svc->nroutes]);
         int n = 0;
-        evk_err_t rc = svc_topic_partitions(svc->consumer, evk_schema_topic(s), deadline, &n,
-                                            errstr, errstr_size);
+        evk_err_t rc = svc_topic_partitions(svc, svc->consumer, evk_schema_topic(s), deadline,
+                                            &n, errstr, errstr_size);
         if (rc) return rc;
         if (!n) continue;
         if (!first) {
@@ -414,6 +455,25 @@ static evk_err_t svc_dispatch(evk_service_t *svc, const svc_route_t *r,
     }
 }
 
+/* Types share topics (order-service reads its own OrderConfirmed on
+ * `orders`), so an event no handler here takes is normal on its catalog
+ * topic: counted by type and said once, at info. On another topic its
+ * writer sent it astray: said once per type at warn. Every one has its
+ * per-event line at event_log_level. */
+static void svc_skipped(evk_service_t *svc, const rd_kafka_message_t *m,
+                        const evk_schema_t *s) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int misrouted = strcmp(topic, evk_schema_topic(s)) != 0;
+    if (!svc_metrics_skipped(svc->metrics, evk_schema_type(s), misrouted)) return;
+    if (misrouted)
+        evk_log(EVK_LOG_WARN, svc->name,
+                "skipping events of a type that belongs on another topic", "type",
+                evk_schema_type(s), "topic", topic, "belongs_on", evk_schema_topic(s), NULL);
+    else
+        evk_log(EVK_LOG_INFO, svc->name, "skipping events no handler here takes", "type",
+                evk_schema_type(s), "topic", topic, NULL);
+}
+
 static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
                                   size_t errstr_size) {
     const svc_poison_t *p = svc_poison_find(svc, m);
@@ -440,6 +500,7 @@ static evk_err_t svc_handle_input(evk_service_t *svc, const rd_kafka_message_t *
         rc = svc_dispatch(svc, r, m, ev, errstr, errstr_size);
     } else {
         svc->input.outcome = "skipped"; /* a type nobody here handles */
+        svc_skipped(svc, m, evk_event_schema(ev));
         svc_advance(svc, m);
     }
     evk_event_destroy(ev);
@@ -566,20 +627,60 @@ static evk_err_t svc_start(evk_service_t *svc, char *errstr, size_t errstr_size)
     return rc;
 }
 
-/* On a clean stop the batch is committed before the consumer leaves the
- * group; after an error its effects are only reverted in memory: the
- * uncommitted transaction is aborted by the broker or the next instance. */
+/* What a stop leaves, of its budget, for destroying the clients and
+ * exiting once closing them gave up. */
+static int64_t svc_exit_reserve(const evk_service_t *svc) {
+    return svc->shutdown_timeout_ms / 10;
+}
+
+/* An event of the consumer's background close: the revocation goes to the
+ * rebalance callback; messages fetched before the close are dropped. */
+static void svc_close_event(evk_service_t *svc, rd_kafka_event_t *ev) {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+        svc_rebalance(svc->consumer, rd_kafka_event_error(ev),
+                      rd_kafka_event_topic_partition_list(ev), svc);
+    else if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_ERROR)
+        evk_log(EVK_LOG_WARN, svc->name, "closing the consumer", "error",
+                rd_kafka_event_error_string(ev), NULL);
+    rd_kafka_event_destroy(ev);
+}
+
+/* rd_kafka_consumer_close() waits for the group coordinator for as long as
+ * session.timeout.ms when it is out of reach: the close runs in the
+ * background instead, its events served here until it is done or the stop
+ * deadline. */
+static void svc_close_consumer(evk_service_t *svc) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(svc->consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(svc->consumer, q);
+    int ms;
+    while (!e && !rd_kafka_consumer_closed(svc->consumer) &&
+           (ms = svc_call_timeout(svc, SVC_POLL_MS, svc_exit_reserve(svc))) > 0) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
+        if (ev) svc_close_event(svc, ev);
+    }
+    /* Left to the group to time the member out. */
+    if (e || !rd_kafka_consumer_closed(svc->consumer))
+        evk_log(EVK_LOG_WARN, svc->name, "consumer not closed, the group times it out", "error",
+                e ? rd_kafka_error_string(e) : "stop deadline", NULL);
+    if (e) rd_kafka_error_destroy(e);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy_flags(svc->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* On a stop the batch is committed before the consumer leaves the group;
+ * after an error its effects are only reverted in memory: the uncommitted
+ * transaction is aborted by the broker or the next instance. Either way the
+ * clients are closed within the stop's budget (shutdown_timeout_ms). */
 static evk_err_t svc_finish(evk_service_t *svc, evk_err_t rc, char *errstr,
                             size_t errstr_size) {
+    evk_service_stop(svc); /* starts the budget's clock after an error too */
     if (!rc) rc = svc_txn_commit(svc, 0, errstr, errstr_size);
     if (rc == SVC_REPLAY) rc = EVK_OK; /* aborted: offsets not committed, redone next run */
     if (svc->txn_open) svc_txn_forget(svc);
-    if (svc->consumer) {
-        rd_kafka_consumer_close(svc->consumer);
-        rd_kafka_destroy(svc->consumer);
-    }
+    if (svc->consumer) svc_close_consumer(svc);
     if (svc->producer) {
-        if (!rc && rd_kafka_flush(svc->producer, SVC_FLUSH_TIMEOUT_MS))
+        if (!rc && rd_kafka_flush(svc->producer, svc_call_timeout(svc, SVC_FLUSH_TIMEOUT_MS,
+                                                                  svc_exit_reserve(svc))))
             rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size, "producer flush timed out");
         rd_kafka_destroy(svc->producer);
     }
@@ -606,6 +707,7 @@ evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) 
     /* Cleared only now, so that a stop requested before the run began is
      * not lost. */
     atomic_store(&svc->stop, 0);
+    atomic_store(&svc->stop_ms, 0);
     return rc;
 }
 
@@ -676,6 +778,24 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
                     (long long)budget * 2);
 }
 
+/* message.max.bytes is set rather than assumed: librdkafka's default,
+ * below a default broker's and topic's max.message.bytes (1048588), so that
+ * what the producer takes the cluster takes too; kafka.message.max.bytes
+ * changes it. Dead letters are cut to fit it, or the smaller
+ * dead_letter_max_bytes of a DLQ topic with a lower limit. */
+static evk_err_t svc_record_limits(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    svc->message_max_bytes = kafka_ms(svc, "message.max.bytes", SVC_MESSAGE_MAX_DEFAULT);
+    evk_err_t rc = svc_setting(svc, "dead_letter_max_bytes", svc->message_max_bytes,
+                               SVC_DEAD_LETTER_MIN_BYTES, &svc->dead_letter_max_bytes, errstr,
+                               errstr_size);
+    if (!rc && svc->dead_letter_max_bytes > svc->message_max_bytes)
+        rc =
+            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                     "%s.dead_letter_max_bytes: must not exceed kafka.message.max.bytes (%lld)",
+                     svc->name, (long long)svc->message_max_bytes);
+    return rc;
+}
+
 static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char path[512];
     snprintf(path, sizeof(path), "%s.event_log_level", svc->name);
@@ -699,7 +819,11 @@ static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_si
         rc = svc_setting(svc, "retry_backoff_max_ms", 5000, svc->retry_backoff_ms,
                          &svc->retry_backoff_max_ms, errstr, errstr_size);
     if (!rc) rc = svc_check_retry_budget(svc, errstr, errstr_size);
+    if (!rc)
+        rc = svc_setting(svc, "shutdown_timeout_ms", 10000, 1000, &svc->shutdown_timeout_ms,
+                         errstr, errstr_size);
     if (!rc) rc = svc_event_log_level(svc, errstr, errstr_size);
+    if (!rc) rc = svc_record_limits(svc, errstr, errstr_size);
     if (!rc) rc = svc_metrics_settings(svc, errstr, errstr_size);
     /* Restore reads up to the last stable offset, which an open transaction
      * of a crashed writer holds back until the broker times it out. */

@@ -79,6 +79,9 @@ struct evk_service_s {
     int64_t batch_max, commit_interval_ms;
     int64_t retry_max, retry_backoff_ms, retry_backoff_max_ms;
     int64_t restore_timeout_ms;
+    int64_t shutdown_timeout_ms;
+    int64_t message_max_bytes;     /* the producer's message.max.bytes */
+    int64_t dead_letter_max_bytes; /* what a dead letter is cut to fit */
     evk_log_level_t event_log_level;
     const evk_setting_t *own_settings; /* evk_service_settings(); NULL: none */
 
@@ -98,6 +101,7 @@ struct evk_service_s {
     int64_t waiting_logged;
     /* Lock-free, hence async-signal-safe, and race-free across threads. */
     atomic_int stop;
+    atomic_int_fast64_t stop_ms; /* when evk_service_stop() was first called */
 
     /* The open transaction. next/first hold, per input partition of the
      * batch, the offset to commit and the offset to rewind to. */
@@ -106,6 +110,11 @@ struct evk_service_s {
     int64_t batch_start_ms;
     uint64_t batch_inputs, batch_outputs, batch_dead;
     unsigned aborts_in_row; /* paces replays of a batch that keeps failing */
+    /* A dead letter of the open batch could not be written (why: the
+     * last such error); batches so aborted in a row, for the alarm. */
+    int batch_dlq_failed;
+    char dlq_why[256];
+    unsigned dlq_failures_in_row;
     /* Whether the cluster applies transactional offsets (see
      * service_txn.c); probed once per run. */
     enum { SVC_OFFSETS_UNKNOWN, SVC_OFFSETS_TXN, SVC_OFFSETS_MIRROR } offsets_mode;
@@ -129,12 +138,25 @@ struct evk_service_s {
     struct svc_metrics_s *metrics; /* per-type counters, latency, the HTTP endpoint */
 };
 
+/* How long one blocking librdkafka call may wait before it is called again:
+ * an outage is waited out in such slices, each ending with a look at the
+ * stop request. */
+#define SVC_CALL_SLICE_MS 1000
+
 /* Internal result of the produce/commit helpers: the batch was aborted and
  * the consumer rewound, so the caller replays it rather than fails. */
 #define SVC_REPLAY EVK_ERR_RETRY
 
 /* ---- service.c ---- */
 int svc_stopping(const evk_service_t *svc);
+/* When a stop must be complete: shutdown_timeout_ms after it was asked
+ * for; INT64_MAX while not stopping. */
+int64_t svc_stop_deadline(const evk_service_t *svc);
+/* The timeout for one blocking librdkafka call that is retried until it
+ * succeeds: @p slice_ms, so that a stop request is noticed, and while
+ * stopping no later than @p reserve_ms before the stop deadline (0 once
+ * that point has passed). */
+int svc_call_timeout(const evk_service_t *svc, int slice_ms, int64_t reserve_ms);
 /* Backoff before try @p attempt + 1: retry_backoff_ms doubling, capped. */
 int64_t svc_backoff_ms(const evk_service_t *svc, unsigned attempt);
 /* Sleep up to @p ms in short slices serving the producer; 0 if a stop
@@ -153,9 +175,10 @@ evk_err_t svc_instance_claim(evk_service_t *svc, char *errstr, size_t errstr_siz
 void svc_instance_release(evk_service_t *svc);
 
 /* Partition count of @p topic; 0 if it does not exist yet. Retries
- * transient metadata errors until @p deadline (evk_now_ms() scale). */
-evk_err_t svc_topic_partitions(rd_kafka_t *rk, const char *topic, int64_t deadline, int *out,
-                               char *errstr, size_t errstr_size);
+ * transient metadata errors until @p deadline (evk_now_ms() scale) or a stop
+ * request. */
+evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const char *topic,
+                               int64_t deadline, int *out, char *errstr, size_t errstr_size);
 
 /* ---- service_txn.c ---- */
 /* @p arr resized to hold at least @p need elements of @p elem bytes, or
@@ -171,11 +194,15 @@ void svc_unstage_from(evk_service_t *svc, size_t from);
  * callback). */
 evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, char *errstr,
                            size_t errstr_size);
-/* Produce the dead letter of @p msg and advance past it; returns like
- * svc_flush_staged(). */
+/* Produce the dead letter of @p msg, cut to dead_letter_max_bytes if need
+ * be, and advance past it; returns like svc_flush_staged(). A dead letter
+ * that cannot be written aborts and replays the batch (SVC_REPLAY). */
 evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk_err_t err,
                           const char *reason, int attempts, char *errstr, size_t errstr_size);
 void svc_advance(evk_service_t *svc, const rd_kafka_message_t *msg);
+/* The producer's delivery report callback (the opaque is the service):
+ * notes dead letters the cluster refused. */
+void svc_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
 const svc_poison_t *svc_poison_find(const evk_service_t *svc, const rd_kafka_message_t *msg);
 void svc_poison_clear(evk_service_t *svc);
 /* Commit the open transaction (EVK_OK without one). When librdkafka says it

@@ -16,6 +16,8 @@ static const evk_setting_t loop_settings[] = {
     {"retry_backoff_ms", EVK_SETTING_INT},
     {"retry_backoff_max_ms", EVK_SETTING_INT},
     {"event_log_level", EVK_SETTING_STRING},
+    {"shutdown_timeout_ms", EVK_SETTING_INT},
+    {"dead_letter_max_bytes", EVK_SETTING_INT},
     {"metrics_port", EVK_SETTING_INT},
     {"metrics_port_stride", EVK_SETTING_INT},
     {"metrics_bind", EVK_SETTING_STRING},

@@ -11,10 +11,8 @@
 
 /* How long rewinding waits for the fetcher to drop prefetched messages. */
 #define SVC_SEEK_TIMEOUT_MS 10000
-/* Retriable calls are retried until they succeed, except that a stop
- * request lets them give up after this many tries: an outage must not make
- * SIGTERM hang, and an unfinished transaction is aborted by the broker. */
-#define SVC_TRIES_WHEN_STOPPING 3
+/* How long the result of a consumer offset commit is waited for. */
+#define SVC_COMMIT_TIMEOUT_MS 10000
 
 void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return arr;
@@ -36,32 +34,61 @@ static evk_err_t txn_error(rd_kafka_error_t *e, const char *what, char *errstr,
     return rc;
 }
 
-typedef rd_kafka_error_t *(txn_op_t)(evk_service_t *svc, const void *arg);
+/* A retriable error that txn_retry() gave back: the stop deadline passed
+ * with the cluster out of reach. The open transaction is abandoned, which
+ * loses nothing: the broker aborts it (or the next instance fences it) and
+ * the batch is redone. */
+static evk_err_t txn_abandoned(evk_service_t *svc, rd_kafka_error_t *e, const char *what,
+                               char *errstr, size_t errstr_size) {
+    evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
+             "stop: the open batch of %llu input(s) was not %s within shutdown_timeout_ms "
+             "(%lld ms), abandoned: the next instance redoes it (%s)",
+             (unsigned long long)svc->batch_inputs, what, (long long)svc->shutdown_timeout_ms,
+             rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return EVK_ERR_TIMEOUT;
+}
 
+typedef rd_kafka_error_t *(txn_op_t)(evk_service_t *svc, const void *arg, int timeout_ms);
+
+/* What a stop leaves, of its budget, for closing the clients once the
+ * transaction calls gave up. */
+static int64_t close_reserve(const evk_service_t *svc) {
+    return svc->shutdown_timeout_ms / 4;
+}
+
+/* Retriable errors (timeouts, a coordinator that moved or is out of reach)
+ * are retried, slice by slice, for as long as it takes: an outage must not
+ * stop the service. Only a stop request ends that, at the point of its
+ * deadline that leaves close_reserve() for closing the clients; the
+ * transaction left open is then aborted by the broker, or fenced by the
+ * next instance, and its batch redone. Commit and abort resume what the
+ * timed-out call left in progress. */
 static rd_kafka_error_t *txn_retry(evk_service_t *svc, txn_op_t *op, const void *arg) {
-    for (int tries = 1;; tries++) {
-        rd_kafka_error_t *e = op(svc, arg);
+    for (;;) {
+        int64_t reserve = close_reserve(svc);
+        rd_kafka_error_t *e = op(svc, arg, svc_call_timeout(svc, SVC_CALL_SLICE_MS, reserve));
         if (!e || !rd_kafka_error_is_retriable(e)) return e;
-        if (tries >= SVC_TRIES_WHEN_STOPPING && svc_stopping(svc)) return e;
+        if (!svc_call_timeout(svc, SVC_CALL_SLICE_MS, reserve)) return e;
         rd_kafka_error_destroy(e);
         /* Most retriable errors are timeouts that already waited; the rest
          * must not spin. */
-        rd_kafka_poll(svc->producer, 100);
+        rd_kafka_poll(svc->producer, svc_call_timeout(svc, 100, reserve));
     }
 }
 
-static rd_kafka_error_t *op_send_offsets(evk_service_t *svc, const void *cgmd) {
-    return rd_kafka_send_offsets_to_transaction(svc->producer, svc->next, cgmd, -1);
+static rd_kafka_error_t *op_send_offsets(evk_service_t *svc, const void *cgmd, int timeout_ms) {
+    return rd_kafka_send_offsets_to_transaction(svc->producer, svc->next, cgmd, timeout_ms);
 }
 
-static rd_kafka_error_t *op_commit(evk_service_t *svc, const void *arg) {
+static rd_kafka_error_t *op_commit(evk_service_t *svc, const void *arg, int timeout_ms) {
     (void)arg;
-    return rd_kafka_commit_transaction(svc->producer, -1);
+    return rd_kafka_commit_transaction(svc->producer, timeout_ms);
 }
 
-static rd_kafka_error_t *op_abort(evk_service_t *svc, const void *arg) {
+static rd_kafka_error_t *op_abort(evk_service_t *svc, const void *arg, int timeout_ms) {
     (void)arg;
-    return rd_kafka_abort_transaction(svc->producer, -1);
+    return rd_kafka_abort_transaction(svc->producer, timeout_ms);
 }
 
 /* ---- batch state ---- */
@@ -76,6 +103,7 @@ static void batch_reset(evk_service_t *svc) {
     partitions_reset(&svc->next);
     partitions_reset(&svc->first);
     svc->batch_inputs = svc->batch_outputs = svc->batch_dead = 0;
+    svc->batch_dlq_failed = 0;
 }
 
 evk_err_t svc_txn_begin(evk_service_t *svc, char *errstr, size_t errstr_size) {
@@ -245,7 +273,7 @@ static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, int32_
                 RD_KAFKA_V_KEY(key, key_len),
                 RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                 RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(svc->producer, 100);
+        if (!svc_wait(svc, 100)) break; /* a stop does not wait for room (outage) */
     if (err) {
         free(value);
         rd_kafka_headers_destroy(headers);
@@ -256,8 +284,8 @@ static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, int32_
 /* A produce call failed at once. A fatal error stops the service. A record
  * too large for the cluster is a property of the input that caused it: the
  * input is marked poison and the batch replayed, so that it is
- * dead-lettered on the second pass (a dead letter itself too large leaves
- * nothing to do but stop). Anything else (the transaction failed already,
+ * dead-lettered on the second pass (a record of the ready callback too
+ * large leaves nothing to do but stop). Anything else (the transaction failed already,
  * the topic is unknown or refused for now) aborts and replays the batch,
  * paced, until the cluster lets it through. */
 static evk_err_t produce_failed(evk_service_t *svc, rd_kafka_resp_err_t err,
@@ -300,12 +328,38 @@ evk_err_t svc_flush_staged(evk_service_t *svc, const rd_kafka_message_t *cause, 
     return produce_failed(svc, err, cause, failed, errstr, errstr_size);
 }
 
+/* ---- dead letters ---- */
+
+/* librdkafka counts a record against message.max.bytes as key + value +
+ * headers (name and value, each with a length varint) + at most 36 bytes of
+ * framing; these estimates are a little larger. */
+#define SVC_RECORD_OVERHEAD 64
+#define SVC_HEADER_OVERHEAD 10
+
+static size_t record_size(const rd_kafka_headers_t *h, size_t key_len, size_t len) {
+    size_t n = SVC_RECORD_OVERHEAD + key_len + len;
+    const char *name;
+    const void *value;
+    size_t size;
+    for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &value, &size); i++)
+        n += SVC_HEADER_OVERHEAD + strlen(name) + size;
+    return n;
+}
+
+static void add_size(rd_kafka_headers_t *h, const char *name, size_t n) {
+    char v[24];
+    snprintf(v, sizeof(v), "%zu", n);
+    rd_kafka_header_add(h, name, -1, v, -1);
+}
+
+/* The input's headers (none if @p bare) and the evk_dlq_* ones. */
 static rd_kafka_headers_t *dead_letter_headers(const evk_service_t *svc,
                                                const rd_kafka_message_t *msg, evk_err_t err,
-                                               const char *reason, int attempts) {
+                                               const char *reason, int attempts, int bare) {
     rd_kafka_headers_t *orig = NULL;
-    rd_kafka_headers_t *h = rd_kafka_message_headers(msg, &orig) ? rd_kafka_headers_new(8)
-                                                                 : rd_kafka_headers_copy(orig);
+    rd_kafka_headers_t *h = bare || rd_kafka_message_headers(msg, &orig)
+                                ? rd_kafka_headers_new(10)
+                                : rd_kafka_headers_copy(orig);
     char partition[16], offset[32], tries[16];
     snprintf(partition, sizeof(partition), "%d", (int)msg->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)msg->offset);
@@ -322,24 +376,120 @@ static rd_kafka_headers_t *dead_letter_headers(const evk_service_t *svc,
     return h;
 }
 
+typedef struct {
+    rd_kafka_headers_t *headers;
+    size_t key_len, len; /* of the input's key and value, the first bytes */
+} svc_dlq_record_t;
+
+/* What a header noting a size adds to a record, at most. */
+static size_t note_size(const char *name) {
+    return SVC_HEADER_OVERHEAD + strlen(name) + 20;
+}
+
+/* The dead letter of @p msg within dead_letter_max_bytes: all of it when
+ * that fits (the input plus the evk_dlq_* headers can exceed what the
+ * broker took). Else the value is cut to what fits; if key and headers
+ * leave it no room, the input's headers are left out first and then the
+ * key is cut. Each cut is noted with the original size (evk_dlq_truncated,
+ * evk_dlq_headers_dropped: their count, evk_dlq_key_truncated); the whole
+ * input stays where evk_dlq_topic/partition/offset say. */
+static svc_dlq_record_t dead_letter_fit(const evk_service_t *svc, const rd_kafka_message_t *msg,
+                                        evk_err_t err, const char *reason, int attempts) {
+    size_t limit = (size_t)svc->dead_letter_max_bytes, len = msg->len;
+    size_t key_len = msg->key ? msg->key_len : 0, cut = note_size("evk_dlq_truncated");
+    rd_kafka_headers_t *orig, *h = dead_letter_headers(svc, msg, err, reason, attempts, 0);
+    if (record_size(h, key_len, len) > limit && record_size(h, key_len, cut) > limit &&
+        !rd_kafka_message_headers(msg, &orig)) {
+        rd_kafka_headers_destroy(h);
+        h = dead_letter_headers(svc, msg, err, reason, attempts, 1);
+        add_size(h, "evk_dlq_headers_dropped", rd_kafka_header_cnt(orig));
+    }
+    if (record_size(h, key_len, len) > limit && record_size(h, key_len, cut) > limit) {
+        add_size(h, "evk_dlq_key_truncated", key_len);
+        size_t rest = record_size(h, 0, cut);
+        key_len = rest < limit ? limit - rest : 0;
+    }
+    if (record_size(h, key_len, len) > limit) {
+        add_size(h, "evk_dlq_truncated", len);
+        size_t used = record_size(h, key_len, 0);
+        len = used < limit ? limit - used : 0;
+    }
+    return (svc_dlq_record_t){h, key_len, len};
+}
+
+/* A dead letter of the open batch was refused: the batch is aborted, and
+ * svc_txn_abort() counts it. */
+static void dead_letter_failed(evk_service_t *svc, const char *topic, rd_kafka_resp_err_t err) {
+    svc->batch_dlq_failed = 1;
+    snprintf(svc->dlq_why, sizeof(svc->dlq_why), "%.128s: %s", topic, rd_kafka_err2str(err));
+}
+
+/* Served on the loop's thread (poll, flush, commit and abort serve it). A
+ * record that failed makes librdkafka's transaction abortable, so only the
+ * reason is kept here; records purged by an abort did not fail themselves. */
+void svc_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
+    (void)rk;
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    size_t n = strlen(topic);
+    if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+        msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT && n > 4 &&
+        !strcmp(topic + n - 4, ".dlq"))
+        dead_letter_failed(opaque, topic, msg->err);
+}
+
+/* A batch aborted because a dead letter of it could not be written is
+ * replayed, paced like any abort, so the dead letter is tried again. After
+ * retry_max such batches in a row the service alarms (an error log,
+ * /healthz 503, evk_dead_letters_blocked) and keeps trying: the inputs
+ * behind it wait, the service does not stop. */
+static void dead_letters_failed(evk_service_t *svc) {
+    unsigned n = ++svc->dlq_failures_in_row;
+    char tries[16];
+    snprintf(tries, sizeof(tries), "%u", n);
+    svc_metrics_dead_letter_failed(svc->metrics, svc->dlq_why, n >= (unsigned)svc->retry_max);
+    if (n == (unsigned)svc->retry_max)
+        evk_log(EVK_LOG_ERROR, svc->name, "dead letters keep failing, their inputs wait",
+                "error", svc->dlq_why, "attempts", tries, NULL);
+    else
+        evk_log(EVK_LOG_WARN, svc->name, "dead letter not written, batch replayed", "error",
+                svc->dlq_why, "attempts", tries, NULL);
+}
+
+/* A batch with dead letters committed: any alarm is over. */
+static void dead_letters_written(evk_service_t *svc) {
+    if (!svc->batch_dead || !svc->dlq_failures_in_row) return;
+    svc->dlq_failures_in_row = 0;
+    svc_metrics_dead_letters_ok(svc->metrics);
+    evk_log(EVK_LOG_INFO, svc->name, "dead letters written again", NULL);
+}
+
 evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk_err_t err,
                           const char *reason, int attempts, char *errstr, size_t errstr_size) {
     char topic[512];
     snprintf(topic, sizeof(topic), "%s.dlq", rd_kafka_topic_name(msg->rkt));
-    void *value = msg->len ? malloc(msg->len) : NULL;
-    if (msg->len && !value)
+    svc_dlq_record_t d = dead_letter_fit(svc, msg, err, reason, attempts);
+    void *value = d.len ? malloc(d.len) : NULL;
+    if (d.len && !value) {
+        rd_kafka_headers_destroy(d.headers);
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "dead letter: out of memory");
-    if (value) memcpy(value, msg->payload, msg->len);
-    rd_kafka_resp_err_t perr = produce(svc, topic, RD_KAFKA_PARTITION_UA, msg->key,
-                                       msg->key_len, value, msg->len,
-                                       dead_letter_headers(svc, msg, err, reason, attempts));
+    }
+    if (value) memcpy(value, msg->payload, d.len);
+    rd_kafka_resp_err_t perr =
+        produce(svc, topic, RD_KAFKA_PARTITION_UA, msg->key, d.key_len, value, d.len, d.headers);
     if (perr) {
         hold(svc, msg);
-        return produce_failed(svc, perr, NULL, topic, errstr, errstr_size);
+        if (perr == RD_KAFKA_RESP_ERR__FATAL)
+            return produce_failed(svc, perr, NULL, topic, errstr, errstr_size);
+        dead_letter_failed(svc, topic, perr);
+        return svc_txn_abort(svc, 1, errstr, errstr_size);
     }
     svc->batch_dead++;
     svc->input.outcome = "dead_letter";
-    snprintf(svc->input.reason, sizeof(svc->input.reason), "%s", reason);
+    if (d.len < msg->len)
+        snprintf(svc->input.reason, sizeof(svc->input.reason),
+                 "%s (dead letter cut to %zu of %zu bytes)", reason, d.len, msg->len);
+    else
+        snprintf(svc->input.reason, sizeof(svc->input.reason), "%s", reason);
     svc_advance(svc, msg);
     return EVK_OK;
 }
@@ -355,23 +505,61 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
  * the transactional path alone. */
 static int txn_offsets_applied(evk_service_t *svc) {
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(svc->next);
-    int applied = !rd_kafka_committed(svc->consumer, c, SVC_SEEK_TIMEOUT_MS);
+    int applied = !rd_kafka_committed(
+        svc->consumer, c, svc_call_timeout(svc, SVC_SEEK_TIMEOUT_MS, close_reserve(svc)));
     for (int i = 0; i < c->cnt && applied; i++)
         applied = c->elems[i].offset == svc->next->elems[i].offset;
     rd_kafka_topic_partition_list_destroy(c);
     return applied;
 }
 
+/* The commit result that arrives on @p q (nothing else does); __TIMED_OUT
+ * after SVC_COMMIT_TIMEOUT_MS or at the stop deadline. */
+static rd_kafka_resp_err_t commit_wait(evk_service_t *svc, rd_kafka_queue_t *q) {
+    int64_t deadline = evk_now_ms() + SVC_COMMIT_TIMEOUT_MS;
+    int ms;
+    while ((ms = svc_call_timeout(svc, 100, close_reserve(svc))) > 0 &&
+           evk_now_ms() < deadline) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
+        if (!ev) continue;
+        rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+        const rd_kafka_topic_partition_list_t *done = rd_kafka_event_topic_partition_list(ev);
+        for (int i = 0; done && !err && i < done->cnt; i++)
+            err = done->elems[i].err;
+        rd_kafka_event_destroy(ev);
+        return err;
+    }
+    return RD_KAFKA_RESP_ERR__TIMED_OUT;
+}
+
+/* Commit svc->next with the consumer. Asynchronously, so that the wait is
+ * bounded: a synchronous commit waits for an absent group coordinator for
+ * up to session.timeout.ms. */
+static rd_kafka_resp_err_t commit_offsets(evk_service_t *svc) {
+    rd_kafka_queue_t *q = rd_kafka_queue_new(svc->consumer);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(svc->consumer, svc->next, q, NULL, NULL);
+    if (!err) err = commit_wait(svc, q);
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+/* A failed mirror commit (the dev broker refuses them during rebalances)
+ * only means that a restart may replay the batch: logged and counted. */
 static void mirror_offsets(evk_service_t *svc) {
     if (!svc->next->cnt) return;
     if (svc->offsets_mode == SVC_OFFSETS_UNKNOWN)
         svc->offsets_mode = txn_offsets_applied(svc) ? SVC_OFFSETS_TXN : SVC_OFFSETS_MIRROR;
-    /* A failure only means the batch may be replayed after a restart. */
-    if (svc->offsets_mode == SVC_OFFSETS_MIRROR) rd_kafka_commit(svc->consumer, svc->next, 0);
+    if (svc->offsets_mode != SVC_OFFSETS_MIRROR) return;
+    rd_kafka_resp_err_t err = commit_offsets(svc);
+    if (!err) return;
+    svc_metrics_offset_commit_failed(svc->metrics);
+    evk_log(EVK_LOG_WARN, svc->name, "offset commit failed, a restart may replay the batch",
+            "error", rd_kafka_err2str(err), NULL);
 }
 
 static void committed(evk_service_t *svc) {
     mirror_offsets(svc);
+    dead_letters_written(svc);
     atomic_fetch_add(&svc->stats.commits, 1);
     atomic_fetch_add(&svc->stats.consumed, svc->batch_inputs);
     atomic_fetch_add(&svc->stats.produced, svc->batch_outputs);
@@ -403,10 +591,11 @@ evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t er
         committed(svc);
         return EVK_OK;
     }
+    if (rd_kafka_error_is_retriable(e))
+        return txn_abandoned(svc, e, "committed", errstr, errstr_size);
     /* Besides abortable errors this covers the unexpected non-fatal ones
      * (e.g. __STATE): aborting is always safe, the batch is replayed. */
-    if (rd_kafka_error_is_fatal(e) || rd_kafka_error_is_retriable(e))
-        return txn_error(e, what, errstr, errstr_size);
+    if (rd_kafka_error_is_fatal(e)) return txn_error(e, what, errstr, errstr_size);
     rd_kafka_error_destroy(e);
     return svc_txn_abort(svc, replay, errstr, errstr_size);
 }
@@ -437,8 +626,11 @@ static evk_err_t rewind_batch(evk_service_t *svc, char *errstr, size_t errstr_si
 evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t errstr_size) {
     if (!svc->txn_open) return SVC_REPLAY;
     rd_kafka_error_t *e = txn_retry(svc, op_abort, NULL);
+    if (e && rd_kafka_error_is_retriable(e))
+        return txn_abandoned(svc, e, "aborted", errstr, errstr_size);
     if (e) return txn_error(e, "abort_transaction", errstr, errstr_size);
     atomic_fetch_add(&svc->stats.aborts, 1);
+    if (svc->batch_dlq_failed) dead_letters_failed(svc);
     evk_err_t rc = replay ? rewind_batch(svc, errstr, errstr_size) : EVK_OK;
     svc_txn_forget(svc);
     if (rc) return rc;

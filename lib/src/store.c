@@ -222,8 +222,8 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
     return rc;
 }
 
-evk_err_t svc_topic_partitions(rd_kafka_t *rk, const char *topic, int64_t deadline, int *out,
-                               char *errstr, size_t errstr_size) {
+evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const char *topic,
+                               int64_t deadline, int *out, char *errstr, size_t errstr_size) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t err;
     do {
@@ -235,7 +235,7 @@ evk_err_t svc_topic_partitions(rd_kafka_t *rk, const char *topic, int64_t deadli
             rd_kafka_metadata_destroy(md);
         }
         if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    } while (err && evk_now_ms() < deadline);
+    } while (err && evk_now_ms() < deadline && !svc_stopping(svc));
     rd_kafka_topic_destroy(rkt);
     if (err)
         return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: metadata: %s", topic,
@@ -355,7 +355,8 @@ evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *
     int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
     int partitions = 0;
     rd_kafka_topic_partition_list_t *list = NULL;
-    if (!rc) rc = svc_topic_partitions(rk, topic, deadline, &partitions, errstr, errstr_size);
+    if (!rc)
+        rc = svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, errstr_size);
     if (!rc) list = restore_list(topic, partitions, parts, nparts);
     if (list && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);

@@ -34,11 +34,32 @@
  * plus evk_dlq_reason, evk_dlq_error, evk_dlq_topic, evk_dlq_partition,
  * evk_dlq_offset, evk_dlq_service, evk_dlq_attempts.
  *
+ * A dead letter can always be written. The service producer's
+ * message.max.bytes is set, not assumed: kafka.message.max.bytes, else
+ * 1000000 (librdkafka's default, below a default broker's and topic's
+ * max.message.bytes of 1048588, so what the producer sends the cluster
+ * takes). The input plus the evk_dlq_* headers can exceed it (a ~1 MiB
+ * message was accepted by the broker): the dead letter is then cut to
+ * dead_letter_max_bytes (default and maximum message.max.bytes, for a DLQ
+ * topic with a lower max.message.bytes): its value first, to the prefix
+ * that fits (evk_dlq_truncated: the original size); if key and headers
+ * leave no room, the original headers are left out
+ * (evk_dlq_headers_dropped: their count), and last the key is cut
+ * (evk_dlq_key_truncated). The whole input stays at evk_dlq_topic /
+ * partition / offset. A dead letter the cluster refuses anyway (e.g. not
+ * authorized) aborts its batch, which is replayed with the retry backoff;
+ * after retry_max such batches in a row the service alarms (an error log,
+ * /healthz 503, evk_dead_letters_blocked 1) and keeps trying, the inputs
+ * behind it waiting, until one is written (an info log clears the alarm).
+ * It never stops the service.
+ *
  * Settings, from the config group named after the service (defaults):
  *   group_id ("<name>"), instance_id (see "Instances"), static_membership
  *   (false), metrics_port_stride (100), batch_max (1000),
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
+ *   shutdown_timeout_ms (10000, at least 1000), dead_letter_max_bytes
+ *   (kafka.message.max.bytes, else 1000000; at least 4096),
  *   metrics_port (metrics.port, else 0: none), metrics_bind (metrics.bind,
  *   else "127.0.0.1"); EVK_METRICS_PORT / EVK_METRICS_BIND override both;
  *   metrics_max_connections (metrics.max_connections, else 64; at most half
@@ -49,21 +70,49 @@
  * evk_service_settings(), each with a value of its type; any other key is
  * an error at start naming its file and line.
  *
+ * Outages and stopping: every blocking librdkafka call has a timeout. While
+ * the cluster is out of reach the transaction calls (init, commit, abort,
+ * send offsets) are resumed every second for as long as it takes: an outage
+ * never ends a run. A stop (evk_service_stop(), SIGINT, SIGTERM) gives the
+ * run shutdown_timeout_ms from the request (10 s: Docker's grace period) to
+ * commit the open batch, leave the group and flush. With the cluster gone,
+ * the commit is given up at 3/4 of that time and closing the clients at
+ * 9/10: the open transaction is abandoned, to be aborted by the broker (or
+ * fenced by the next instance), which then redoes the batch, so nothing is
+ * lost; evk_service_run() returns EVK_ERR_TIMEOUT saying so (the reference
+ * services log it at error and exit 4). A stop while the cluster cannot be
+ * reached at start-up returns EVK_OK at once: nothing was consumed.
+ *
  * Logs: one line per input ("event": type, key, topic, partition, offset,
  * outcome, attempts, handler_ms, reason) at event_log_level, dead letters at
  * warn at least. It is written when the input is handled, so the inputs of
  * an aborted batch are logged again when it is replayed.
  *
+ * Skipped input: a valid event of a type no handler here takes is skipped
+ * (outcome "skipped"). Types share topics (order-service reads its own
+ * OrderConfirmed on `orders`), so that is normal on the type's own topic:
+ * it is counted by type (evk_events_skipped_total) and said once per type
+ * at info, not per event (its event line is at event_log_level). A type
+ * read on another topic than its catalog's was sent astray by its writer:
+ * counted too, and said once per type at warn. Errors the service goes on
+ * from are logged at warn and counted: e.g. on a cluster that does not
+ * apply a transaction's offsets (the dev broker) the service commits them
+ * again with its consumer, and such a commit refused (during a rebalance)
+ * only means that a restart may replay a batch
+ * (evk_offset_commit_failures_total).
+ *
  * Health and metrics: with a metrics_port, evk_service_run() serves over
  * HTTP on metrics_bind:metrics_port, from its own thread, for as long as it
  * runs (a port that cannot be bound fails the run with EVK_ERR_IO):
  *   GET /healthz  200 "ok" once the stores are restored and the consumer
- *                 subscribed and neither client has a fatal error, else 503
- *                 ("waiting for the schema registry" while it waits for one);
- *   GET /metrics  Prometheus text: committed inputs, outputs and dead
- *                 letters by event type, retries, registry waits, commits,
- *                 aborts, a handler
- *                 latency histogram, consumer lag per partition and a few
+ *                 subscribed, neither client has a fatal error and dead
+ *                 letters are not failing (see above), else 503 ("waiting
+ *                 for the schema registry" while it waits for one);
+ *   GET /metrics  Prometheus text: committed inputs, outputs, dead letters
+ *                 and skipped inputs by event type, retries, registry waits,
+ *                 commits, aborts, dead letters that failed and whether they
+ *                 are blocked, refused offset commits, a handler latency
+ *                 histogram, consumer lag per partition and a few
  *                 librdkafka statistics (statistics.interval.ms defaults to
  *                 5000 then).
  * One thread serves every connection without blocking on any. It holds at
@@ -154,7 +203,8 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
 
 /**
  * @brief Route events of @p type (full or short name) to @p handler and
- *        subscribe to its topic. Other types on the same topic are skipped.
+ *        subscribe to its topic. Other types on the same topic are skipped
+ *        (counted and said once per type, see above).
  */
 evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
                          void *opaque, char *errstr, size_t errstr_size);
@@ -215,15 +265,22 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
 /**
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
  *        installed for the duration of the call). On stop the current batch
- *        is finished and committed, the consumer closed, the producer flushed.
+ *        is finished and committed, the consumer closed, the producer
+ *        flushed, all within shutdown_timeout_ms of the stop request.
  * @returns EVK_OK after a clean stop; EVK_ERR_CONFIG (the config group
  *          holds an unknown key or a value of the wrong type, see
- *          evk_service_settings(), before anything connects); EVK_ERR_FATAL
- *          (e.g. fenced by a newer instance) or EVK_ERR_KAFKA with errstr set.
+ *          evk_service_settings(), before anything connects);
+ *          EVK_ERR_TIMEOUT when the stop could not commit the open batch in
+ *          time (cluster out of reach: the batch is abandoned and redone by
+ *          the next instance); EVK_ERR_FATAL (e.g. fenced by a newer
+ *          instance) or EVK_ERR_KAFKA; errstr set on error.
  */
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
 
-/** @brief Ask evk_service_run() to return. Async-signal-safe; any thread. */
+/**
+ * @brief Ask evk_service_run() to return; its shutdown_timeout_ms starts
+ *        with the first call. Async-signal-safe; any thread.
+ */
 void evk_service_stop(evk_service_t *svc);
 
 /** @brief Free @p svc (not while running). NULL is allowed. */
