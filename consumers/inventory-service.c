@@ -126,6 +126,18 @@ static evk_event_t *derived_event(evk_ctx_t *ctx, const char *type, const char *
     return ev;
 }
 
+/* The input's event id; for a producer that sends none, its position, which
+ * a redelivery keeps too. */
+static const char *cause_id(const evk_event_t *in, char *buf, size_t size) {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    if (evk_event_id(in)) return evk_event_id(in);
+    evk_event_origin(in, &topic, &partition, &offset);
+    snprintf(buf, size, "%s/%d/%lld", topic ? topic : "", (int)partition, (long long)offset);
+    return buf;
+}
+
 /* ---- the order side: OrderReservation records ---- */
 
 typedef enum { R_PENDING, R_RESERVED, R_REJECTED, R_RETURNED } resv_status_t;
@@ -337,7 +349,9 @@ static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const fl
     evk_event_origin(in, &topic, &partition, &offset);
     evk_event_t *res = evk_ctx_new_event(ctx, "OrderReservation");
     if (!res) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(res, "order_id", o->order_id, "placed_id", evk_event_id(in),
+    char id[300];
+    evk_err_t err = flow_set_strs(res, "order_id", o->order_id, "placed_id",
+                                  cause_id(in, id, sizeof id),
                                   "customer_id", o->customer_id, "currency", o->currency,
                                   "status", reason ? "REJECTED" : "PENDING", "reason",
                                   reason ? reason : "", "placed_topic", topic ? topic : "", NULL);
@@ -364,8 +378,9 @@ static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const fl
 /* A broken order is a business rejection, decided here without the SKUs. */
 static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
     inventory_t *inv = opaque;
+    char id[300];
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
-    if (old && strcmp(flow_str(old, "placed_id"), evk_event_id(in) ? evk_event_id(in) : "")) {
+    if (old && strcmp(flow_str(old, "placed_id"), cause_id(in, id, sizeof id))) {
         evk_log(EVK_LOG_WARN, NAME, "order id placed twice: the second order is ignored",
                 "order_id", flow_str(in, "order_id"), "event_id", evk_event_id(in), NULL);
         return EVK_OK;
@@ -414,7 +429,8 @@ static evk_err_t give_back(evk_ctx_t *ctx, const evk_event_t *in, const char *to
     evk_log(EVK_LOG_INFO, NAME, "units granted to an order that is not waiting for them: "
             "given back", "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"),
             NULL);
-    return send_command(ctx, evk_event_id(in), "CANCEL", flow_str(in, "order_id"),
+    char id[300];
+    return send_command(ctx, cause_id(in, id, sizeof id), "CANCEL", flow_str(in, "order_id"),
                         flow_str(in, "sku"), 0, topic, partition, offset);
 }
 
@@ -489,7 +505,8 @@ static evk_err_t send_return(evk_ctx_t *ctx, const evk_event_t *res, const char 
 
 static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
     inventory_t *inv = opaque;
-    const char *id = evk_event_id(in) ? evk_event_id(in) : "";
+    char buf[300];
+    const char *id = cause_id(in, buf, sizeof buf);
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
     if (old && status_of(old) == R_RETURNED)
         return strcmp(flow_str(old, "declined_id"), id) ? EVK_OK
