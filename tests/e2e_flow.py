@@ -25,11 +25,11 @@ order has an outcome it checks:
     stopped cleanly on SIGTERM.
 
 With --instances K, every service runs K copies started with the same
-command line (docs/SCALING.md). With --chaos, orders are placed over
---duration seconds while, one disruption at a time (SETTLE_S apart), the
-extra copies join, each service is stopped with SIGTERM and SIGINT at random
-points (it must exit 0) and, with --kill, killed with SIGKILL twice, always
-restarted; poison messages (not Avro, wrong magic byte, truncated, unknown
+command line (docs/SCALING.md). With --chaos, orders are placed at a pace
+that spreads them over the faults' schedule while, one disruption at a time
+(SETTLE_S apart), the extra copies join, each service is stopped with
+SIGTERM or SIGINT at a random point (it must exit 0) and, with --kill,
+killed with SIGKILL twice, always restarted; poison messages (not Avro, wrong magic byte, truncated, unknown
 schema id, schema-invalid body) are written to `orders`; and with
 --broker-faults the dev broker's brokers go down and come back and requests
 fail (Produce, Fetch, OffsetCommit, TxnOffsetCommit, EndTxn,
@@ -58,12 +58,10 @@ import tempfile
 import threading
 import time
 
-BIN = os.environ.get("EVK_BIN_DIR", "build")
-SRC = os.environ.get("EVK_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from procs import BIN, FLOW_TOPICS as TOPICS, SRC, Failure, check, read_raw
+
 SERVICES = ["inventory-service", "payment-service", "shipping-service", "order-service",
             "notification-service"]
-TOPICS = ["orders", "inventory", "payments", "shipments", "notifications", "inventory.levels",
-          "orders.status", "inventory.lines", "inventory.line-results", "inventory.reservations"]
 FINAL = {"SHIPPED", "REJECTED", "CANCELLED"}
 ORDERS_READERS = {"inventory-service", "order-service", "notification-service"}
 # Transient failures a broker really returns; each is one that librdkafka
@@ -76,18 +74,12 @@ REQUEST_ERRORS = [("Produce", "NOT_LEADER_FOR_PARTITION"), ("Produce", "NOT_ENOU
                   ("EndTxn", "CONCURRENT_TRANSACTIONS"),
                   ("AddPartitionsToTxn", "CONCURRENT_TRANSACTIONS")]
 DEV_BROKERS = 3  # evk-dev-broker's default
-SETTLE_S = 6  # between two disruptions (docs/SCALING.md, "Rebalances")
+# Between two disruptions: one takes up to ~7 s on the dev broker (a dead
+# member's session, a rebalance, docs/SCALING.md), and an order's path must
+# fit between two of them for its wait to measure one.
+SETTLE_S = 10
 CREDIT_LIMIT = 60000
 BLOCKED = "c-7"
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
 
 
 def seed_stock(n):
@@ -452,6 +444,7 @@ class Faults:
         self.poison = {}  # key -> (value, expected evk_dlq_error)
         self.errors = []
         self.done = threading.Event()  # the orders are all produced
+        self.schedule = self.plan()
 
     def plan(self):
         """[(service, signal or None to add a copy)] in the order to apply."""
@@ -464,10 +457,14 @@ class Faults:
         adds = [(s, None) for s in SERVICES for _ in range(self.instances - 1)]
         first = [(s, first_sig) for s in self.rng.sample(SERVICES, len(SERVICES))]
         rest = [(s, signal.SIGKILL) for s in SERVICES if self.kill]
-        rest += [(s, sig) for s in SERVICES for sig in (signal.SIGTERM, signal.SIGINT)]
+        rest += [(s, self.rng.choice((signal.SIGTERM, signal.SIGINT))) for s in SERVICES]
         self.rng.shuffle(adds)
         self.rng.shuffle(rest)
         return adds + first + rest
+
+    def duration(self):
+        """Seconds the schedule takes at its pace: the orders are spread over it."""
+        return len(self.schedule) * (SETTLE_S + 1)
 
     def services(self):
         """Apply plan() at random points, one disruption at a time: the group
@@ -475,7 +472,7 @@ class Faults:
         before the next, so that a wait measures one disruption."""
         try:
             last = time.monotonic()
-            for service, sig in self.plan():
+            for service, sig in self.schedule:
                 time.sleep(self.rng.uniform(0, 2) + max(0, last + SETTLE_S - time.monotonic()))
                 self.cluster.supervise()
                 if sig is None:
@@ -535,31 +532,12 @@ class Faults:
             self.errors.append(e)
 
 
-def read_raw(brokers, topic):
-    """Every committed message of @topic as (key, value, headers dict)."""
-    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
-    c = Consumer({"bootstrap.servers": brokers, "group.id": "e2e-raw", "enable.auto.commit": False,
-                  "isolation.level": "read_committed", "enable.partition.eof": True})
-    try:
-        md = c.list_topics(topic, timeout=30).topics[topic]
-        check(md.error is None, f"{topic}: {md.error}")
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
-        pending, out = set(md.partitions), []
-        deadline = time.monotonic() + 60
-        while pending:
-            check(time.monotonic() < deadline, f"{topic}: not read to its end in 60 s")
-            m = c.poll(1)
-            if m is None:
-                continue
-            if m.error():
-                check(m.error().code() == -191, f"{topic}: {m.error()}")  # _PARTITION_EOF
-                pending.discard(m.partition())
-                continue
-            headers = {k: (v.decode() if v is not None else None) for k, v in m.headers() or []}
-            out.append((m.key().decode() if m.key() else None, m.value(), headers))
-        return out
-    finally:
-        c.close()
+def read_text(brokers, topic):
+    """Every committed message of @topic as (key, value, headers), key and
+    header values as text."""
+    return [(k.decode() if k else None, v,
+             {n: (x.decode() if x is not None else None) for n, x in h.items()})
+            for k, v, h in read_raw(brokers, topic, timeout=60)]
 
 
 def check_dead_letters(poison, dlq):
@@ -652,7 +630,7 @@ def run(args, work):
             for t in threads:
                 t.start()
         # Spread over the faults' schedule, so that every fault meets orders in flight.
-        rate = str(args.orders / args.duration) if args.chaos else "0"
+        rate = str(args.orders / faults.duration()) if faults else "0"
         try:
             gen = cluster.tool("producers/evk-order", "generate", "--count", str(args.orders),
                                "--seed", "42", "--customers", "50", "--rate", rate,
@@ -681,7 +659,7 @@ def run(args, work):
         wait = longest_wait(orders_msgs)
         lost += args.orders - len(placed)
         if faults:
-            dlq = read_raw(cluster.brokers, "orders.dlq")
+            dlq = read_text(cluster.brokers, "orders.dlq")
             plost, pdup, predelivered = check_dead_letters(faults.poison, dlq)
             lost, dup = lost + plost, dup + pdup
             cluster.redeliveries["orders.dlq"] = predelivered
@@ -747,8 +725,6 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=200)
     p.add_argument("--partitions", type=int, default=8)
-    p.add_argument("--duration", type=float, default=160,
-                   help="with --chaos, seconds over which the orders are placed")
     p.add_argument("--max-wait", type=float, default=0,
                    help="fail if an order waits longer for its outcome (seconds; 0: no limit)")
     p.add_argument("--instances", type=int, default=1,

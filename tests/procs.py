@@ -12,7 +12,8 @@ import time
 BIN = os.environ.get("EVK_BIN_DIR", "build")
 SRC = os.environ.get("EVK_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLOW_TOPICS = ["orders", "inventory", "payments", "shipments", "notifications",
-               "inventory.levels", "orders.status"]
+               "inventory.levels", "orders.status", "inventory.lines", "inventory.line-results",
+               "inventory.reservations"]
 
 
 class Failure(Exception):
@@ -54,14 +55,15 @@ def unused_port():
         return s.getsockname()[1]
 
 
-def write_config(work, extra=""):
-    """A config for the reference flow's services, writing into @work."""
+def write_config(work, extra="", inventory=""):
+    """A config for the reference flow's services, writing into @work;
+    @inventory: more settings of inventory-service."""
     with open(os.path.join(work, "stock.cfg"), "w") as f:
         f.write('stock = ( { sku = "SKU-1"; available = 1000000; } );\n')
     cfg = os.path.join(work, "evkit.cfg")
     with open(cfg, "w") as f:
         f.write(f'''schemas = {{ dir = "{SRC}/schemas"; }};
-inventory-service = {{ seed_file = "{work}/stock.cfg"; }};
+inventory-service = {{ seed_file = "{work}/stock.cfg"; {inventory} }};
 notification-service = {{ outbox = "{work}/outbox.jsonl"; }};
 {extra}''')
     return cfg

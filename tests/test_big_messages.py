@@ -23,8 +23,11 @@ from procs import (BIN, FLOW_TOPICS, Failure, Service, check, read_raw, start_br
                    write_config)
 
 READERS = ["inventory-service", "order-service", "notification-service"]
-SIZES = {"big-1mb": 1_000_000, "big-10mb": 10_000_000}
-PARTITION = {"big-1mb": 1, "big-10mb": 0}
+# The dev broker keeps ~5 MB per partition: the six dead letters (~1 MB
+# each) must not share one. Their partition follows the key (murmur2, over
+# orders.dlq's 2 partitions): these two keys hash apart.
+SIZES = {"huge-1mb": 1_000_000, "huge-10mb": 10_000_000}
+PARTITION = {"huge-1mb": 1, "huge-10mb": 0}
 LIMIT = 1_000_000  # the services' message.max.bytes (librdkafka's default)
 
 
@@ -92,7 +95,7 @@ def run(work):
         # The dev broker drops a message over 5 MB from its window when the
         # next one arrives in its partition, and loses that next one with
         # it (librdkafka 2.0's mock cluster): a spacer takes that place.
-        produce(brokers, "spacer", b"lost by the dev broker", PARTITION["big-10mb"])
+        produce(brokers, "spacer", b"lost by the dev broker", PARTITION["huge-10mb"])
         r = subprocess.run([os.path.join(BIN, "producers/evk-order"), "-F", cfg, "-b", brokers,
                             "place", "--customer", "c-1", "--item", "SKU-1:1:100"],
                            capture_output=True, text=True, timeout=30)

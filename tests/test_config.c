@@ -310,13 +310,13 @@ static void test_service_settings(void **state) {
 
     evk_service_t *svc = service_from(
         "pay = {\n  batch_max = 10;\n  instance_id = \"i-1\";\n  static_membership = true;\n"
-        "  session_timeout_ms = 6000;\n  metrics_port_stride = 1;\n  credit_limit_cents = 5;\n"
+        "  metrics_port_stride = 1;\n  credit_limit_cents = 5;\n"
         "  blocked_customers = [ \"c-1\" ];\n};\n",
         cat, &cfg);
     assert_int_equal(evk_service_settings(svc, NULL, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
-    assert_non_null(strstr(errstr, ":7: pay.credit_limit_cents: unknown setting"));
+    assert_non_null(strstr(errstr, ":6: pay.credit_limit_cents: unknown setting"));
     assert_int_equal(evk_service_run(svc, errstr, sizeof(errstr)), EVK_ERR_CONFIG);
-    assert_non_null(strstr(errstr, ":7: pay.credit_limit_cents: unknown setting"));
+    assert_non_null(strstr(errstr, ":6: pay.credit_limit_cents: unknown setting"));
     assert_int_equal(evk_service_settings(svc, own, errstr, sizeof(errstr)), EVK_OK);
     evk_service_destroy(svc);
     evk_config_destroy(cfg);

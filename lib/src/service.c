@@ -658,13 +658,17 @@ static void svc_close_consumer(evk_service_t *svc) {
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
         if (ev) svc_close_event(svc, ev);
     }
+    int closed = !e && rd_kafka_consumer_closed(svc->consumer);
     /* Left to the group to time the member out. */
-    if (e || !rd_kafka_consumer_closed(svc->consumer))
+    if (!closed)
         evk_log(EVK_LOG_WARN, svc->name, "consumer not closed, the group times it out", "error",
                 e ? rd_kafka_error_string(e) : "stop deadline", NULL);
     if (e) rd_kafka_error_destroy(e);
     rd_kafka_queue_destroy(q);
-    rd_kafka_destroy_flags(svc->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    /* rd_kafka_destroy() has no timeout and, with the brokers out of reach,
+     * waits for a close still under way: past the deadline the handle is
+     * left to the process's exit (its threads end with it). */
+    if (closed) rd_kafka_destroy_flags(svc->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 /* On a stop the batch is committed before the consumer leaves the group;

@@ -272,7 +272,9 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
  *          evk_service_settings(), before anything connects);
  *          EVK_ERR_TIMEOUT when the stop could not commit the open batch in
  *          time (cluster out of reach: the batch is abandoned and redone by
- *          the next instance); EVK_ERR_FATAL (e.g. fenced by a newer
+ *          the next instance; a consumer that could not close in time is
+ *          not destroyed either, since librdkafka would wait for it: its
+ *          threads end with the process, which should exit); EVK_ERR_FATAL (e.g. fenced by a newer
  *          instance) or EVK_ERR_KAFKA; errstr set on error.
  */
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
