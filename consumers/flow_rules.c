@@ -87,8 +87,8 @@ static int line_ok(const flow_line_t *l, size_t i, int64_t *total, char *reason,
     snprintf(field, sizeof field, "items[%zu].sku", i);
     if (!id_ok(field, l->sku, reason, reason_size)) return 0;
     if (l->quantity < 1)
-        snprintf(reason, reason_size, "items[%zu].quantity: must be at least 1, got %" PRId64, i,
-                 l->quantity);
+        snprintf(reason, reason_size, "items[%zu].quantity: must be at least 1, got %" PRId64,
+                 i, l->quantity);
     else if (l->unit_price_cents < 0)
         snprintf(reason, reason_size,
                  "items[%zu].unit_price_cents: must not be negative, got %" PRId64, i,

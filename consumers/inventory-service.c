@@ -55,9 +55,8 @@ static evk_err_t load_seed(inventory_t *inv, char *errstr, size_t errstr_size) {
         long long available;
         if (!config_setting_lookup_string(e, "sku", &sku) ||
             !config_setting_lookup_int64(e, "available", &available) || available < 0) {
-            snprintf(errstr, errstr_size,
-                     "%s:%u: a stock entry needs sku and available (>= 0)", inv->seed_file,
-                     config_setting_source_line(e));
+            snprintf(errstr, errstr_size, "%s:%u: a stock entry needs sku and available (>= 0)",
+                     inv->seed_file, config_setting_source_line(e));
             return EVK_ERR_CONFIG;
         }
     }
@@ -188,12 +187,11 @@ static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const cha
 static evk_err_t send_next_reserve(evk_ctx_t *ctx, const evk_event_t *res) {
     for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
         if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING"))
-            return send_command(ctx, flow_str(res, "placed_id"), "RESERVE",
-                                flow_str(res, "order_id"),
-                                field_str(res, "lines[%zu].%s", i, "sku"),
-                                field_long(res, "lines[%zu].%s", i, "quantity"),
-                                flow_str(res, "placed_topic"), flow_long(res, "placed_partition"),
-                                flow_long(res, "placed_offset"));
+            return send_command(
+                ctx, flow_str(res, "placed_id"), "RESERVE", flow_str(res, "order_id"),
+                field_str(res, "lines[%zu].%s", i, "sku"),
+                field_long(res, "lines[%zu].%s", i, "quantity"), flow_str(res, "placed_topic"),
+                flow_long(res, "placed_partition"), flow_long(res, "placed_offset"));
     return EVK_OK;
 }
 
@@ -206,11 +204,12 @@ static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char
 }
 
 static evk_err_t emit_rejected(evk_ctx_t *ctx, const evk_event_t *res, const char *sku) {
-    evk_event_t *out = derived_event(ctx, "StockRejected", flow_str(res, "placed_id"), "decision");
+    evk_event_t *out =
+        derived_event(ctx, "StockRejected", flow_str(res, "placed_id"), "decision");
     if (!out) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
-                                  flow_str(res, "customer_id"), "reason",
-                                  flow_str(res, "reason"), NULL);
+    evk_err_t err =
+        flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
+                      flow_str(res, "customer_id"), "reason", flow_str(res, "reason"), NULL);
     if (!err && sku) err = evk_event_set_string(out, "sku", sku);
     if (!err)
         evk_log(EVK_LOG_INFO, NAME, "rejected", "order_id", flow_str(res, "order_id"), "reason",
@@ -219,7 +218,8 @@ static evk_err_t emit_rejected(evk_ctx_t *ctx, const evk_event_t *res, const cha
 }
 
 static evk_err_t emit_reserved(evk_ctx_t *ctx, const evk_event_t *res) {
-    evk_event_t *out = derived_event(ctx, "StockReserved", flow_str(res, "placed_id"), "decision");
+    evk_event_t *out =
+        derived_event(ctx, "StockReserved", flow_str(res, "placed_id"), "decision");
     if (!out) return EVK_ERR_NOMEM;
     evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
                                   flow_str(res, "customer_id"), "currency",
@@ -276,15 +276,18 @@ static evk_err_t copy_resv_lines(const evk_event_t *old, evk_event_t *res,
         snprintf(path, sizeof path, "lines[%zu].sku", k);
         if (!err) err = evk_event_set_string(res, path, sku);
         snprintf(path, sizeof path, "lines[%zu].quantity", k);
-        if (!err) err = evk_event_set_long(res, path, field_long(old, "lines[%zu].%s", i, "quantity"));
+        if (!err)
+            err =
+                evk_event_set_long(res, path, field_long(old, "lines[%zu].%s", i, "quantity"));
         snprintf(path, sizeof path, "lines[%zu].state", k);
         if (!err)
-            err = evk_event_set_string(res, path, mine ? c->line_state
-                                                       : field_str(old, "lines[%zu].%s", i, "state"));
+            err = evk_event_set_string(
+                res, path, mine ? c->line_state : field_str(old, "lines[%zu].%s", i, "state"));
         snprintf(path, sizeof path, "lines[%zu].reason", k);
         if (!err)
-            err = evk_event_set_string(res, path, mine ? c->line_reason
-                                                       : field_str(old, "lines[%zu].%s", i, "reason"));
+            err = evk_event_set_string(res, path,
+                                       mine ? c->line_reason
+                                            : field_str(old, "lines[%zu].%s", i, "reason"));
     }
     return err;
 }
@@ -302,16 +305,17 @@ static evk_err_t put_changed(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t
         c->declined_id ? c->declined_id : flow_str(old, "declined_id"), "declined_topic",
         c->declined_topic ? c->declined_topic : flow_str(old, "declined_topic"), NULL);
     if (!err) err = evk_event_set_long(res, "total_cents", flow_long(old, "total_cents"));
-    if (!err) err = evk_event_set_long(res, "placed_partition", flow_long(old, "placed_partition"));
+    if (!err)
+        err = evk_event_set_long(res, "placed_partition", flow_long(old, "placed_partition"));
     if (!err) err = evk_event_set_long(res, "placed_offset", flow_long(old, "placed_offset"));
     if (!err)
         err = evk_event_set_long(res, "declined_partition",
                                  c->declined_topic ? c->declined_partition
                                                    : flow_long(old, "declined_partition"));
     if (!err)
-        err = evk_event_set_long(res, "declined_offset", c->declined_topic
-                                                             ? c->declined_offset
-                                                             : flow_long(old, "declined_offset"));
+        err = evk_event_set_long(res, "declined_offset",
+                                 c->declined_topic ? c->declined_offset
+                                                   : flow_long(old, "declined_offset"));
     if (!err) err = copy_resv_lines(old, res, c);
     if (err) {
         evk_event_destroy(res);
@@ -350,11 +354,10 @@ static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const fl
     evk_event_t *res = evk_ctx_new_event(ctx, "OrderReservation");
     if (!res) return EVK_ERR_NOMEM;
     char id[300];
-    evk_err_t err = flow_set_strs(res, "order_id", o->order_id, "placed_id",
-                                  cause_id(in, id, sizeof id),
-                                  "customer_id", o->customer_id, "currency", o->currency,
-                                  "status", reason ? "REJECTED" : "PENDING", "reason",
-                                  reason ? reason : "", "placed_topic", topic ? topic : "", NULL);
+    evk_err_t err = flow_set_strs(
+        res, "order_id", o->order_id, "placed_id", cause_id(in, id, sizeof id), "customer_id",
+        o->customer_id, "currency", o->currency, "status", reason ? "REJECTED" : "PENDING",
+        "reason", reason ? reason : "", "placed_topic", topic ? topic : "", NULL);
     if (!err) err = evk_event_set_long(res, "total_cents", total);
     if (!err) err = evk_event_set_long(res, "placed_partition", partition);
     if (!err) err = evk_event_set_long(res, "placed_offset", offset);
@@ -387,8 +390,8 @@ static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
     }
     if (old) /* a redelivery: send again what it sent */
         return status_of(old) == R_PENDING ? send_next_reserve(ctx, old)
-               : count_of(old, "lines") ? EVK_OK
-                                        : emit_rejected(ctx, old, NULL);
+               : count_of(old, "lines")    ? EVK_OK
+                                           : emit_rejected(ctx, old, NULL);
     flow_line_t *lines;
     flow_order_t o;
     int64_t total = 0;
@@ -426,9 +429,10 @@ static const char *line_state(const evk_event_t *res, const char *sku) {
  * is not known here) is given back at once, so that no unit stays held. */
 static evk_err_t give_back(evk_ctx_t *ctx, const evk_event_t *in, const char *topic,
                            int32_t partition, int64_t offset) {
-    evk_log(EVK_LOG_INFO, NAME, "units granted to an order that is not waiting for them: "
-            "given back", "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"),
-            NULL);
+    evk_log(EVK_LOG_INFO, NAME,
+            "units granted to an order that is not waiting for them: "
+            "given back",
+            "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"), NULL);
     char id[300];
     return send_command(ctx, cause_id(in, id, sizeof id), "CANCEL", flow_str(in, "order_id"),
                         flow_str(in, "sku"), 0, topic, partition, offset);
@@ -470,8 +474,7 @@ static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
     evk_event_t *res = NULL;
     evk_err_t err = put_changed(ctx, inv, old, &c, &res);
     if (err) return err;
-    if (reserved && line_state(res, NULL))
-        return send_next_reserve(ctx, res);
+    if (reserved && line_state(res, NULL)) return send_next_reserve(ctx, res);
     if (reserved) {
         c = (resv_change_t){.status = "RESERVED"};
         err = put_changed(ctx, inv, res, &c, &res);
@@ -487,8 +490,8 @@ static evk_err_t emit_released(evk_ctx_t *ctx, const evk_event_t *res, const cha
     if (!out) return EVK_ERR_NOMEM;
     char reason[300];
     snprintf(reason, sizeof reason, "payment declined: %s", why);
-    evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "reason", reason,
-                                  NULL);
+    evk_err_t err =
+        flow_set_strs(out, "order_id", flow_str(res, "order_id"), "reason", reason, NULL);
     if (!err) err = copy_lines(res, out, "lines");
     if (!err)
         evk_log(EVK_LOG_INFO, NAME, "released", "order_id", flow_str(res, "order_id"), NULL);
@@ -496,10 +499,9 @@ static evk_err_t emit_released(evk_ctx_t *ctx, const evk_event_t *res, const cha
 }
 
 static evk_err_t send_return(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
-    evk_err_t err = send_commands(ctx, res, flow_str(res, "declined_id"), "RETURN", NULL,
-                                  flow_str(res, "declined_topic"),
-                                  flow_long(res, "declined_partition"),
-                                  flow_long(res, "declined_offset"));
+    evk_err_t err = send_commands(
+        ctx, res, flow_str(res, "declined_id"), "RETURN", NULL, flow_str(res, "declined_topic"),
+        flow_long(res, "declined_partition"), flow_long(res, "declined_offset"));
     return err ? err : emit_released(ctx, res, why);
 }
 
@@ -509,8 +511,9 @@ static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
     const char *id = cause_id(in, buf, sizeof buf);
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
     if (old && status_of(old) == R_RETURNED)
-        return strcmp(flow_str(old, "declined_id"), id) ? EVK_OK
-                                                         : send_return(ctx, old, flow_str(in, "reason"));
+        return strcmp(flow_str(old, "declined_id"), id)
+                   ? EVK_OK
+                   : send_return(ctx, old, flow_str(in, "reason"));
     if (!old || status_of(old) != R_RESERVED) {
         evk_log(EVK_LOG_WARN, NAME, "payment declined for an order with no reservation here",
                 "order_id", flow_str(in, "order_id"), NULL);
@@ -649,7 +652,7 @@ static int set_long(avro_value_t *rec, const char *name, int64_t v) {
     avro_value_t f = field(rec, name);
     if (!f.iface) return 1;
     return avro_value_get_type(&f) == AVRO_INT32 ? avro_value_set_int(&f, (int32_t)v)
-                                               : avro_value_set_long(&f, v);
+                                                 : avro_value_set_long(&f, v);
 }
 
 static int put_holds(avro_value_t *rec, const char *array, const hold_t *h, size_t n,
@@ -694,7 +697,8 @@ static evk_err_t answer(evk_ctx_t *ctx, const char *command_id, const char *orde
                         const char *sku, int reserved, const char *reason) {
     evk_event_t *out = derived_event(ctx, "StockLineResult", command_id, "answer");
     if (!out) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(out, "order_id", order_id, "sku", sku, "reason", reason, NULL);
+    evk_err_t err =
+        flow_set_strs(out, "order_id", order_id, "sku", sku, "reason", reason, NULL);
     if (!err) err = evk_event_set_bool(out, "reserved", reserved);
     if (!err) err = evk_event_set_key(out, order_id);
     return flow_emit(ctx, out, err);
@@ -757,8 +761,8 @@ static evk_err_t release(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
                          const char *action) {
     hold_t *h = find_hold(s->held, s->nheld, flow_str(cmd, "order_id"));
     if (!strcmp(action, "RETURN")) {
-        applied_t *src = return_source(s, flow_str(cmd, "source_topic"),
-                                       flow_long(cmd, "source_partition"));
+        applied_t *src =
+            return_source(s, flow_str(cmd, "source_topic"), flow_long(cmd, "source_partition"));
         int64_t pos = flow_long(cmd, "source_offset");
         if (pos <= src->offset) return EVK_OK;
         src->offset = pos;

@@ -57,3 +57,8 @@ add_test(NAME notification_webhook_budget
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_notification_webhook.py budget)
 set_tests_properties(notification_webhook_budget PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}"
                      TIMEOUT 120)
+
+# The order rules enforced by inventory-service on orders from a foreign
+# producer (python3-avro frames, no CloudEvents headers).
+add_test(NAME domain_rules COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_domain_rules.py)
+set_tests_properties(domain_rules PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}" TIMEOUT 120)

@@ -93,7 +93,8 @@ static evk_err_t claim_explicit(evk_service_t *svc, const char *dir, const char 
     svc->lock_fd = fd;
     svc->slot = 0;
     svc->instance_id = strdup(instance);
-    return svc->instance_id ? EVK_OK : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return svc->instance_id ? EVK_OK
+                            : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
 }
 
 static evk_err_t claim_slot(evk_service_t *svc, const char *dir, const char *host, char *errstr,
@@ -126,8 +127,8 @@ evk_err_t svc_instance_claim(evk_service_t *svc, char *errstr, size_t errstr_siz
     const char *instance = env && *env ? env : evk_config_get_string(svc->cfg, path, NULL);
     if (instance && (!*instance || strpbrk(instance, "/ \t\n")))
         return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: instance_id \"%s\" must be non-empty, without '/' or spaces",
-                        path, instance);
+                        "%s: instance_id \"%s\" must be non-empty, without '/' or spaces", path,
+                        instance);
     evk_err_t rc = lock_dir(dir, sizeof(dir), errstr, errstr_size);
     if (rc) return rc;
     return instance ? claim_explicit(svc, dir, instance, errstr, errstr_size)

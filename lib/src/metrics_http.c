@@ -30,11 +30,11 @@
 /* ---- settings ---- */
 
 const evk_setting_t evk_metrics_settings[] = {{"port", EVK_SETTING_INT},
-                                               {"bind", EVK_SETTING_STRING},
-                                               {"max_connections", EVK_SETTING_INT},
-                                               {"max_connections_per_ip", EVK_SETTING_INT},
-                                               {"timeout_s", EVK_SETTING_INT},
-                                               {NULL, 0}};
+                                              {"bind", EVK_SETTING_STRING},
+                                              {"max_connections", EVK_SETTING_INT},
+                                              {"max_connections_per_ip", EVK_SETTING_INT},
+                                              {"timeout_s", EVK_SETTING_INT},
+                                              {NULL, 0}};
 
 /* The service's own setting if it has one, else the shared one. */
 static const char *met_path(const evk_service_t *svc, const char *own, const char *shared,
@@ -47,18 +47,20 @@ static const char *met_path(const evk_service_t *svc, const char *own, const cha
  * configured port + k * metrics_port_stride, so that the second copy does not
  * die on the first one's port. */
 static evk_err_t metrics_port_for_slot(const evk_service_t *svc, svc_metrics_t *m,
-                                       const char *port_path, char *errstr, size_t errstr_size) {
+                                       const char *port_path, char *errstr,
+                                       size_t errstr_size) {
     char path[512];
     int64_t stride = 0;
     snprintf(path, sizeof(path), "%s.metrics_port_stride", svc->name);
     evk_err_t rc = evk_config_get_int(svc->cfg, path, 100, &stride, errstr, errstr_size);
     if (rc || !m->port || !svc->slot) return rc;
     if (stride < 1 || m->port + stride * svc->slot > 65535)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: instance %s (slot %d) would serve on port %lld + %d * %lld, outside "
-                        "1-65535; set %s or %s",
-                        port_path, svc->instance_id, svc->slot, (long long)m->port, svc->slot,
-                        (long long)stride, path, port_path);
+        return evk_fail(
+            EVK_ERR_CONFIG, errstr, errstr_size,
+            "%s: instance %s (slot %d) would serve on port %lld + %d * %lld, outside "
+            "1-65535; set %s or %s",
+            port_path, svc->instance_id, svc->slot, (long long)m->port, svc->slot,
+            (long long)stride, path, port_path);
     m->port += stride * svc->slot;
     return EVK_OK;
 }

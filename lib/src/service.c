@@ -17,9 +17,9 @@
 #define SVC_MAX_POLL_DEFAULT_MS 300000   /* librdkafka's max.poll.interval.ms */
 #define SVC_TXN_TIMEOUT_DEFAULT_MS 60000 /* librdkafka's transaction.timeout.ms */
 #define SVC_WAIT_REPORT_MS 10000         /* how often a member without partitions says so */
-#define SVC_METADATA_TIMEOUT_MS 30000    /* for the partition counts of the co-partition check */
-#define SVC_MESSAGE_MAX_DEFAULT 1000000  /* librdkafka's message.max.bytes */
-#define SVC_DEAD_LETTER_MIN_BYTES 4096   /* room for the evk_dlq_* headers */
+#define SVC_METADATA_TIMEOUT_MS 30000   /* for the partition counts of the co-partition check */
+#define SVC_MESSAGE_MAX_DEFAULT 1000000 /* librdkafka's message.max.bytes */
+#define SVC_DEAD_LETTER_MIN_BYTES 4096  /* room for the evk_dlq_* headers */
 
 /* ---- signals ---- */
 
@@ -202,10 +202,19 @@ static evk_err_t svc_open_consumer(evk_service_t *svc, char *errstr, size_t errs
     }
     /* Range assigns partition p of every input topic to one member: the
      * co-partitioning that partitioned stores rely on. */
-    const char *const fixed[] = {"group.id", svc->group_id, "isolation.level", "read_committed",
-                                 "enable.auto.commit", "false", "enable.auto.offset.store",
-                                 "false", "auto.offset.reset", "earliest",
-                                 "partition.assignment.strategy", "range", NULL};
+    const char *const fixed[] = {"group.id",
+                                 svc->group_id,
+                                 "isolation.level",
+                                 "read_committed",
+                                 "enable.auto.commit",
+                                 "false",
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "auto.offset.reset",
+                                 "earliest",
+                                 "partition.assignment.strategy",
+                                 "range",
+                                 NULL};
     for (const char *const *f = fixed; *f; f++)
         kv[n++] = *f;
     if (svc->static_membership) {
@@ -285,8 +294,9 @@ static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_
     int want = 0;
     int64_t deadline = evk_now_ms() + SVC_METADATA_TIMEOUT_MS;
     for (size_t i = 0; i < svc->nroutes + svc->nstores; i++) {
-        const evk_schema_t *s = i < svc->nroutes ? svc->routes[i].schema
-                                                 : svc_store_schema(svc->stores[i - svc->nroutes]);
+        const evk_schema_t *s = i < svc->nroutes
+                                    ? svc->routes[i].schema
+                                    : svc_store_schema(svc->stores[i - svc->nroutes]);
         int n = 0;
         evk_err_t rc = svc_topic_partitions(svc, svc->consumer, evk_schema_topic(s), deadline,
                                             &n, errstr, errstr_size);
@@ -976,7 +986,8 @@ evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type) {
 }
 
 evk_err_t evk_ctx_emit(evk_ctx_t *ctx, evk_event_t *ev) {
-    evk_err_t rc = ctx && ev ? svc_stage(ctx->svc, ev, RD_KAFKA_PARTITION_UA, 1) : EVK_ERR_INVALID_ARG;
+    evk_err_t rc =
+        ctx && ev ? svc_stage(ctx->svc, ev, RD_KAFKA_PARTITION_UA, 1) : EVK_ERR_INVALID_ARG;
     evk_event_destroy(ev);
     return rc;
 }

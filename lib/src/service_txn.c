@@ -270,9 +270,9 @@ static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, int32_
     rd_kafka_resp_err_t err;
     while ((err = rd_kafka_producev(
                 svc->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                RD_KAFKA_V_KEY(key, key_len),
-                RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(headers),
+                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         if (!svc_wait(svc, 100)) break; /* a stop does not wait for room (outage) */
     if (err) {
         free(value);
@@ -474,8 +474,8 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "dead letter: out of memory");
     }
     if (value) memcpy(value, msg->payload, d.len);
-    rd_kafka_resp_err_t perr =
-        produce(svc, topic, RD_KAFKA_PARTITION_UA, msg->key, d.key_len, value, d.len, d.headers);
+    rd_kafka_resp_err_t perr = produce(svc, topic, RD_KAFKA_PARTITION_UA, msg->key, d.key_len,
+                                       value, d.len, d.headers);
     if (perr) {
         hold(svc, msg);
         if (perr == RD_KAFKA_RESP_ERR__FATAL)
