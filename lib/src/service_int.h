@@ -236,10 +236,10 @@ evk_err_t svc_settings_check(const evk_service_t *svc, char *errstr, size_t errs
 evk_store_t *svc_store_new(const evk_schema_t *schema);
 void svc_store_destroy(evk_store_t *st);
 const evk_schema_t *svc_store_schema(const evk_store_t *st);
-/* Set @p key to @p value (NULL removes it) in @p partition; *prev gets the
- * old value, whose ownership passes to the caller. */
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
-                         evk_event_t *value, evk_event_t **prev);
+/* Set @p key to @p value (NULL removes it); *prev gets the old value,
+ * whose ownership passes to the caller. */
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
+                         evk_event_t **prev);
 /* Load partitions @p parts of @p st's changelog (everything committed, last
  * value wins) into @p st, which holds none of them. */
 evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,

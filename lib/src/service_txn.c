@@ -156,9 +156,8 @@ void svc_undo_revert(evk_service_t *svc, size_t mark) {
         svc_undo_t *u = &svc->undo[--svc->nundo];
         evk_event_t *cur = NULL;
         /* Cannot fail: reverting newest first, the key is present, so the
-         * swap replaces or removes, never allocates, and keeps the
-         * partition the key has. */
-        (void)svc_store_swap(u->store, u->key, RD_KAFKA_PARTITION_UA, u->prev, &cur);
+         * swap replaces or removes and never allocates. */
+        (void)svc_store_swap(u->store, u->key, u->prev, &cur);
         evk_event_destroy(cur);
         free(u->key);
     }

@@ -19,7 +19,6 @@
 typedef struct store_entry {
     struct store_entry *next;
     evk_event_t *value;
-    int32_t partition;
     char key[];
 } store_entry_t;
 
@@ -99,15 +98,13 @@ static evk_err_t store_grow(evk_store_t *st) {
     return EVK_OK;
 }
 
-static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partition,
-                              evk_event_t *value) {
+static evk_err_t store_insert(evk_store_t *st, const char *key, evk_event_t *value) {
     if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
     size_t klen = strlen(key);
     store_entry_t *e = malloc(sizeof(*e) + klen + 1);
     if (!e) return EVK_ERR_NOMEM;
     memcpy(e->key, key, klen + 1);
     e->value = value;
-    e->partition = partition;
     store_entry_t **head = &st->buckets[hash(key) & (st->nbuckets - 1)];
     e->next = *head;
     *head = e;
@@ -115,8 +112,8 @@ static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partitio
     return EVK_OK;
 }
 
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
-                         evk_event_t *value, evk_event_t **prev) {
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
+                         evk_event_t **prev) {
     store_entry_t **link = store_link(st, key);
     store_entry_t *e = *link;
     *prev = e ? e->value : NULL;
@@ -127,7 +124,7 @@ evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
         free(e);
         st->count--;
     } else if (value) {
-        return store_insert(st, key, partition, value);
+        return store_insert(st, key, value);
     }
     return EVK_OK;
 }
@@ -181,7 +178,7 @@ static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) 
     evk_event_t *prev = NULL;
     rc = key ? svc_stage(svc, value, ctx->partition, 0) : EVK_ERR_NOMEM;
     if (!rc) rc = svc_undo_reserve(svc);
-    if (!rc) rc = svc_store_swap(st, key, ctx->partition, value, &prev);
+    if (!rc) rc = svc_store_swap(st, key, value, &prev);
     if (rc) {
         svc_unstage_from(svc, staged);
         free(key);
@@ -205,7 +202,7 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
     if (!m->payload) { /* tombstone: the key was deleted */
         char *key = m->key ? strndup(m->key, m->key_len) : NULL;
         if (m->key && !key) return EVK_ERR_NOMEM;
-        evk_err_t rc = key ? svc_store_swap(st, key, m->partition, NULL, &prev) : EVK_OK;
+        evk_err_t rc = key ? svc_store_swap(st, key, NULL, &prev) : EVK_OK;
         evk_event_destroy(prev);
         free(key);
         return rc;
@@ -217,7 +214,7 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
         evk_event_destroy(ev);
         return EVK_OK;
     }
-    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), m->partition, ev, &prev);
+    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), ev, &prev);
     evk_event_destroy(rc ? ev : prev);
     return rc;
 }
@@ -243,7 +240,7 @@ evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const c
     return EVK_OK;
 }
 
-/* The partitions of @p parts that the changelog has; *n gets their count. */
+/* The partitions of @p parts that the changelog has, to read from the start. */
 static rd_kafka_topic_partition_list_t *restore_list(const char *topic, int partitions,
                                                      const int32_t *parts, size_t nparts) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)nparts);
