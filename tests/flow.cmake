@@ -29,7 +29,7 @@ set_tests_properties(e2e_flow_scale PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}
 # SIGKILL, stopped and restarted, and poison arrives: the same checks, and
 # every poison message dead-lettered. Broker faults (e2e_flow.py
 # --broker-faults: outages and request errors) are left out for now: in one
-# run of four they left a SKU's final level 4 units short (docs/SCALING.md).
+# run of five they left a SKU's final level 4 units short (docs/SCALING.md).
 add_test(NAME e2e_flow_chaos
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e_flow.py --orders 10000 --chaos --kill
                  --partitions 24)
