@@ -88,12 +88,11 @@ static void random16(unsigned char out[16]) {
     left -= 16;
 }
 
-void evk_uuid4(char buf[37]) {
+/* @p b as a UUID of @p version (RFC 9562 variant), hex by table. */
+static void uuid_format(unsigned char b[16], unsigned version, char buf[37]) {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    random16(b);
-    b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+    b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
+    b[8] = (b[8] & 0x3f) | 0x80;
     char *p = buf;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
@@ -101,6 +100,12 @@ void evk_uuid4(char buf[37]) {
         *p++ = hex[b[i] & 15];
     }
     *p = 0;
+}
+
+void evk_uuid4(char buf[37]) {
+    unsigned char b[16];
+    random16(b);
+    uuid_format(b, 4, buf);
 }
 
 /* FNV-1a over base, a NUL and label, from @p seed, then a splitmix64
@@ -121,22 +126,14 @@ static uint64_t derive_half(uint64_t seed, const char *base, const char *label) 
 }
 
 evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *label) {
-    static const char hex[] = "0123456789abcdef";
     if (!ev || !base || !label) return EVK_ERR_INVALID_ARG;
     uint64_t halves[2] = {derive_half(1469598103934665603ULL, base, label),
                           derive_half(0x9e3779b97f4a7c15ULL, base, label)};
     unsigned char b[16];
     for (int i = 0; i < 16; i++)
         b[i] = (unsigned char)(halves[i / 8] >> (8 * (i % 8)));
-    b[6] = (b[6] & 0x0f) | 0x80; /* version 8: custom */
-    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 9562 variant */
-    char id[37], *p = id;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    *p = 0;
+    char id[37];
+    uuid_format(b, 8, id); /* version 8: custom */
     return evk_event_set_id(ev, id);
 }
 
