@@ -138,6 +138,16 @@ int64_t flow_long(const evk_event_t *ev, const char *path) {
     return evk_event_get_long(ev, path, &v) == EVK_OK ? v : 0;
 }
 
+evk_event_t *flow_derived_event(evk_ctx_t *ctx, const char *type, const char *base,
+                                const char *label) {
+    evk_event_t *ev = evk_ctx_new_event(ctx, type);
+    if (ev && base && evk_event_derive_id(ev, base, label)) {
+        evk_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 evk_err_t flow_emit(evk_ctx_t *ctx, evk_event_t *ev, evk_err_t err) {
     if (err) {
         evk_event_destroy(ev);

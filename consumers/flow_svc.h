@@ -45,6 +45,13 @@ const char *flow_str(const evk_event_t *ev, const char *path);
 /* The long/int field @path of @ev, 0 when unset. */
 int64_t flow_long(const evk_event_t *ev, const char *path);
 
+/* A new event of @type whose id derives from @base and @label (kept as
+ * evk_ctx_new_event() made it when @base is NULL), so that whichever input
+ * causes it again makes it byte for byte the same. NULL when out of memory
+ * or @type is not in the catalog. */
+evk_event_t *flow_derived_event(evk_ctx_t *ctx, const char *type, const char *base,
+                                const char *label);
+
 /* Emit @ev when @err is EVK_OK, else destroy it: the tail of every handler
  * that builds an event field by field. Returns the error, or emit's. */
 evk_err_t flow_emit(evk_ctx_t *ctx, evk_event_t *ev, evk_err_t err);

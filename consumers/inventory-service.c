@@ -113,18 +113,6 @@ static size_t count_of(const evk_event_t *ev, const char *array) {
     return evk_event_array_size(ev, array, &n) == EVK_OK ? n : 0;
 }
 
-/* A new event of @type with an id derived from @base and @label, so that
- * whichever input causes it again makes it byte for byte the same. */
-static evk_event_t *derived_event(evk_ctx_t *ctx, const char *type, const char *base,
-                                  const char *label) {
-    evk_event_t *ev = evk_ctx_new_event(ctx, type);
-    if (ev && evk_event_derive_id(ev, base, label)) {
-        evk_event_destroy(ev);
-        return NULL;
-    }
-    return ev;
-}
-
 /* The input's event id; for a producer that sends none, its position, which
  * a redelivery keeps too. */
 static const char *cause_id(const evk_event_t *in, char *buf, size_t size) {
@@ -155,7 +143,7 @@ static evk_err_t send_command(evk_ctx_t *ctx, const char *base, const char *acti
                               int64_t src_offset) {
     char label[300];
     snprintf(label, sizeof label, "%s:%s", action, sku);
-    evk_event_t *cmd = derived_event(ctx, "StockLineCommand", base, label);
+    evk_event_t *cmd = flow_derived_event(ctx, "StockLineCommand", base, label);
     if (!cmd) return EVK_ERR_NOMEM;
     evk_err_t err = flow_set_strs(cmd, "order_id", order_id, "sku", sku, "action", action,
                                   "source_topic", src_topic, NULL);
@@ -205,7 +193,7 @@ static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char
 
 static evk_err_t emit_rejected(evk_ctx_t *ctx, const evk_event_t *res, const char *sku) {
     evk_event_t *out =
-        derived_event(ctx, "StockRejected", flow_str(res, "placed_id"), "decision");
+        flow_derived_event(ctx, "StockRejected", flow_str(res, "placed_id"), "decision");
     if (!out) return EVK_ERR_NOMEM;
     evk_err_t err =
         flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
@@ -219,7 +207,7 @@ static evk_err_t emit_rejected(evk_ctx_t *ctx, const evk_event_t *res, const cha
 
 static evk_err_t emit_reserved(evk_ctx_t *ctx, const evk_event_t *res) {
     evk_event_t *out =
-        derived_event(ctx, "StockReserved", flow_str(res, "placed_id"), "decision");
+        flow_derived_event(ctx, "StockReserved", flow_str(res, "placed_id"), "decision");
     if (!out) return EVK_ERR_NOMEM;
     evk_err_t err = flow_set_strs(out, "order_id", flow_str(res, "order_id"), "customer_id",
                                   flow_str(res, "customer_id"), "currency",
@@ -486,7 +474,7 @@ static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
 
 static evk_err_t emit_released(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
     evk_event_t *out =
-        derived_event(ctx, "StockReleased", flow_str(res, "declined_id"), "released");
+        flow_derived_event(ctx, "StockReleased", flow_str(res, "declined_id"), "released");
     if (!out) return EVK_ERR_NOMEM;
     char reason[300];
     snprintf(reason, sizeof reason, "payment declined: %s", why);
@@ -695,7 +683,7 @@ static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
  * the order's partition of inventory.line-results). */
 static evk_err_t answer(evk_ctx_t *ctx, const char *command_id, const char *order_id,
                         const char *sku, int reserved, const char *reason) {
-    evk_event_t *out = derived_event(ctx, "StockLineResult", command_id, "answer");
+    evk_event_t *out = flow_derived_event(ctx, "StockLineResult", command_id, "answer");
     if (!out) return EVK_ERR_NOMEM;
     evk_err_t err =
         flow_set_strs(out, "order_id", order_id, "sku", sku, "reason", reason, NULL);

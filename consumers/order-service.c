@@ -115,12 +115,7 @@ static evk_err_t fold(evk_event_t *st, const evk_event_t *old, const evk_event_t
 /* An outcome's id derives from the event that decided it, whichever call
  * (first delivery or a redelivery) makes it. */
 static evk_event_t *outcome_event(evk_ctx_t *ctx, const char *type, const evk_event_t *in) {
-    evk_event_t *out = evk_ctx_new_event(ctx, type);
-    if (out && evk_event_id(in) && evk_event_derive_id(out, evk_event_id(in), "outcome")) {
-        evk_event_destroy(out);
-        return NULL;
-    }
-    return out;
+    return flow_derived_event(ctx, type, evk_event_id(in), "outcome");
 }
 
 static evk_err_t emit_confirmed(evk_ctx_t *ctx, const evk_event_t *in) {
