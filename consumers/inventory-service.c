@@ -169,18 +169,31 @@ static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const cha
     return err;
 }
 
+/* The index of the order's first line still PENDING, or -1. */
+static long pending_line(const evk_event_t *res) {
+    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
+        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING")) return (long)i;
+    return -1;
+}
+
+/* The index of the order's last line still PENDING, or -1. */
+static long last_pending_line(const evk_event_t *res) {
+    for (size_t i = count_of(res, "lines"); i-- > 0;)
+        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING")) return (long)i;
+    return -1;
+}
+
 /* The RESERVE of the order's first line still PENDING: lines are taken one
  * at a time in SKU order, so that holds are always taken in one global
  * order and a request that waits for held units never waits on itself. */
 static evk_err_t send_next_reserve(evk_ctx_t *ctx, const evk_event_t *res) {
-    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
-        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING"))
-            return send_command(
-                ctx, flow_str(res, "placed_id"), "RESERVE", flow_str(res, "order_id"),
-                field_str(res, "lines[%zu].%s", i, "sku"),
-                field_long(res, "lines[%zu].%s", i, "quantity"), flow_str(res, "placed_topic"),
-                flow_long(res, "placed_partition"), flow_long(res, "placed_offset"));
-    return EVK_OK;
+    long i = pending_line(res);
+    if (i < 0) return EVK_OK;
+    return send_command(ctx, flow_str(res, "placed_id"), "RESERVE", flow_str(res, "order_id"),
+                        field_str(res, "lines[%zu].%s", (size_t)i, "sku"),
+                        field_long(res, "lines[%zu].%s", (size_t)i, "quantity"),
+                        flow_str(res, "placed_topic"), flow_long(res, "placed_partition"),
+                        flow_long(res, "placed_offset"));
 }
 
 static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char *array) {
@@ -401,15 +414,11 @@ static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
 
 /* ---- StockLineResult: the SKU owners' answers ---- */
 
-/* The state of @p sku's line; with @p sku NULL, that of the first line
- * still PENDING. NULL when there is none. */
+/* The state of @p sku's line, or NULL when the order has none. */
 static const char *line_state(const evk_event_t *res, const char *sku) {
-    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++) {
-        const char *st = field_str(res, "lines[%zu].%s", i, "state");
-        if (sku ? !strcmp(field_str(res, "lines[%zu].%s", i, "sku"), sku)
-                : !strcmp(st, "PENDING"))
-            return st;
-    }
+    for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
+        if (!strcmp(field_str(res, "lines[%zu].%s", i, "sku"), sku))
+            return field_str(res, "lines[%zu].%s", i, "state");
     return NULL;
 }
 
@@ -458,16 +467,14 @@ static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
     if (!reserved) { /* all or nothing: one refused line decides the order */
         c.status = "REJECTED";
         c.reason = c.line_reason;
+    } else if (pending_line(old) == last_pending_line(old)) { /* this was the last one */
+        c.status = "RESERVED";
     }
     evk_event_t *res = NULL;
     evk_err_t err = put_changed(ctx, inv, old, &c, &res);
     if (err) return err;
-    if (reserved && line_state(res, NULL)) return send_next_reserve(ctx, res);
-    if (reserved) {
-        c = (resv_change_t){.status = "RESERVED"};
-        err = put_changed(ctx, inv, res, &c, &res);
-    }
-    return err ? err : send_decision(ctx, res, topic, partition, offset);
+    return c.status ? send_decision(ctx, res, topic, partition, offset)
+                    : send_next_reserve(ctx, res);
 }
 
 /* ---- PaymentDeclined: give the units back ---- */
