@@ -12,6 +12,8 @@ set_tests_properties(test_interop PROPERTIES
 # evk-produce and evk-order publish on the same awkward input (oversized lines,
 # failed deliveries, bad keys, duplicate keys, NUL bytes): the same reports by
 # line number, counts and exit codes.
+# Alone: under the load of other tests its fatal-producer-error case has
+# twice run into the 60 s limit of a program run (cause not found yet).
 add_test(NAME producers_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_producers_cli.py)
 set_tests_properties(producers_cli PROPERTIES
-  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120)
+  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120 RUN_SERIAL TRUE)
