@@ -5,8 +5,11 @@ set_tests_properties(scaffold_test PROPERTIES
   ENVIRONMENT "${EVK_PROC_TEST_ENV}" LABELS integration TIMEOUT 900 RUN_SERIAL TRUE)
 
 # A program outside the tree built against the installed library (pkg-config).
+# Alone: three times, only ever beside other tests, its program did not
+# resolve the installed libevkit (cause not found yet).
 add_test(NAME pkgconfig_test COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pkgconfig_test.sh)
-set_tests_properties(pkgconfig_test PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(pkgconfig_test PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}" TIMEOUT 120
+                     RUN_SERIAL TRUE)
 
 # The tests of consumers that scripts/new-consumer added.
 include(${CMAKE_CURRENT_SOURCE_DIR}/consumers.cmake OPTIONAL)
