@@ -448,6 +448,72 @@ static void test_store(void **state) {
     evk_service_destroy(svc);
 }
 
+/* Waits until the two stores hold @p a and @p b keys: the group settled. */
+static void wait_split(evk_store_t *const *sa, evk_store_t *const *sb, size_t a, size_t b) {
+    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    while (evk_store_count(*sa) != a || evk_store_count(*sb) != b) {
+        if (evk_now_ms() > deadline)
+            fail_msg("stores hold %zu and %zu keys, expected %zu and %zu",
+                     evk_store_count(*sa), evk_store_count(*sb), a, b);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static uint64_t restored(const evk_service_t *svc) {
+    evk_service_stats_t st;
+    evk_service_stats(svc, &st);
+    return st.restored;
+}
+
+/* (6) A second instance joins, writes, and leaves. The first keeps the
+ * state of the partitions the rebalance gives back to it (it reads nothing
+ * of them again) and reads whole only those the second one had. */
+static void test_store_rebalance(void **state) {
+    fixture_t *f = *state, g = {.env = f->env};
+    evk_service_t *a = new_store_service(f);
+    svc_runner_t ra, rb;
+    svc_start(&ra, a);
+    send_orders(f, "w", 2 * SVC_PARTITIONS, NULL);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 2 * SVC_PARTITIONS, SVC_WAIT_MS),
+                     2 * SVC_PARTITIONS);
+    wait_store(f, 2 * SVC_PARTITIONS);
+    assert_int_equal(restored(a), 0);
+
+    evk_service_t *b = new_store_service(&g);
+    svc_start(&rb, b);
+    wait_split(&f->levels, &g.levels, SVC_PARTITIONS, SVC_PARTITIONS);
+    assert_int_equal(restored(a), 0);
+    int kept[SVC_PARTITIONS];
+    for (int p = 0; p < SVC_PARTITIONS; p++) {
+        char key[32];
+        snprintf(key, sizeof(key), "w-%d", p);
+        kept[p] = evk_store_get(f->levels, key) != NULL;
+    }
+
+    send_orders(f, "x", 2 * SVC_PARTITIONS, NULL);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 4 * SVC_PARTITIONS, SVC_WAIT_MS),
+                     4 * SVC_PARTITIONS);
+    wait_split(&f->levels, &g.levels, 2 * SVC_PARTITIONS, 2 * SVC_PARTITIONS);
+    assert_int_equal(svc_stop(&rb), EVK_OK);
+    evk_service_destroy(b);
+
+    wait_store(f, 4 * SVC_PARTITIONS);
+    for (int i = 0; i < 2 * SVC_PARTITIONS; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "x-%d", i);
+        assert_int_equal(level_of(f->levels, key), 1);
+    }
+    svc_msgs_t log = svc_read_all(f->env, "inventory.levels");
+    uint64_t others = 0;
+    for (size_t i = 0; i < log.n; i++)
+        others += !kept[log.m[i]->partition];
+    svc_msgs_free(&log);
+    assert_int_equal(restored(a), others);
+    assert_int_equal(svc_stop(&ra), EVK_OK);
+    evk_service_destroy(a);
+}
+
 /* ---- injected faults ---- */
 
 static void wait_ready(fixture_t *f) {
@@ -613,6 +679,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_poison, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_produce, setup_one_output, teardown),
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_offset_commit, setup, teardown),

@@ -363,6 +363,10 @@ static void totals(met_buf_t *b, const evk_service_t *svc) {
             atomic_load(&svc->stats.commits));
     counter(b, m, "evk_transactions_aborted_total", "Aborted transactions (batch replayed).",
             atomic_load(&svc->stats.aborts));
+    counter(b, m, "evk_store_records_restored_total",
+            "Changelog records read to restore stores (a partition given back after a "
+            "rebalance reads only what was written since).",
+            atomic_load(&svc->stats.restored));
     counter(b, m, "evk_offset_commit_failures_total",
             "Consumer offset commits mirroring a transaction's that failed (dev broker; "
             "a restart may replay the batch).",

@@ -323,8 +323,11 @@ static evk_err_t svc_restore_held(evk_service_t *svc, char *errstr, size_t errst
     return rc;
 }
 
-static void svc_drop_held(evk_service_t *svc) {
-    for (size_t i = 0; i < svc->nstores; i++)
+/* The stores keep the state of given-up partitions until the next
+ * assignment, which may give them back (store.c), unless the last
+ * transaction did not settle: then what they hold is not known. */
+static void svc_give_up_held(evk_service_t *svc) {
+    for (size_t i = 0; i < svc->nstores && svc->cb_err; i++)
         svc_store_drop(svc->stores[i]);
     svc->nheld = 0;
 }
@@ -343,10 +346,11 @@ static void svc_settle(evk_service_t *svc, int lost) {
  * handled: until now their previous owner may have written them. */
 static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
                        rd_kafka_topic_partition_list_t *parts, int coop) {
-    char text[1024], ms[24];
+    char text[1024], ms[24], records[24];
     int64_t start = evk_now_ms();
+    uint64_t restored = atomic_load(&svc->stats.restored);
     svc_settle(svc, 0);
-    svc_drop_held(svc);
+    svc_give_up_held(svc);
     if (!svc->cb_err && svc_hold(svc, parts)) svc_cb_fail(svc, EVK_ERR_NOMEM);
     if (!svc->cb_err)
         svc_cb_fail(svc, svc_restore_held(svc, svc->cb_errstr, sizeof(svc->cb_errstr)));
@@ -360,8 +364,11 @@ static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
     if (e) rd_kafka_error_destroy(e);
     svc_parts_text(parts, text, sizeof(text));
     snprintf(ms, sizeof(ms), "%lld", (long long)(evk_now_ms() - start));
+    snprintf(records, sizeof(records), "%llu",
+             (unsigned long long)(atomic_load(&svc->stats.restored) - restored));
     evk_log(EVK_LOG_INFO, svc->name, "partitions assigned", "instance", svc->instance_id,
-            "partitions", parts->cnt ? text : "(none)", "restore_ms", ms, NULL);
+            "partitions", parts->cnt ? text : "(none)", "restore_ms", ms, "restored_records",
+            records, NULL);
     svc->unassigned_since = parts->cnt ? 0 : evk_now_ms();
 }
 
@@ -371,7 +378,7 @@ static void svc_revoke(evk_service_t *svc, rd_kafka_t *rk,
     int lost = rd_kafka_assignment_lost(rk);
     svc_settle(svc, lost);
     svc_poison_clear(svc);
-    svc_drop_held(svc);
+    svc_give_up_held(svc);
     if (coop) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) rd_kafka_error_destroy(e); /* leaving anyway */
@@ -964,6 +971,7 @@ void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out) {
     out->retries = atomic_load(&svc->stats.retries);
     out->commits = atomic_load(&svc->stats.commits);
     out->aborts = atomic_load(&svc->stats.aborts);
+    out->restored = atomic_load(&svc->stats.restored);
 }
 
 /* ---- handler context ---- */

@@ -35,6 +35,7 @@ typedef struct {
 typedef struct {
     evk_store_t *store;
     char *key;
+    int32_t partition;
     evk_event_t *prev; /* NULL: the key was absent */
 } svc_undo_t;
 
@@ -133,7 +134,7 @@ struct evk_service_s {
     svc_input_t input;
 
     struct {
-        atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts;
+        atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts, restored;
     } stats;
     struct svc_metrics_s *metrics; /* per-type counters, latency, the HTTP endpoint */
 };
@@ -222,7 +223,8 @@ void svc_txn_forget(evk_service_t *svc);
 evk_err_t svc_undo_reserve(evk_service_t *svc);
 /* Record @p prev as @p key's value before the last put; @p key is a
  * malloc()ed copy that passes to the log. */
-void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *prev);
+void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, int32_t partition,
+                   evk_event_t *prev);
 void svc_undo_revert(evk_service_t *svc, size_t mark);
 /* Free everything the transaction state holds (service destruction). */
 void svc_txn_state_free(evk_service_t *svc);
@@ -236,15 +238,22 @@ evk_err_t svc_settings_check(const evk_service_t *svc, char *errstr, size_t errs
 evk_store_t *svc_store_new(const evk_schema_t *schema);
 void svc_store_destroy(evk_store_t *st);
 const evk_schema_t *svc_store_schema(const evk_store_t *st);
-/* Set @p key to @p value (NULL removes it); *prev gets the old value,
- * whose ownership passes to the caller. */
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
-                         evk_event_t **prev);
-/* Load partitions @p parts of @p st's changelog (everything committed, last
- * value wins) into @p st, which holds none of them. */
+/* Set @p key, of changelog partition @p partition, to @p value (NULL
+ * removes it); *prev gets the old value, whose ownership passes to the
+ * caller. */
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
+                         evk_event_t *value, evk_event_t **prev);
+/* Hold exactly partitions @p parts of @p st's changelog, up to its end
+ * (everything committed, last value wins): those held already are caught
+ * up, the others read whole, the rest dropped. */
 evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
                             size_t nparts, char *errstr, size_t errstr_size);
-/* Forget every key: the partitions are given up. */
+/* Drop every partition but @p parts. */
+void svc_store_keep(evk_store_t *st, const int32_t *parts, size_t nparts);
+/* Forget every key and where the held state ends: nothing is held. */
 void svc_store_drop(evk_store_t *st);
+/* A record of the service's own was written at @p offset of changelog
+ * partition @p partition: the held state ends after it. */
+void svc_store_written(evk_store_t *st, int32_t partition, int64_t offset);
 
 #endif

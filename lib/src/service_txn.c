@@ -147,8 +147,9 @@ evk_err_t svc_undo_reserve(evk_service_t *svc) {
     return EVK_OK;
 }
 
-void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *prev) {
-    svc->undo[svc->nundo++] = (svc_undo_t){st, key, prev};
+void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, int32_t partition,
+                   evk_event_t *prev) {
+    svc->undo[svc->nundo++] = (svc_undo_t){st, key, partition, prev};
 }
 
 void svc_undo_revert(evk_service_t *svc, size_t mark) {
@@ -157,7 +158,7 @@ void svc_undo_revert(evk_service_t *svc, size_t mark) {
         evk_event_t *cur = NULL;
         /* Cannot fail: reverting newest first, the key is present, so the
          * swap replaces or removes and never allocates. */
-        (void)svc_store_swap(u->store, u->key, u->prev, &cur);
+        (void)svc_store_swap(u->store, u->key, u->partition, u->prev, &cur);
         evk_event_destroy(cur);
         free(u->key);
     }
@@ -423,6 +424,15 @@ static void dead_letter_failed(evk_service_t *svc, const char *topic, rd_kafka_r
     snprintf(svc->dlq_why, sizeof(svc->dlq_why), "%.128s: %s", topic, rd_kafka_err2str(err));
 }
 
+/* A changelog record written: the store's held state now ends after it, so
+ * that a catch-up after the next rebalance starts there. */
+static void store_record_written(evk_service_t *svc, const char *topic,
+                                 const rd_kafka_message_t *msg) {
+    for (size_t i = 0; i < svc->nstores; i++)
+        if (!strcmp(evk_schema_topic(svc_store_schema(svc->stores[i])), topic))
+            svc_store_written(svc->stores[i], msg->partition, msg->offset);
+}
+
 /* Served on the loop's thread (poll, flush, commit and abort serve it). A
  * record that failed makes librdkafka's transaction abortable, so only the
  * reason is kept here; records purged by an abort did not fail themselves. */
@@ -430,6 +440,7 @@ void svc_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) 
     (void)rk;
     const char *topic = rd_kafka_topic_name(msg->rkt);
     size_t n = strlen(topic);
+    if (!msg->err) store_record_written(opaque, topic, msg);
     if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
         msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT && n > 4 &&
         !strcmp(topic + n - 4, ".dlq"))

@@ -6,7 +6,12 @@
  * handling input partition p goes to changelog partition p, so an instance
  * restores and holds only the partitions it is assigned. Hence a key may be
  * written only while handling an input with that same key; state keyed by
- * anything else goes through a repartition topic keyed by it. */
+ * anything else goes through a repartition topic keyed by it.
+ *
+ * A partition's state outlives its revocation until the next assignment:
+ * if that gives the partition back (the usual case in a rebalance), only
+ * the changelog written since is read, from the offset where the held
+ * state ends (the local state and checkpoint of Kafka Streams, in memory). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +20,13 @@
 #include "service_int.h"
 
 #define STORE_MIN_BUCKETS 64
+/* The held state of a partition ends past the changelog's end. */
+#define STORE_TRUNCATED EVK_ERR_RETRY
 
 typedef struct store_entry {
     struct store_entry *next;
     evk_event_t *value;
+    int32_t partition; /* of the changelog */
     char key[];
 } store_entry_t;
 
@@ -27,6 +35,10 @@ struct evk_store_s {
     store_entry_t **buckets;
     size_t nbuckets; /* a power of two */
     size_t count;
+    /* Per changelog partition, the offset where the held state ends (the
+     * next record to read), or -1 when none of it is held. */
+    int64_t *end;
+    int32_t nend;
 };
 
 static uint64_t hash(const char *s) {
@@ -57,23 +69,59 @@ evk_store_t *svc_store_new(const evk_schema_t *schema) {
     return st;
 }
 
-void svc_store_drop(evk_store_t *st) {
+static int part_listed(const int32_t *parts, size_t nparts, int32_t partition) {
+    for (size_t i = 0; i < nparts; i++)
+        if (parts[i] == partition) return 1;
+    return 0;
+}
+
+void svc_store_keep(evk_store_t *st, const int32_t *parts, size_t nparts) {
     for (size_t i = 0; i < st->nbuckets; i++) {
-        while (st->buckets[i]) {
-            store_entry_t *e = st->buckets[i];
-            st->buckets[i] = e->next;
+        store_entry_t **link = &st->buckets[i];
+        while (*link) {
+            store_entry_t *e = *link;
+            if (part_listed(parts, nparts, e->partition)) {
+                link = &e->next;
+                continue;
+            }
+            *link = e->next;
             evk_event_destroy(e->value);
             free(e);
+            st->count--;
         }
     }
-    st->count = 0;
+    for (int32_t p = 0; p < st->nend; p++)
+        if (!part_listed(parts, nparts, p)) st->end[p] = -1;
+}
+
+void svc_store_drop(evk_store_t *st) {
+    svc_store_keep(st, NULL, 0);
 }
 
 void svc_store_destroy(evk_store_t *st) {
     if (!st) return;
     svc_store_drop(st);
+    free(st->end);
     free(st->buckets);
     free(st);
+}
+
+/* Make room to track changelog partition @p partition. */
+static evk_err_t store_track(evk_store_t *st, int32_t partition) {
+    if (partition < st->nend) return EVK_OK;
+    int64_t *end = realloc(st->end, ((size_t)partition + 1) * sizeof(*end));
+    if (!end) return EVK_ERR_NOMEM;
+    for (int32_t p = st->nend; p <= partition; p++)
+        end[p] = -1;
+    st->end = end;
+    st->nend = partition + 1;
+    return EVK_OK;
+}
+
+void svc_store_written(evk_store_t *st, int32_t partition, int64_t offset) {
+    if (partition >= 0 && partition < st->nend && st->end[partition] >= 0 &&
+        offset + 1 > st->end[partition])
+        st->end[partition] = offset + 1;
 }
 
 const evk_schema_t *svc_store_schema(const evk_store_t *st) {
@@ -98,13 +146,15 @@ static evk_err_t store_grow(evk_store_t *st) {
     return EVK_OK;
 }
 
-static evk_err_t store_insert(evk_store_t *st, const char *key, evk_event_t *value) {
+static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partition,
+                              evk_event_t *value) {
     if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
     size_t klen = strlen(key);
     store_entry_t *e = malloc(sizeof(*e) + klen + 1);
     if (!e) return EVK_ERR_NOMEM;
     memcpy(e->key, key, klen + 1);
     e->value = value;
+    e->partition = partition;
     store_entry_t **head = &st->buckets[hash(key) & (st->nbuckets - 1)];
     e->next = *head;
     *head = e;
@@ -112,8 +162,8 @@ static evk_err_t store_insert(evk_store_t *st, const char *key, evk_event_t *val
     return EVK_OK;
 }
 
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
-                         evk_event_t **prev) {
+evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
+                         evk_event_t *value, evk_event_t **prev) {
     store_entry_t **link = store_link(st, key);
     store_entry_t *e = *link;
     *prev = e ? e->value : NULL;
@@ -124,7 +174,7 @@ evk_err_t svc_store_swap(evk_store_t *st, const char *key, evk_event_t *value,
         free(e);
         st->count--;
     } else if (value) {
-        return store_insert(st, key, value);
+        return store_insert(st, key, partition, value);
     }
     return EVK_OK;
 }
@@ -178,13 +228,13 @@ static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) 
     evk_event_t *prev = NULL;
     rc = key ? svc_stage(svc, value, ctx->partition, 0) : EVK_ERR_NOMEM;
     if (!rc) rc = svc_undo_reserve(svc);
-    if (!rc) rc = svc_store_swap(st, key, value, &prev);
+    if (!rc) rc = svc_store_swap(st, key, ctx->partition, value, &prev);
     if (rc) {
         svc_unstage_from(svc, staged);
         free(key);
         return rc;
     }
-    svc_undo_push(svc, st, key, prev);
+    svc_undo_push(svc, st, key, ctx->partition, prev);
     return EVK_OK;
 }
 
@@ -202,7 +252,7 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
     if (!m->payload) { /* tombstone: the key was deleted */
         char *key = m->key ? strndup(m->key, m->key_len) : NULL;
         if (m->key && !key) return EVK_ERR_NOMEM;
-        evk_err_t rc = key ? svc_store_swap(st, key, NULL, &prev) : EVK_OK;
+        evk_err_t rc = key ? svc_store_swap(st, key, m->partition, NULL, &prev) : EVK_OK;
         evk_event_destroy(prev);
         free(key);
         return rc;
@@ -214,7 +264,7 @@ static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
         evk_event_destroy(ev);
         return EVK_OK;
     }
-    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), ev, &prev);
+    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), m->partition, ev, &prev);
     evk_event_destroy(rc ? ev : prev);
     return rc;
 }
@@ -240,14 +290,23 @@ evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const c
     return EVK_OK;
 }
 
-/* The partitions of @p parts that the changelog has, to read from the start. */
-static rd_kafka_topic_partition_list_t *restore_list(const char *topic, int partitions,
+/* The partitions of @p parts that the changelog has, each to read from where
+ * its held state ends, or from the start. A partition the changelog does
+ * not have yet is held empty. */
+static rd_kafka_topic_partition_list_t *restore_list(evk_store_t *st, int partitions,
                                                      const int32_t *parts, size_t nparts) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)nparts);
-    for (size_t i = 0; i < nparts; i++)
+    for (size_t i = 0; i < nparts; i++) {
+        if (store_track(st, parts[i])) {
+            rd_kafka_topic_partition_list_destroy(list);
+            return NULL;
+        }
+        int64_t from = st->end[parts[i]] >= 0 ? st->end[parts[i]] : RD_KAFKA_OFFSET_BEGINNING;
+        if (st->end[parts[i]] < 0) st->end[parts[i]] = 0;
         if (parts[i] < partitions)
-            rd_kafka_topic_partition_list_add(list, topic, parts[i])->offset =
-                RD_KAFKA_OFFSET_BEGINNING;
+            rd_kafka_topic_partition_list_add(list, evk_schema_topic(st->schema), parts[i])
+                ->offset = from;
+    }
     return list;
 }
 
@@ -255,6 +314,32 @@ static int list_index(const rd_kafka_topic_partition_list_t *list, int32_t parti
     for (int i = 0; i < list->cnt; i++)
         if (list->elems[i].partition == partition) return i;
     return -1;
+}
+
+/* One message of the restore consumer: a record applied, or the end of a
+ * partition reached (its offset is the next one to read). */
+static evk_err_t restore_message(evk_service_t *svc, evk_store_t *st, const rd_kafka_message_t *m,
+                                 char *errstr, size_t errstr_size) {
+    const char *topic = evk_schema_topic(st->schema);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->offset > st->end[m->partition]) st->end[m->partition] = m->offset;
+        return EVK_OK;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+        return evk_fail(STORE_TRUNCATED, errstr, errstr_size,
+                        "restore %s [%d]: the held state ends at offset %lld, which the "
+                        "changelog no longer has: %s",
+                        topic, (int)m->partition, (long long)st->end[m->partition],
+                        rd_kafka_message_errstr(m));
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+        return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
+                        rd_kafka_message_errstr(m));
+    if (m->err) return EVK_OK; /* transient: librdkafka retries */
+    atomic_fetch_add(&svc->stats.restored, 1);
+    st->end[m->partition] = m->offset + 1;
+    if (restore_apply(st, svc->cat, m))
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
+    return EVK_OK;
 }
 
 /* Read every listed partition up to its end (the last stable offset, since
@@ -277,15 +362,8 @@ static evk_err_t restore_read(evk_service_t *svc, evk_store_t *st, rd_kafka_t *r
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         int i = list_index(list, m->partition);
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (i >= 0 && !at_end[i]++) left--;
-        } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-            rc = evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
-                          rd_kafka_message_errstr(m));
-        } else if (!m->err && i >= 0 && restore_apply(st, svc->cat, m)) {
-            rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory",
-                          topic);
-        }
+        if (i >= 0) rc = restore_message(svc, st, m, errstr, errstr_size);
+        if (i >= 0 && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !at_end[i]++) left--;
         rd_kafka_message_destroy(m);
     }
     free(at_end);
@@ -308,6 +386,8 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
                               "false",
                               "enable.auto.offset.store",
                               "false",
+                              "auto.offset.reset",
+                              "error",
                               "fetch.wait.max.ms",
                               "10",
                               NULL};
@@ -322,31 +402,10 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
     return rk;
 }
 
-/* Move every entry of @p from into @p st, which holds none of its keys. */
-static evk_err_t store_absorb(evk_store_t *st, evk_store_t *from) {
-    for (size_t i = 0; i < from->nbuckets; i++) {
-        while (from->buckets[i]) {
-            store_entry_t *e = from->buckets[i];
-            if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
-            from->buckets[i] = e->next;
-            from->count--;
-            store_entry_t **head = &st->buckets[hash(e->key) & (st->nbuckets - 1)];
-            e->next = *head;
-            *head = e;
-            st->count++;
-        }
-    }
-    return EVK_OK;
-}
-
-/* The values are read into a map of their own that joins the store's only
- * once complete, so that a failed or interrupted restore leaves no partial
- * partition behind. */
-evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
-                            size_t nparts, char *errstr, size_t errstr_size) {
+/* Bring the partitions @p parts of @p st up to the end of its changelog. */
+static evk_err_t store_catch_up(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
+                                size_t nparts, char *errstr, size_t errstr_size) {
     const char *topic = evk_schema_topic(st->schema);
-    evk_store_t *fresh = svc_store_new(st->schema);
-    if (!fresh) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
     rd_kafka_t *rk = restore_consumer(svc, errstr, errstr_size);
     evk_err_t rc = rk ? EVK_OK : EVK_ERR_KAFKA;
     int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
@@ -354,20 +413,35 @@ evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *
     rd_kafka_topic_partition_list_t *list = NULL;
     if (!rc)
         rc = svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, errstr_size);
-    if (!rc) list = restore_list(topic, partitions, parts, nparts);
+    if (!rc && !(list = restore_list(st, partitions, parts, nparts)))
+        rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     if (list && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
         rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: assign: %s", topic,
                             rd_kafka_err2str(err))
-                 : restore_read(svc, fresh, rk, list, deadline, errstr, errstr_size);
+                 : restore_read(svc, st, rk, list, deadline, errstr, errstr_size);
     }
     if (list) rd_kafka_topic_partition_list_destroy(list);
     if (rk) {
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
     }
-    if (!rc && !svc_stopping(svc) && store_absorb(st, fresh))
-        rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
-    svc_store_destroy(fresh);
     return rc;
+}
+
+/* Partitions held from before are caught up, the others read whole; every
+ * other partition is dropped. A failed or interrupted restore drops them
+ * all, so that no partial state stays. A held state that the changelog no
+ * longer covers (truncated) is dropped and read whole again. */
+evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
+                            size_t nparts, char *errstr, size_t errstr_size) {
+    svc_store_keep(st, parts, nparts);
+    evk_err_t rc = store_catch_up(svc, st, parts, nparts, errstr, errstr_size);
+    if (rc == STORE_TRUNCATED) {
+        evk_log(EVK_LOG_WARN, svc->name, "restoring from the start", "reason", errstr, NULL);
+        svc_store_drop(st);
+        rc = store_catch_up(svc, st, parts, nparts, errstr, errstr_size);
+    }
+    if (rc || svc_stopping(svc)) svc_store_drop(st);
+    return rc == STORE_TRUNCATED ? EVK_ERR_KAFKA : rc;
 }

@@ -299,6 +299,7 @@ typedef struct evk_service_stats_s {
     uint64_t retries;      /**< handler retries */
     uint64_t commits;      /**< committed transactions */
     uint64_t aborts;       /**< aborted transactions */
+    uint64_t restored;     /**< changelog records read to restore stores */
 } evk_service_stats_t;
 void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
 
