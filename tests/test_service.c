@@ -448,6 +448,75 @@ static void test_store(void **state) {
     evk_service_destroy(svc);
 }
 
+/* An order's first input writes its level and a second entry of it (the
+ * order's key, EVK_STORE_KEY_SEP, "line"); the next deletes both, then fails
+ * for the fixture's failing customer. Customer c-foreign deletes a key that
+ * merely starts like the input's. */
+static evk_err_t on_toggle(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
+    fixture_t *f = opaque;
+    const char *key = evk_event_key(in), *customer;
+    char sub[64], other[64];
+    snprintf(sub, sizeof(sub), "%s" EVK_STORE_KEY_SEP "line", key);
+    snprintf(other, sizeof(other), "%s0", key);
+    assert_int_equal(evk_event_get_string(in, "customer_id", &customer), EVK_OK);
+    if (!strcmp(customer, "c-foreign")) return evk_store_delete(ctx, f->levels, other);
+    if (!evk_store_get(f->levels, key)) {
+        evk_err_t rc = put_level(ctx, f->levels, key, 1);
+        return rc ? rc : put_level(ctx, f->levels, sub, 2);
+    }
+    evk_err_t rc = evk_store_delete(ctx, f->levels, key);
+    if (!rc) rc = evk_store_delete(ctx, f->levels, sub);
+    if (!rc && f->fail_after_put && !strcmp(customer, f->fail_after_put))
+        rc = EVK_ERR_VALIDATION;
+    return rc;
+}
+
+static evk_service_t *new_toggle_service(fixture_t *f) {
+    char errstr[512];
+    evk_service_t *svc = new_service(f, on_toggle);
+    if (evk_service_add_store(svc, "StockLevel", &f->levels, errstr, sizeof(errstr)))
+        fail_msg("%s", errstr);
+    return svc;
+}
+
+/* (5b) Entries under the input's key and EVK_STORE_KEY_SEP; deletes are
+ * reverted with a failed handler, survive a restart as tombstones, and are
+ * refused for a key that only starts like the input's. */
+static void test_store_delete(void **state) {
+    fixture_t *f = *state;
+    f->fail_after_put = "c-fail";
+    evk_service_t *svc = new_toggle_service(f);
+    svc_runner_t r;
+    svc_start(&r, svc);
+    free(svc_send(f->env, svc_order(f->env, "t-1", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    wait_store(f, 2);
+    free(svc_send(f->env, svc_order(f->env, "t-1", "c-fail", "A:1", NULL), 0));
+    svc_flush(f->env);
+    assert_int_equal(svc_wait_for(f->env, "orders.dlq", 1, SVC_WAIT_MS), 1);
+    assert_int_equal(level_of(f->levels, "t-1"), 1);
+    assert_int_equal(level_of(f->levels, "t-1" EVK_STORE_KEY_SEP "line"), 2);
+    free(svc_send(f->env, svc_order(f->env, "t-1", "c-1", "A:1", NULL), 0));
+    free(svc_send(f->env, svc_order(f->env, "t-2", "c-foreign", "A:1", NULL), 0));
+    free(svc_send(f->env, svc_order(f->env, "t-3", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    assert_int_equal(svc_wait_for(f->env, "orders.dlq", 2, SVC_WAIT_MS), 2);
+    wait_store(f, 2);
+    assert_int_equal(level_of(f->levels, "t-1"), -1);
+    assert_int_equal(svc_stop(&r), EVK_OK);
+    evk_service_destroy(svc);
+
+    svc = new_toggle_service(f);
+    svc_start(&r, svc);
+    wait_store(f, 2);
+    assert_int_equal(level_of(f->levels, "t-1"), -1);
+    assert_int_equal(level_of(f->levels, "t-1" EVK_STORE_KEY_SEP "line"), -1);
+    assert_int_equal(level_of(f->levels, "t-3"), 1);
+    assert_int_equal(level_of(f->levels, "t-3" EVK_STORE_KEY_SEP "line"), 2);
+    assert_int_equal(svc_stop(&r), EVK_OK);
+    evk_service_destroy(svc);
+}
+
 /* Waits until the two stores hold @p a and @p b keys: the group settled. */
 static void wait_split(evk_store_t *const *sa, evk_store_t *const *sb, size_t a, size_t b) {
     int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
@@ -466,7 +535,7 @@ static uint64_t restored(const evk_service_t *svc) {
     return st.restored;
 }
 
-/* (6) A second instance joins, writes, and leaves. The first keeps the
+/* (5c) A second instance joins, writes, and leaves. The first keeps the
  * state of the partitions the rebalance gives back to it (it reads nothing
  * of them again) and reads whole only those the second one had. */
 static void test_store_rebalance(void **state) {
@@ -679,6 +748,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_poison, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_produce, setup_one_output, teardown),
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),

@@ -37,6 +37,7 @@ typedef struct {
     char *key;
     int32_t partition;
     evk_event_t *prev; /* NULL: the key was absent */
+    void *deleted;     /* the entry evk_store_delete() took out, or NULL */
 } svc_undo_t;
 
 /* An input whose outputs could not be produced even though its handler
@@ -189,6 +190,9 @@ evk_err_t svc_txn_begin(evk_service_t *svc, char *errstr, size_t errstr_size);
 /* Encode @p ev (not consumed) into the staging area, for @p partition
  * (RD_KAFKA_PARTITION_UA: the partitioner picks by key). */
 evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int32_t partition, int is_output);
+/* Stage a tombstone of @p key for @p schema's topic, @p partition. */
+evk_err_t svc_stage_tombstone(evk_service_t *svc, const evk_schema_t *schema, const char *key,
+                              int32_t partition);
 void svc_unstage_from(evk_service_t *svc, size_t from);
 /* Produce the staged records. EVK_OK; SVC_REPLAY; EVK_ERR_FATAL or
  * EVK_ERR_KAFKA with errstr. @p cause is the input (NULL for the ready
@@ -224,7 +228,7 @@ evk_err_t svc_undo_reserve(evk_service_t *svc);
 /* Record @p prev as @p key's value before the last put; @p key is a
  * malloc()ed copy that passes to the log. */
 void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, int32_t partition,
-                   evk_event_t *prev);
+                   evk_event_t *prev, void *deleted);
 void svc_undo_revert(evk_service_t *svc, size_t mark);
 /* Free everything the transaction state holds (service destruction). */
 void svc_txn_state_free(evk_service_t *svc);
@@ -248,6 +252,9 @@ evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
  * up, the others read whole, the rest dropped. */
 evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
                             size_t nparts, char *errstr, size_t errstr_size);
+/* Put back an entry evk_store_delete() took out; free it for good. */
+void svc_store_relink(evk_store_t *st, void *entry);
+void svc_store_entry_free(void *entry);
 /* Drop every partition but @p parts. */
 void svc_store_keep(evk_store_t *st, const int32_t *parts, size_t nparts);
 /* Forget every key and where the held state ends: nothing is held. */

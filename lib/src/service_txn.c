@@ -148,17 +148,21 @@ evk_err_t svc_undo_reserve(evk_service_t *svc) {
 }
 
 void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, int32_t partition,
-                   evk_event_t *prev) {
-    svc->undo[svc->nundo++] = (svc_undo_t){st, key, partition, prev};
+                   evk_event_t *prev, void *deleted) {
+    svc->undo[svc->nundo++] = (svc_undo_t){st, key, partition, prev, deleted};
 }
 
 void svc_undo_revert(evk_service_t *svc, size_t mark) {
     while (svc->nundo > mark) {
         svc_undo_t *u = &svc->undo[--svc->nundo];
         evk_event_t *cur = NULL;
-        /* Cannot fail: reverting newest first, the key is present, so the
-         * swap replaces or removes and never allocates. */
-        (void)svc_store_swap(u->store, u->key, u->partition, u->prev, &cur);
+        /* Cannot fail: reverting newest first, a put's key is present, so
+         * the swap replaces or removes and never allocates, and a deleted
+         * entry goes back as it was. */
+        if (u->deleted)
+            svc_store_relink(u->store, u->deleted);
+        else
+            (void)svc_store_swap(u->store, u->key, u->partition, u->prev, &cur);
         evk_event_destroy(cur);
         free(u->key);
     }
@@ -167,6 +171,7 @@ void svc_undo_revert(evk_service_t *svc, size_t mark) {
 static void undo_forget(evk_service_t *svc) {
     for (size_t i = 0; i < svc->nundo; i++) {
         evk_event_destroy(svc->undo[i].prev);
+        if (svc->undo[i].deleted) svc_store_entry_free(svc->undo[i].deleted);
         free(svc->undo[i].key);
     }
     svc->nundo = 0;
@@ -192,6 +197,20 @@ evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int32_t partition, int 
         free(s.value);
         return rc;
     }
+    svc->staged[svc->nstaged++] = s;
+    return EVK_OK;
+}
+
+evk_err_t svc_stage_tombstone(evk_service_t *svc, const evk_schema_t *schema, const char *key,
+                              int32_t partition) {
+    svc_staged_t *arr = svc_grow(svc->staged, &svc->staged_cap, svc->nstaged + 1, sizeof(*arr));
+    if (!arr) return EVK_ERR_NOMEM;
+    svc->staged = arr;
+    svc_staged_t s = {.topic = evk_schema_topic(schema),
+                      .type = evk_schema_type(schema),
+                      .key = strdup(key),
+                      .partition = partition};
+    if (!s.key) return EVK_ERR_NOMEM;
     svc->staged[svc->nstaged++] = s;
     return EVK_OK;
 }
@@ -276,7 +295,7 @@ static rd_kafka_resp_err_t produce(evk_service_t *svc, const char *topic, int32_
         if (!svc_wait(svc, 100)) break; /* a stop does not wait for room (outage) */
     if (err) {
         free(value);
-        rd_kafka_headers_destroy(headers);
+        if (headers) rd_kafka_headers_destroy(headers);
     }
     return err;
 }

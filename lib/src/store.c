@@ -200,16 +200,22 @@ void evk_store_foreach(const evk_store_t *st,
             if (cb(e->key, e->value, opaque)) return;
 }
 
-/* Only the owner of the input's partition may write its state: a put keyed
- * otherwise would land in a partition another instance owns. */
-static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st,
-                                 const evk_event_t *value) {
-    const char *key = evk_event_key(value);
+/* @p key is the input key @p input, or it, the separator and more. */
+static int key_of_input(const char *key, const char *input) {
+    size_t n = strlen(input);
+    if (strncmp(key, input, n)) return 0;
+    return !key[n] || (key[n] == EVK_STORE_KEY_SEP[0] && !strchr(input, EVK_STORE_KEY_SEP[0]));
+}
+
+/* Only the owner of the input's partition may write its state: a write
+ * keyed otherwise would land in a partition another instance owns. */
+static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st, const char *key) {
     const char *input = ctx->cause ? evk_event_key(ctx->cause) : NULL;
-    if (input && !strcmp(key, input)) return EVK_OK;
+    if (input && key_of_input(key, input)) return EVK_OK;
     evk_log(EVK_LOG_ERROR, ctx->svc->name,
-            "store put refused: a store key must be the input's key (state is partitioned like "
-            "the input; re-key through a repartition topic, docs/SCALING.md)",
+            "store write refused: a store key must be the input's key, or it and "
+            "EVK_STORE_KEY_SEP and more (state is partitioned like the input; re-key through a "
+            "repartition topic, docs/SCALING.md)",
             "store", evk_schema_type(st->schema), "key", key, "input_key",
             input ? input : "(none: not handling an input)", NULL);
     return EVK_ERR_INVALID_ARG;
@@ -220,7 +226,7 @@ static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st,
 static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
     if (!ctx || !st || !value || evk_event_schema(value) != st->schema || !evk_event_key(value))
         return EVK_ERR_INVALID_ARG;
-    evk_err_t rc = store_key_check(ctx, st, value);
+    evk_err_t rc = store_key_check(ctx, st, evk_event_key(value));
     if (rc) return rc;
     evk_service_t *svc = ctx->svc;
     size_t staged = svc->nstaged;
@@ -234,7 +240,7 @@ static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) 
         free(key);
         return rc;
     }
-    svc_undo_push(svc, st, key, ctx->partition, prev);
+    svc_undo_push(svc, st, key, ctx->partition, prev, NULL);
     return EVK_OK;
 }
 
@@ -242,6 +248,44 @@ evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
     evk_err_t rc = store_put(ctx, st, value);
     if (rc) evk_event_destroy(value);
     return rc;
+}
+
+/* The entry leaves the map but is kept by the undo entry, so that a revert
+ * puts it back without allocating. */
+evk_err_t evk_store_delete(evk_ctx_t *ctx, evk_store_t *st, const char *key) {
+    if (!ctx || !st || !key) return EVK_ERR_INVALID_ARG;
+    evk_err_t rc = store_key_check(ctx, st, key);
+    if (rc) return rc;
+    store_entry_t **link = store_link(st, key);
+    if (!*link) return EVK_OK;
+    evk_service_t *svc = ctx->svc;
+    size_t staged = svc->nstaged;
+    char *copy = strdup(key);
+    rc = copy ? svc_stage_tombstone(svc, st->schema, key, ctx->partition) : EVK_ERR_NOMEM;
+    if (!rc) rc = svc_undo_reserve(svc);
+    if (rc) {
+        svc_unstage_from(svc, staged);
+        free(copy);
+        return rc;
+    }
+    store_entry_t *e = *link;
+    *link = e->next;
+    st->count--;
+    svc_undo_push(svc, st, copy, ctx->partition, NULL, e);
+    return EVK_OK;
+}
+
+void svc_store_relink(evk_store_t *st, void *entry) {
+    store_entry_t *e = entry, **head = &st->buckets[hash(e->key) & (st->nbuckets - 1)];
+    e->next = *head;
+    *head = e;
+    st->count++;
+}
+
+void svc_store_entry_free(void *entry) {
+    store_entry_t *e = entry;
+    evk_event_destroy(e->value);
+    free(e);
 }
 
 /* ---- restore ---- */

@@ -147,9 +147,9 @@
  * and on assignment an instance restores only its partitions (revocation
  * drops them). So every input topic and every changelog must have the same
  * partition count (checked on assignment: EVK_ERR_CONFIG), and a store key
- * must be the key of the input being handled (evk_store_put() refuses any
- * other: state keyed otherwise goes through a topic keyed by it, see
- * inventory-service). Producers of the inputs must partition keys alike:
+ * must be the key of the input being handled, or that key followed by
+ * EVK_STORE_KEY_SEP and more (evk_store_put() refuses any other: state keyed
+ * otherwise goes through a topic keyed by it, see inventory-service). Producers of the inputs must partition keys alike:
  * evkit uses murmur2 (Java's default; partitioner=murmur2_random).
  *
  * Effects on redelivery: the n-th event a handler call makes (including
@@ -323,6 +323,14 @@ const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
 
 /* ---- State stores ---- */
 
+/**
+ * Joins the input's key and more into a store key that belongs to the input
+ * ("SKU-1" EVK_STORE_KEY_SEP "o-17": one of many entries of SKU-1). It is
+ * U+001F, which evk_key_check() refuses in keys, so no other input key can
+ * form the same store key. An input key that contains it has no such keys.
+ */
+#define EVK_STORE_KEY_SEP "\x1f"
+
 /** @brief Latest value for @p key (including writes earlier in this batch), or NULL. */
 const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
 
@@ -331,9 +339,19 @@ const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
  *        transaction. Reverted if the handler fails or the transaction
  *        aborts. @p value is always consumed.
  * @returns EVK_ERR_INVALID_ARG (and an error log line) when the key is not
- *          the key of the input being handled, or outside a handler.
+ *          the key of the input being handled (or it, EVK_STORE_KEY_SEP and
+ *          more), or outside a handler.
  */
 evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
+
+/**
+ * @brief Remove @p key in the current transaction: the changelog gets a
+ *        tombstone (a record with the key and no value), so that restores
+ *        and compaction forget it too. Reverted like evk_store_put().
+ * @returns EVK_OK, also when the key is absent (nothing is written);
+ *          EVK_ERR_INVALID_ARG as evk_store_put(); EVK_ERR_NOMEM.
+ */
+evk_err_t evk_store_delete(evk_ctx_t *ctx, evk_store_t *st, const char *key);
 
 /** @brief Number of keys. */
 size_t evk_store_count(const evk_store_t *st);
