@@ -14,7 +14,9 @@
  *     its requests in arrival order, so two orders racing for the last unit
  *     cannot both win, whatever the number of instances. A request that
  *     only units held for undecided orders stand in the way of waits for
- *     them instead of being refused.
+ *     them instead of being refused. Holds and waiting requests are
+ *     entries of their own (SkuHold, under the SKU's key), so that a
+ *     command costs the same however many orders hold or wait.
  * Every step is idempotent: an order's record knows the events it applied,
  * a SKU's record knows the offset of the last command applied to it (and
  * the source position of the last RETURN from each partition), and a
@@ -32,6 +34,7 @@
 
 typedef struct {
     evk_store_t *stock;        /* SkuStock by SKU */
+    evk_store_t *holds;        /* SkuHold entries under a SKU's key (the SKU side) */
     evk_store_t *reservations; /* OrderReservation by order id */
     const char *seed_file;
     config_t seed; /* stock = ( { sku = "SKU-1"; available = 100; }, ... ); */
@@ -69,6 +72,7 @@ static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state,
     inv->seed_file = evk_config_get_string(cfg, NAME ".seed_file", NULL);
     evk_err_t err = inv->seed_file ? load_seed(inv, errstr, errstr_size) : EVK_OK;
     if (!err) err = evk_service_add_store(svc, "SkuStock", &inv->stock, errstr, errstr_size);
+    if (!err) err = evk_service_add_store(svc, "SkuHold", &inv->holds, errstr, errstr_size);
     if (!err)
         err = evk_service_add_store(svc, "OrderReservation", &inv->reservations, errstr,
                                     errstr_size);
@@ -527,13 +531,12 @@ static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
 
 /* ---- the SKU side ---- */
 
-/* A SKU's record as plain data; strings are borrowed from the events. */
-typedef struct {
-    const char *order_id;
-    int64_t quantity;
-    const char *command_id; /* waiting requests only */
-} hold_t;
-
+/* A SKU's record as plain data; strings are borrowed from the events. Its
+ * holds and waiting requests are SkuHold entries under the SKU's key
+ * (entry_key), so that a command costs the same however many orders hold
+ * or wait for the SKU: per order "<sku> SEP <order>" (HELD or WAITING),
+ * and per turn in the waiting line "<sku> SEP SEP <seq>" (QUEUED; an order
+ * id has no control characters, so the two kinds cannot meet). */
 typedef struct {
     const char *topic;
     int64_t partition, offset;
@@ -541,22 +544,14 @@ typedef struct {
 
 typedef struct {
     const char *sku;
-    int64_t available, applied_offset;
-    hold_t *held, *waiting;
-    size_t nheld, nwaiting;
+    int64_t available, held_units, applied_offset;
+    int64_t wait_head, wait_next; /* the waiting line's turns: [head, next) */
     applied_t *returns;
     size_t nreturns;
 } sku_t;
 
-static void sku_free(sku_t *s) {
-    free(s->held);
-    free(s->waiting);
-    free(s->returns);
-}
-
-/* SkuStock is read and written through avro-c directly: a hot SKU's
- * record holds every undecided order's hold, and field paths would cost a
- * formatted string per field of each. */
+/* SkuStock is read and written through avro-c directly, as it is on every
+ * command's path; field paths would cost a formatted string per field. */
 static avro_value_t field(const avro_value_t *rec, const char *name) {
     avro_value_t f = {0};
     avro_value_get_by_name(rec, name, &f, NULL);
@@ -579,55 +574,25 @@ static int64_t value_long(const avro_value_t *rec, const char *name) {
     return avro_value_get_long(&f, &l) ? 0 : l;
 }
 
-/* The entries of @p array in @p rec (NULL: none), in room for @p extra more. */
-static hold_t *read_holds(const avro_value_t *rec, const char *array, size_t extra, size_t *n) {
-    avro_value_t arr = rec ? field(rec, array) : (avro_value_t){0}, el;
-    *n = 0;
-    if (arr.iface) avro_value_get_size(&arr, n);
-    hold_t *h = calloc(*n + extra, sizeof *h);
-    for (size_t i = 0; h && i < *n && !avro_value_get_by_index(&arr, i, &el, NULL); i++)
-        h[i] = (hold_t){value_str(&el, "order_id"), value_long(&el, "quantity"),
-                        value_str(&el, "command_id")};
-    return h;
-}
-
 /* @p s from the SKU's record, or from its seed entry before its first
- * order. Unknown: available -1. There is room for one more request, and for
- * every request to become a hold. */
+ * order. Unknown: available -1. There is room for one more RETURN source. */
 static evk_err_t sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
     const evk_event_t *ev = evk_store_get(inv->stock, sku);
     const avro_value_t *rec = ev ? evk_event_value((evk_event_t *)ev) : NULL;
-    size_t nw = 0;
     *s = (sku_t){.sku = sku,
                  .available = rec ? value_long(rec, "available") : seed_units(inv, sku),
-                 .applied_offset = rec ? value_long(rec, "applied_offset") : -1};
-    s->waiting = read_holds(rec, "waiting", 1, &nw);
-    s->nwaiting = nw;
-    s->held = read_holds(rec, "held", nw + 1, &s->nheld);
+                 .held_units = rec ? value_long(rec, "held_units") : 0,
+                 .applied_offset = rec ? value_long(rec, "applied_offset") : -1,
+                 .wait_head = rec ? value_long(rec, "wait_head") : 0,
+                 .wait_next = rec ? value_long(rec, "wait_next") : 0};
     avro_value_t arr = rec ? field(rec, "returns") : (avro_value_t){0}, el;
     if (arr.iface) avro_value_get_size(&arr, &s->nreturns);
     s->returns = calloc(s->nreturns + 1, sizeof(applied_t));
-    if (!s->held || !s->waiting || !s->returns) {
-        sku_free(s);
-        return EVK_ERR_NOMEM;
-    }
+    if (!s->returns) return EVK_ERR_NOMEM;
     for (size_t i = 0; i < s->nreturns && !avro_value_get_by_index(&arr, i, &el, NULL); i++)
         s->returns[i] = (applied_t){value_str(&el, "topic"), value_long(&el, "partition"),
                                     value_long(&el, "offset")};
     return EVK_OK;
-}
-
-static hold_t *find_hold(hold_t *list, size_t n, const char *order_id) {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(list[i].order_id, order_id)) return &list[i];
-    return NULL;
-}
-
-static int64_t held_units(const sku_t *s) {
-    int64_t n = 0;
-    for (size_t i = 0; i < s->nheld; i++)
-        n += s->held[i].quantity;
-    return n;
 }
 
 static applied_t *return_source(sku_t *s, const char *topic, int64_t partition) {
@@ -650,17 +615,6 @@ static int set_long(avro_value_t *rec, const char *name, int64_t v) {
                                                  : avro_value_set_long(&f, v);
 }
 
-static int put_holds(avro_value_t *rec, const char *array, const hold_t *h, size_t n,
-                     int with_command) {
-    avro_value_t arr = field(rec, array), el;
-    int bad = !arr.iface;
-    for (size_t i = 0; i < n && !bad; i++)
-        bad = avro_value_append(&arr, &el, NULL) || set_str(&el, "order_id", h[i].order_id) ||
-              set_long(&el, "quantity", h[i].quantity) ||
-              (with_command && set_str(&el, "command_id", h[i].command_id));
-    return bad;
-}
-
 static int put_returns(avro_value_t *rec, const applied_t *r, size_t n) {
     avro_value_t arr = field(rec, "returns"), el;
     int bad = !arr.iface;
@@ -676,14 +630,73 @@ static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
     if (!ev) return EVK_ERR_NOMEM;
     avro_value_t *rec = evk_event_value(ev);
     if (set_str(rec, "sku", s->sku) || set_long(rec, "available", s->available) ||
+        set_long(rec, "held_units", s->held_units) ||
         set_long(rec, "applied_offset", s->applied_offset) ||
-        put_holds(rec, "held", s->held, s->nheld, 0) ||
-        put_holds(rec, "waiting", s->waiting, s->nwaiting, 1) ||
+        set_long(rec, "wait_head", s->wait_head) || set_long(rec, "wait_next", s->wait_next) ||
         put_returns(rec, s->returns, s->nreturns)) {
         evk_event_destroy(ev);
         return EVK_ERR_NOMEM;
     }
     return evk_store_put(ctx, inv->stock, ev);
+}
+
+/* ---- SkuHold entries ---- */
+
+typedef struct {
+    const char *order_id, *state, *command_id;
+    int64_t quantity, seq;
+} entry_t;
+
+/* "<sku> SEP <order>", or with @p order_id NULL the turn @p seq's key;
+ * malloc()ed, NULL when out of memory. */
+static char *entry_key(const char *sku, const char *order_id, int64_t seq) {
+    char turn[32];
+    snprintf(turn, sizeof turn, EVK_STORE_KEY_SEP "%020lld", (long long)seq);
+    const char *sub = order_id ? order_id : turn;
+    size_t n = strlen(sku) + strlen(EVK_STORE_KEY_SEP) + strlen(sub) + 1;
+    char *key = malloc(n);
+    if (key) snprintf(key, n, "%s" EVK_STORE_KEY_SEP "%s", sku, sub);
+    return key;
+}
+
+/* *out from the entry, or all NULL/0 when there is none. */
+static evk_err_t entry_get(const inventory_t *inv, const char *sku, const char *order_id,
+                           int64_t seq, entry_t *out) {
+    char *key = entry_key(sku, order_id, seq);
+    if (!key) return EVK_ERR_NOMEM;
+    const evk_event_t *e = evk_store_get(inv->holds, key);
+    free(key);
+    *out = e ? (entry_t){flow_str(e, "order_id"), flow_str(e, "state"),
+                         flow_str(e, "command_id"), flow_long(e, "quantity"),
+                         flow_long(e, "seq")}
+             : (entry_t){0};
+    return EVK_OK;
+}
+
+static evk_err_t entry_put(evk_ctx_t *ctx, inventory_t *inv, const char *sku, int by_turn,
+                           const entry_t *v) {
+    char *key = entry_key(sku, by_turn ? NULL : v->order_id, v->seq);
+    evk_event_t *h = key ? evk_ctx_new_event(ctx, "SkuHold") : NULL;
+    evk_err_t err = h ? flow_set_strs(h, "sku", sku, "order_id", v->order_id, "state", v->state,
+                                      "command_id", v->command_id ? v->command_id : "", NULL)
+                      : EVK_ERR_NOMEM;
+    if (!err) err = evk_event_set_long(h, "quantity", v->quantity);
+    if (!err) err = evk_event_set_long(h, "seq", v->seq);
+    if (!err) err = evk_event_set_key(h, key);
+    free(key);
+    if (err) {
+        evk_event_destroy(h);
+        return err;
+    }
+    return evk_store_put(ctx, inv->holds, h);
+}
+
+static evk_err_t entry_delete(evk_ctx_t *ctx, inventory_t *inv, const char *sku,
+                              const char *order_id, int64_t seq) {
+    char *key = entry_key(sku, order_id, seq);
+    evk_err_t err = key ? evk_store_delete(ctx, inv->holds, key) : EVK_ERR_NOMEM;
+    free(key);
+    return err;
 }
 
 /* The answer to the RESERVE @p command_id, keyed by its order (so it reaches
@@ -699,27 +712,62 @@ static evk_err_t answer(evk_ctx_t *ctx, const char *command_id, const char *orde
     return flow_emit(ctx, out, err);
 }
 
-/* Serve the waiting requests in arrival order: grant while units are free,
- * refuse one that even the held units could not serve, and stop at one
- * that they could (its turn comes when a hold is confirmed or given back). */
-static evk_err_t drain(evk_ctx_t *ctx, sku_t *s) {
+/* Grant @p w's units: they become the order's hold. */
+static evk_err_t grant(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, const entry_t *w) {
+    s->available -= w->quantity;
+    s->held_units += w->quantity;
+    entry_t held = {w->order_id, "HELD", "", w->quantity, -1};
+    evk_err_t err = entry_put(ctx, inv, s->sku, 0, &held);
+    return err ? err : answer(ctx, w->command_id, w->order_id, s->sku, 1, "");
+}
+
+/* The turn at the head of the waiting line, and whether its order still
+ * waits with it (a CANCEL may have withdrawn it). */
+static evk_err_t head_turn(const inventory_t *inv, const sku_t *s, entry_t *turn, int *live) {
+    entry_t mine;
+    evk_err_t err = entry_get(inv, s->sku, NULL, s->wait_head, turn);
+    if (!err && turn->order_id) err = entry_get(inv, s->sku, turn->order_id, 0, &mine);
+    *live = !err && turn->order_id && mine.state && !strcmp(mine.state, "WAITING") &&
+            mine.seq == s->wait_head;
+    return err;
+}
+
+/* Serve the waiting line in arrival order: grant while units are free,
+ * refuse a request that even the held units could not serve, and stop at
+ * one that they could (its turn comes when a hold is confirmed or given
+ * back). */
+static evk_err_t drain(evk_ctx_t *ctx, inventory_t *inv, sku_t *s) {
     evk_err_t err = EVK_OK;
     char reason[256];
-    while (s->nwaiting && !err) {
-        hold_t w = s->waiting[0];
-        if (s->available >= w.quantity) {
-            s->available -= w.quantity;
-            s->held[s->nheld++] = (hold_t){w.order_id, w.quantity, NULL};
-            err = answer(ctx, w.command_id, w.order_id, s->sku, 1, "");
-        } else if (s->available + held_units(s) >= w.quantity) {
+    while (s->wait_head < s->wait_next && !err) {
+        entry_t turn;
+        int live;
+        err = head_turn(inv, s, &turn, &live);
+        if (!err && live && s->available < turn.quantity &&
+            s->available + s->held_units >= turn.quantity)
             break;
-        } else {
-            flow_can_hold(s->sku, s->available + held_units(s), w.quantity, reason,
+        if (!err && live && s->available >= turn.quantity) {
+            err = grant(ctx, inv, s, &turn);
+        } else if (!err && live) {
+            flow_can_hold(s->sku, s->available + s->held_units, turn.quantity, reason,
                           sizeof reason);
-            err = answer(ctx, w.command_id, w.order_id, s->sku, 0, reason);
+            err = entry_delete(ctx, inv, s->sku, turn.order_id, 0);
+            if (!err) err = answer(ctx, turn.command_id, turn.order_id, s->sku, 0, reason);
         }
-        memmove(s->waiting, s->waiting + 1, --s->nwaiting * sizeof *s->waiting);
+        if (!err && turn.order_id) err = entry_delete(ctx, inv, s->sku, NULL, s->wait_head);
+        s->wait_head++;
     }
+    return err;
+}
+
+/* Join the waiting line: an entry for the order and one for its turn. */
+static evk_err_t enqueue(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, const char *order_id,
+                         int64_t quantity, const char *command_id) {
+    entry_t w = {order_id, "WAITING", command_id, quantity, s->wait_next};
+    evk_err_t err = entry_put(ctx, inv, s->sku, 0, &w);
+    w.state = "QUEUED";
+    if (!err) err = entry_put(ctx, inv, s->sku, 1, &w);
+    s->wait_next++;
     return err;
 }
 
@@ -731,30 +779,41 @@ static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
     const char *order_id = flow_str(cmd, "order_id"), *id = evk_event_id(cmd);
     int64_t quantity = flow_long(cmd, "quantity");
     char reason[256];
-    if (find_hold(s->held, s->nheld, order_id)) return answer(ctx, id, order_id, s->sku, 1, "");
-    if (find_hold(s->waiting, s->nwaiting, order_id)) return EVK_OK;
+    entry_t mine;
+    evk_err_t err = entry_get(inv, s->sku, order_id, 0, &mine);
+    if (err) return err;
+    if (mine.state && !strcmp(mine.state, "HELD"))
+        return answer(ctx, id, order_id, s->sku, 1, "");
+    if (mine.state) return EVK_OK; /* waiting: answered in its turn */
     if (offset <= s->applied_offset) { /* a replay of a request refused before */
         snprintf(reason, sizeof reason, "insufficient stock for %s", s->sku);
         return answer(ctx, id, order_id, s->sku, 0, reason);
     }
-    if (!flow_can_hold(s->sku, s->available < 0 ? -1 : s->available + held_units(s), quantity,
+    if (!flow_can_hold(s->sku, s->available < 0 ? -1 : s->available + s->held_units, quantity,
                        reason, sizeof reason)) {
         flow_can_hold(s->sku, s->available, quantity, reason, sizeof reason);
         s->applied_offset = offset; /* a refusal is a decision, for replays to find */
-        evk_err_t err = s->available < 0 ? EVK_OK : sku_write(ctx, inv, s);
+        err = s->available < 0 ? EVK_OK : sku_write(ctx, inv, s);
         return err ? err : answer(ctx, id, order_id, s->sku, 0, reason);
     }
     s->applied_offset = offset;
-    s->waiting[s->nwaiting++] = (hold_t){order_id, quantity, id};
-    evk_err_t err = drain(ctx, s);
+    entry_t w = {order_id, "WAITING", id, quantity, -1};
+    if (s->wait_head == s->wait_next && s->available >= quantity) /* nobody before it */
+        err = grant(ctx, inv, s, &w);
+    else if (!(err = enqueue(ctx, inv, s, order_id, quantity, id)))
+        err = drain(ctx, inv, s);
     return err ? err : sku_write(ctx, inv, s);
 }
 
-/* CONFIRM keeps a hold's units sold, CANCEL gives them back, RETURN gives
- * back sold units (recognised by its source position if repeated). */
+/* CONFIRM keeps a hold's units sold, CANCEL gives them back (or withdraws a
+ * waiting request), RETURN gives back sold units (recognised by its source
+ * position if repeated). */
 static evk_err_t release(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cmd, sku_t *s,
                          const char *action) {
-    hold_t *h = find_hold(s->held, s->nheld, flow_str(cmd, "order_id"));
+    const char *order_id = flow_str(cmd, "order_id");
+    entry_t mine;
+    evk_err_t err = entry_get(inv, s->sku, order_id, 0, &mine);
+    if (err) return err;
     if (!strcmp(action, "RETURN")) {
         applied_t *src =
             return_source(s, flow_str(cmd, "source_topic"), flow_long(cmd, "source_partition"));
@@ -762,15 +821,16 @@ static evk_err_t release(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
         if (pos <= src->offset) return EVK_OK;
         src->offset = pos;
         s->available += flow_long(cmd, "quantity");
-    } else if (h) {
-        if (!strcmp(action, "CANCEL")) s->available += h->quantity;
-        *h = s->held[--s->nheld];
+    } else if (mine.state && !strcmp(mine.state, "HELD")) {
+        if (!strcmp(action, "CANCEL")) s->available += mine.quantity;
+        s->held_units -= mine.quantity;
+        err = entry_delete(ctx, inv, s->sku, order_id, 0);
+    } else if (mine.state && !strcmp(action, "CANCEL")) { /* its turn is skipped */
+        err = entry_delete(ctx, inv, s->sku, order_id, 0);
     } else {
-        hold_t *w = find_hold(s->waiting, s->nwaiting, flow_str(cmd, "order_id"));
-        if (!w || strcmp(action, "CANCEL")) return EVK_OK;
-        memmove(w, w + 1, (size_t)(s->waiting + --s->nwaiting - w) * sizeof *w);
+        return EVK_OK;
     }
-    evk_err_t err = drain(ctx, s);
+    if (!err) err = drain(ctx, inv, s);
     return err ? err : sku_write(ctx, inv, s);
 }
 
@@ -788,7 +848,7 @@ static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque
         s.applied_offset = offset;
         err = release(ctx, inv, cmd, &s, action);
     }
-    sku_free(&s);
+    free(s.returns);
     return err;
 }
 

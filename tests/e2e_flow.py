@@ -394,7 +394,7 @@ def check_stock(seed, placed, confirmed, levels):
         rec = last.get(sku, {})
         check(final.get(sku) == units - sold[sku],
               f"{sku}: level {final.get(sku)} != seed {units} - sold {sold[sku]} "
-              f"(held {rec.get('held')}, waiting {rec.get('waiting')})")
+              f"(held {rec.get('held_units')}, waiting turns {rec.get('wait_head')}..{rec.get('wait_next')})")
         check(final[sku] >= 0, f"{sku}: negative stock {final[sku]}")
     return sold, final
 

@@ -13,7 +13,7 @@ BIN = os.environ.get("EVK_BIN_DIR", "build")
 SRC = os.environ.get("EVK_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLOW_TOPICS = ["orders", "inventory", "payments", "shipments", "notifications",
                "inventory.levels", "orders.status", "inventory.lines", "inventory.line-results",
-               "inventory.reservations"]
+               "inventory.reservations", "inventory.holds"]
 
 
 class Failure(Exception):

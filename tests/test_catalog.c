@@ -38,7 +38,7 @@ static void assert_load_fails(const char *name, evk_err_t want, const char *rest
 static void test_real_catalog(void **state) {
     (void)state;
     evk_catalog_t *cat = load_ok(getenv("EVK_SCHEMAS_DIR"));
-    assert_int_equal(evk_catalog_count(cat), 17);
+    assert_int_equal(evk_catalog_count(cat), 18);
 
     const evk_schema_t *s = evk_catalog_find(cat, "shop.orders.OrderPlaced");
     assert_non_null(s);
@@ -61,7 +61,7 @@ static void test_real_catalog(void **state) {
     assert_null(evk_catalog_find(cat, "shop.payments.OrderPlaced"));
     assert_null(evk_catalog_by_id(cat, 0));
     assert_null(evk_catalog_by_id(cat, 99));
-    assert_null(evk_catalog_at(cat, 17));
+    assert_null(evk_catalog_at(cat, 18));
     evk_catalog_destroy(cat);
 }
 
