@@ -59,7 +59,7 @@ scripts/new-consumer fraud-check --on OrderPlaced --emit FraudScored >/dev/null
 for f in consumers/fraud-check.c tests/fraud-check_test.sh schemas/FraudScored.avsc; do
   [ -f "$f" ] || fail "$f was not written"
 done
-grep -q 'FraudScored.*id = 18;' schemas/catalog.cfg || fail "no catalog entry with id 18 (the next free one)"
+grep -q 'FraudScored.*id = 19;' schemas/catalog.cfg || fail "no catalog entry with id 19 (the next free one)"
 grep -q '^evk_binary(fraud-check fraud-check.c)$' consumers/CMakeLists.txt ||
   fail "fraud-check is not in consumers/CMakeLists.txt"
 grep -q '^fraud-check = {' config/evkit.cfg || fail "no fraud-check section in config/evkit.cfg"
