@@ -318,9 +318,7 @@ static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_
 
 static evk_err_t svc_restore_held(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = svc->nstores ? svc_check_copartitioned(svc, errstr, errstr_size) : EVK_OK;
-    for (size_t i = 0; i < svc->nstores && !rc; i++)
-        rc = svc_store_restore(svc, svc->stores[i], svc->held, svc->nheld, errstr, errstr_size);
-    return rc;
+    return rc ? rc : svc_stores_restore(svc, svc->held, svc->nheld, errstr, errstr_size);
 }
 
 /* The stores keep the state of given-up partitions until the next

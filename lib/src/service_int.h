@@ -247,11 +247,11 @@ const evk_schema_t *svc_store_schema(const evk_store_t *st);
  * caller. */
 evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
                          evk_event_t *value, evk_event_t **prev);
-/* Hold exactly partitions @p parts of @p st's changelog, up to its end
- * (everything committed, last value wins): those held already are caught
- * up, the others read whole, the rest dropped. */
-evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
-                            size_t nparts, char *errstr, size_t errstr_size);
+/* Make every store of @p svc hold exactly partitions @p parts of its
+ * changelog, up to its end (everything committed, last value wins): those
+ * held already are caught up, the others read whole, the rest dropped. */
+evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t nparts,
+                             char *errstr, size_t errstr_size);
 /* Put back an entry evk_store_delete() took out; free it for good. */
 void svc_store_relink(evk_store_t *st, void *entry);
 void svc_store_entry_free(void *entry);

@@ -288,29 +288,51 @@ void svc_store_entry_free(void *entry) {
     free(e);
 }
 
-/* ---- restore ---- */
+/* ---- restore ----
+ *
+ * One consumer reads the assigned partitions of every changelog of the
+ * service at once, so that the topics' fetches overlap. A record is
+ * decoded once and goes to the store of its type; a tombstone to every
+ * store of its topic. Each store skips what it holds already. */
 
-static evk_err_t restore_apply(evk_store_t *st, const evk_catalog_t *cat,
-                               const rd_kafka_message_t *m) {
-    evk_event_t *ev = NULL, *prev = NULL;
-    if (!m->payload) { /* tombstone: the key was deleted */
-        char *key = m->key ? strndup(m->key, m->key_len) : NULL;
-        if (m->key && !key) return EVK_ERR_NOMEM;
-        evk_err_t rc = key ? svc_store_swap(st, key, m->partition, NULL, &prev) : EVK_OK;
-        evk_event_destroy(prev);
-        free(key);
-        return rc;
-    }
-    /* Records of other types share the topic, and an undecodable record is
-     * not this store's to judge: both are skipped. */
-    if (evk_event_from_message(cat, m, &ev, NULL, 0)) return EVK_OK;
-    if (evk_event_schema(ev) != st->schema || !evk_event_key(ev)) {
+static int store_reads(const evk_store_t *st, const rd_kafka_message_t *m) {
+    return !strcmp(evk_schema_topic(st->schema), rd_kafka_topic_name(m->rkt));
+}
+
+/* @p m's key set to @p ev in @p st, if @p st does not hold it already. */
+static evk_err_t restore_put(evk_store_t *st, const rd_kafka_message_t *m, const char *key,
+                             evk_event_t *ev) {
+    if (m->offset < st->end[m->partition]) {
         evk_event_destroy(ev);
         return EVK_OK;
     }
-    evk_err_t rc = svc_store_swap(st, evk_event_key(ev), m->partition, ev, &prev);
+    evk_event_t *prev = NULL;
+    evk_err_t rc = svc_store_swap(st, key, m->partition, ev, &prev);
     evk_event_destroy(rc ? ev : prev);
     return rc;
+}
+
+/* Records of types no store keeps and undecodable records are not the
+ * stores' to judge: they are skipped. */
+static evk_err_t restore_apply(evk_service_t *svc, const rd_kafka_message_t *m) {
+    evk_err_t rc = EVK_OK;
+    if (!m->payload) { /* tombstone: the key was deleted */
+        char *key = m->key ? strndup(m->key, m->key_len) : NULL;
+        if (m->key && !key) return EVK_ERR_NOMEM;
+        for (size_t i = 0; i < svc->nstores && key && !rc; i++)
+            if (store_reads(svc->stores[i], m)) rc = restore_put(svc->stores[i], m, key, NULL);
+        free(key);
+        return rc;
+    }
+    evk_event_t *ev = NULL;
+    if (evk_event_from_message(svc->cat, m, &ev, NULL, 0)) return EVK_OK;
+    for (size_t i = 0; i < svc->nstores; i++) {
+        evk_store_t *st = svc->stores[i];
+        if (store_reads(st, m) && evk_event_schema(ev) == st->schema && evk_event_key(ev))
+            return restore_put(st, m, evk_event_key(ev), ev);
+    }
+    evk_event_destroy(ev);
+    return EVK_OK;
 }
 
 evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const char *topic,
@@ -334,64 +356,100 @@ evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const c
     return EVK_OK;
 }
 
-/* The partitions of @p parts that the changelog has, each to read from where
- * its held state ends, or from the start. A partition the changelog does
- * not have yet is held empty. */
-static rd_kafka_topic_partition_list_t *restore_list(evk_store_t *st, int partitions,
-                                                     const int32_t *parts, size_t nparts) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)nparts);
-    for (size_t i = 0; i < nparts; i++) {
-        if (store_track(st, parts[i])) {
-            rd_kafka_topic_partition_list_destroy(list);
-            return NULL;
-        }
-        int64_t from = st->end[parts[i]] >= 0 ? st->end[parts[i]] : RD_KAFKA_OFFSET_BEGINNING;
-        if (st->end[parts[i]] < 0) st->end[parts[i]] = 0;
-        if (parts[i] < partitions)
-            rd_kafka_topic_partition_list_add(list, evk_schema_topic(st->schema), parts[i])
-                ->offset = from;
+/* Where to read partition @p p of @p topic from: the first offset that a
+ * store of it does not hold (the start for a store that holds nothing of
+ * it, which from now on holds it empty). */
+static evk_err_t restore_from(evk_service_t *svc, const char *topic, int32_t p, int64_t *from) {
+    *from = INT64_MAX;
+    for (size_t i = 0; i < svc->nstores; i++) {
+        evk_store_t *st = svc->stores[i];
+        if (strcmp(evk_schema_topic(st->schema), topic)) continue;
+        if (store_track(st, p)) return EVK_ERR_NOMEM;
+        int64_t at = st->end[p] >= 0 ? st->end[p] : RD_KAFKA_OFFSET_BEGINNING;
+        if (st->end[p] < 0) st->end[p] = 0;
+        if (at < *from) *from = at;
     }
-    return list;
+    return EVK_OK;
 }
 
-static int list_index(const rd_kafka_topic_partition_list_t *list, int32_t partition) {
+/* The partitions @p parts of every changelog that has them, each from where
+ * its stores' held state ends. */
+static evk_err_t restore_list(evk_service_t *svc, rd_kafka_t *rk, const int32_t *parts,
+                              size_t nparts, int64_t deadline,
+                              rd_kafka_topic_partition_list_t *list, char *errstr,
+                              size_t errstr_size) {
+    for (size_t i = 0; i < svc->nstores; i++) {
+        const char *topic = evk_schema_topic(svc->stores[i]->schema);
+        int partitions = 0;
+        if (rd_kafka_topic_partition_list_find(list, topic, parts[0])) continue; /* shared */
+        evk_err_t rc =
+            svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, errstr_size);
+        for (size_t k = 0; k < nparts && !rc; k++) {
+            int64_t from;
+            if (restore_from(svc, topic, parts[k], &from))
+                return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
+            if (parts[k] < partitions)
+                rd_kafka_topic_partition_list_add(list, topic, parts[k])->offset = from;
+        }
+        if (rc) return rc;
+    }
+    return EVK_OK;
+}
+
+static int list_index(const rd_kafka_topic_partition_list_t *list,
+                      const rd_kafka_message_t *m) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
     for (int i = 0; i < list->cnt; i++)
-        if (list->elems[i].partition == partition) return i;
+        if (list->elems[i].partition == m->partition && !strcmp(list->elems[i].topic, topic))
+            return i;
     return -1;
 }
 
-/* One message of the restore consumer: a record applied, or the end of a
- * partition reached (its offset is the next one to read). */
-static evk_err_t restore_message(evk_service_t *svc, evk_store_t *st, const rd_kafka_message_t *m,
-                                 char *errstr, size_t errstr_size) {
-    const char *topic = evk_schema_topic(st->schema);
+/* The end of a partition reached: its offset is the next one to read. */
+static void restore_eof(evk_service_t *svc, const rd_kafka_message_t *m) {
+    for (size_t i = 0; i < svc->nstores; i++) {
+        evk_store_t *st = svc->stores[i];
+        if (store_reads(st, m) && m->offset > st->end[m->partition])
+            st->end[m->partition] = m->offset;
+    }
+}
+
+/* Every store of @p m's topic has read it. */
+static void restore_read_one(evk_service_t *svc, const rd_kafka_message_t *m) {
+    for (size_t i = 0; i < svc->nstores; i++) {
+        evk_store_t *st = svc->stores[i];
+        if (store_reads(st, m) && m->offset + 1 > st->end[m->partition])
+            st->end[m->partition] = m->offset + 1;
+    }
+}
+
+static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
+                                 size_t errstr_size) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (m->offset > st->end[m->partition]) st->end[m->partition] = m->offset;
+        restore_eof(svc, m);
         return EVK_OK;
     }
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
         return evk_fail(STORE_TRUNCATED, errstr, errstr_size,
-                        "restore %s [%d]: the held state ends at offset %lld, which the "
-                        "changelog no longer has: %s",
-                        topic, (int)m->partition, (long long)st->end[m->partition],
-                        rd_kafka_message_errstr(m));
+                        "restore %s [%d]: the held state ends past what the changelog has: %s",
+                        topic, (int)m->partition, rd_kafka_message_errstr(m));
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
                         rd_kafka_message_errstr(m));
     if (m->err) return EVK_OK; /* transient: librdkafka retries */
     atomic_fetch_add(&svc->stats.restored, 1);
-    st->end[m->partition] = m->offset + 1;
-    if (restore_apply(st, svc->cat, m))
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
+    evk_err_t rc = restore_apply(svc, m);
+    restore_read_one(svc, m);
+    if (rc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     return EVK_OK;
 }
 
 /* Read every listed partition up to its end (the last stable offset, since
  * the consumer reads committed records only). A stop request ends it early. */
-static evk_err_t restore_read(evk_service_t *svc, evk_store_t *st, rd_kafka_t *rk,
+static evk_err_t restore_read(evk_service_t *svc, rd_kafka_t *rk,
                               const rd_kafka_topic_partition_list_t *list, int64_t deadline,
                               char *errstr, size_t errstr_size) {
-    const char *topic = list->elems[0].topic;
     char *at_end = calloc((size_t)list->cnt, 1);
     if (!at_end) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
     int left = list->cnt;
@@ -399,14 +457,15 @@ static evk_err_t restore_read(evk_service_t *svc, evk_store_t *st, rd_kafka_t *r
     while (left > 0 && !rc && !svc_stopping(svc)) {
         if (evk_now_ms() > deadline) {
             rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
-                          "restore %s: %d of %d partitions not read to the end after %lld ms",
-                          topic, left, list->cnt, (long long)svc->restore_timeout_ms);
+                          "restore: %d of %d changelog partitions not read to the end after "
+                          "%lld ms",
+                          left, list->cnt, (long long)svc->restore_timeout_ms);
             break;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
-        int i = list_index(list, m->partition);
-        if (i >= 0) rc = restore_message(svc, st, m, errstr, errstr_size);
+        int i = list_index(list, m);
+        if (i >= 0) rc = restore_message(svc, m, errstr, errstr_size);
         if (i >= 0 && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !at_end[i]++) left--;
         rd_kafka_message_destroy(m);
     }
@@ -446,46 +505,47 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
     return rk;
 }
 
-/* Bring the partitions @p parts of @p st up to the end of its changelog. */
-static evk_err_t store_catch_up(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
-                                size_t nparts, char *errstr, size_t errstr_size) {
-    const char *topic = evk_schema_topic(st->schema);
+/* Bring the stores' partitions @p parts up to the end of their changelogs. */
+static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_t nparts,
+                                 char *errstr, size_t errstr_size) {
     rd_kafka_t *rk = restore_consumer(svc, errstr, errstr_size);
-    evk_err_t rc = rk ? EVK_OK : EVK_ERR_KAFKA;
+    if (!rk) return EVK_ERR_KAFKA;
     int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
-    int partitions = 0;
-    rd_kafka_topic_partition_list_t *list = NULL;
-    if (!rc)
-        rc = svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, errstr_size);
-    if (!rc && !(list = restore_list(st, partitions, parts, nparts)))
-        rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
-    if (list && list->cnt) {
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new((int)(nparts * svc->nstores));
+    evk_err_t rc = restore_list(svc, rk, parts, nparts, deadline, list, errstr, errstr_size);
+    if (!rc && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
-        rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore %s: assign: %s", topic,
+        rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
                             rd_kafka_err2str(err))
-                 : restore_read(svc, st, rk, list, deadline, errstr, errstr_size);
+                 : restore_read(svc, rk, list, deadline, errstr, errstr_size);
     }
-    if (list) rd_kafka_topic_partition_list_destroy(list);
-    if (rk) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
     return rc;
+}
+
+static void stores_drop(evk_service_t *svc) {
+    for (size_t i = 0; i < svc->nstores; i++)
+        svc_store_drop(svc->stores[i]);
 }
 
 /* Partitions held from before are caught up, the others read whole; every
  * other partition is dropped. A failed or interrupted restore drops them
  * all, so that no partial state stays. A held state that the changelog no
  * longer covers (truncated) is dropped and read whole again. */
-evk_err_t svc_store_restore(evk_service_t *svc, evk_store_t *st, const int32_t *parts,
-                            size_t nparts, char *errstr, size_t errstr_size) {
-    svc_store_keep(st, parts, nparts);
-    evk_err_t rc = store_catch_up(svc, st, parts, nparts, errstr, errstr_size);
+evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t nparts,
+                             char *errstr, size_t errstr_size) {
+    if (!svc->nstores) return EVK_OK;
+    for (size_t i = 0; i < svc->nstores; i++)
+        svc_store_keep(svc->stores[i], parts, nparts);
+    evk_err_t rc = nparts ? stores_catch_up(svc, parts, nparts, errstr, errstr_size) : EVK_OK;
     if (rc == STORE_TRUNCATED) {
         evk_log(EVK_LOG_WARN, svc->name, "restoring from the start", "reason", errstr, NULL);
-        svc_store_drop(st);
-        rc = store_catch_up(svc, st, parts, nparts, errstr, errstr_size);
+        stores_drop(svc);
+        rc = stores_catch_up(svc, parts, nparts, errstr, errstr_size);
     }
-    if (rc || svc_stopping(svc)) svc_store_drop(st);
+    if (rc || svc_stopping(svc)) stores_drop(svc);
     return rc == STORE_TRUNCATED ? EVK_ERR_KAFKA : rc;
 }
