@@ -1,15 +1,16 @@
 /*
  * inventory-service: OrderPlaced -> StockReserved | StockRejected;
- * PaymentDeclined -> StockReleased (the saga's compensation).
+ * PaymentAuthorized -> the units sold; PaymentDeclined -> StockReleased
+ * (the saga's compensation).
  *
  * Stock is keyed by SKU, orders by order id, so the service is two halves
  * joined by internal topics (docs/FLOW.md, "inventory-service"):
  *   order side (partitioned like `orders`): checks the order, keeps its
  *     OrderReservation and asks for its lines one at a time, in SKU order,
  *     with RESERVE commands on inventory.lines (keyed by SKU); gathers the
- *     answers from inventory.line-results and decides all or nothing, then
- *     CONFIRMs the holds or CANCELs them; on PaymentDeclined RETURNs the
- *     units.
+ *     answers from inventory.line-results and decides all or nothing
+ *     (CANCELs the holds of a rejected order); once the payment is decided
+ *     CONFIRMs the holds (sold) or CANCELs them (given back).
  *   SKU side (partitioned like inventory.lines): one owner per SKU decides
  *     its requests in arrival order, so two orders racing for the last unit
  *     cannot both win, whatever the number of instances. A request that
@@ -18,9 +19,9 @@
  *     entries of their own (SkuHold, under the SKU's key), so that a
  *     command costs the same however many orders hold or wait.
  * Every step is idempotent: an order's record knows the events it applied,
- * a SKU's record knows the offset of the last command applied to it (and
- * the source position of the last RETURN from each partition), and a
- * replay re-sends identical events.
+ * a SKU's record knows the offset of the last command applied to it, a
+ * CONFIRM or CANCEL without a hold changes nothing, and a replay re-sends
+ * identical events.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,44 +132,41 @@ static const char *cause_id(const evk_event_t *in, char *buf, size_t size) {
 
 /* ---- the order side: OrderReservation records ---- */
 
-typedef enum { R_PENDING, R_RESERVED, R_REJECTED, R_RETURNED } resv_status_t;
-static const char *const resv_status[] = {"PENDING", "RESERVED", "REJECTED", "RETURNED"};
+typedef enum { R_PENDING, R_RESERVED, R_REJECTED, R_SOLD, R_RETURNED } resv_status_t;
+static const char *const resv_status[] = {"PENDING", "RESERVED", "REJECTED", "SOLD",
+                                          "RETURNED"};
 
 static resv_status_t status_of(const evk_event_t *res) {
     const char *s = flow_str(res, "status");
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (!strcmp(s, resv_status[i])) return (resv_status_t)i;
     return R_PENDING;
 }
 
+/* The command's id is derived from @p base (the event that made the order
+ * send it) and the action and SKU, so a re-sent command has the same id. */
 static evk_err_t send_command(evk_ctx_t *ctx, const char *base, const char *action,
-                              const char *order_id, const char *sku, int64_t quantity,
-                              const char *src_topic, int64_t src_partition,
-                              int64_t src_offset) {
+                              const char *order_id, const char *sku, int64_t quantity) {
     char label[300];
     snprintf(label, sizeof label, "%s:%s", action, sku);
     evk_event_t *cmd = flow_derived_event(ctx, "StockLineCommand", base, label);
     if (!cmd) return EVK_ERR_NOMEM;
-    evk_err_t err = flow_set_strs(cmd, "order_id", order_id, "sku", sku, "action", action,
-                                  "source_topic", src_topic, NULL);
+    evk_err_t err =
+        flow_set_strs(cmd, "order_id", order_id, "sku", sku, "action", action, NULL);
     if (!err) err = evk_event_set_long(cmd, "quantity", quantity);
-    if (!err) err = evk_event_set_long(cmd, "source_partition", src_partition);
-    if (!err) err = evk_event_set_long(cmd, "source_offset", src_offset);
     if (!err) err = evk_event_set_key(cmd, sku);
     return flow_emit(ctx, cmd, err);
 }
 
 /* One command per line of @res in state @only (NULL: every line). */
 static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const char *base,
-                               const char *action, const char *only, const char *src_topic,
-                               int64_t src_partition, int64_t src_offset) {
+                               const char *action, const char *only) {
     evk_err_t err = EVK_OK;
     for (size_t i = 0, n = count_of(res, "lines"); i < n && !err; i++) {
         if (only && strcmp(field_str(res, "lines[%zu].%s", i, "state"), only)) continue;
         err = send_command(ctx, base, action, flow_str(res, "order_id"),
                            field_str(res, "lines[%zu].%s", i, "sku"),
-                           field_long(res, "lines[%zu].%s", i, "quantity"), src_topic,
-                           src_partition, src_offset);
+                           field_long(res, "lines[%zu].%s", i, "quantity"));
     }
     return err;
 }
@@ -195,9 +193,7 @@ static evk_err_t send_next_reserve(evk_ctx_t *ctx, const evk_event_t *res) {
     if (i < 0) return EVK_OK;
     return send_command(ctx, flow_str(res, "placed_id"), "RESERVE", flow_str(res, "order_id"),
                         field_str(res, "lines[%zu].%s", (size_t)i, "sku"),
-                        field_long(res, "lines[%zu].%s", (size_t)i, "quantity"),
-                        flow_str(res, "placed_topic"), flow_long(res, "placed_partition"),
-                        flow_long(res, "placed_offset"));
+                        field_long(res, "lines[%zu].%s", (size_t)i, "quantity"));
 }
 
 static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char *array) {
@@ -244,29 +240,19 @@ static const char *rejected_sku(const evk_event_t *res) {
     return NULL;
 }
 
-/* What a decided order sends: the outcome, and the holds confirmed or
- * given back. Sent again as it was whenever an input of it is replayed. */
-static evk_err_t send_decision(evk_ctx_t *ctx, const evk_event_t *res, const char *src_topic,
-                               int64_t src_partition, int64_t src_offset) {
-    const char *base = flow_str(res, "placed_id");
-    if (status_of(res) == R_REJECTED) {
-        evk_err_t err = emit_rejected(ctx, res, rejected_sku(res));
-        return err ? err
-                   : send_commands(ctx, res, base, "CANCEL", "RESERVED", src_topic,
-                                   src_partition, src_offset);
-    }
-    evk_err_t err = emit_reserved(ctx, res);
-    return err ? err
-               : send_commands(ctx, res, base, "CONFIRM", NULL, src_topic, src_partition,
-                               src_offset);
+/* What a decided order sends: the outcome, and for a rejection the holds
+ * given back (a reserved order's holds wait for its payment). */
+static evk_err_t send_decision(evk_ctx_t *ctx, const evk_event_t *res) {
+    if (status_of(res) != R_REJECTED) return emit_reserved(ctx, res);
+    evk_err_t err = emit_rejected(ctx, res, rejected_sku(res));
+    return err ? err : send_commands(ctx, res, flow_str(res, "placed_id"), "CANCEL", "RESERVED");
 }
 
 /* Copy of @old with the given changes; NULL strings keep @old's value. */
 typedef struct {
     const char *status, *reason;
     const char *line_sku, *line_state, *line_reason; /* one line's answer */
-    const char *declined_id, *declined_topic;
-    int64_t declined_partition, declined_offset;
+    const char *payment_id;
 } resv_change_t;
 
 static evk_err_t copy_resv_lines(const evk_event_t *old, evk_event_t *res,
@@ -305,22 +291,9 @@ static evk_err_t put_changed(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t
         res, "order_id", flow_str(old, "order_id"), "placed_id", flow_str(old, "placed_id"),
         "customer_id", flow_str(old, "customer_id"), "currency", flow_str(old, "currency"),
         "status", c->status ? c->status : flow_str(old, "status"), "reason",
-        c->reason ? c->reason : flow_str(old, "reason"), "placed_topic",
-        flow_str(old, "placed_topic"), "declined_id",
-        c->declined_id ? c->declined_id : flow_str(old, "declined_id"), "declined_topic",
-        c->declined_topic ? c->declined_topic : flow_str(old, "declined_topic"), NULL);
+        c->reason ? c->reason : flow_str(old, "reason"), "payment_id",
+        c->payment_id ? c->payment_id : flow_str(old, "payment_id"), NULL);
     if (!err) err = evk_event_set_long(res, "total_cents", flow_long(old, "total_cents"));
-    if (!err)
-        err = evk_event_set_long(res, "placed_partition", flow_long(old, "placed_partition"));
-    if (!err) err = evk_event_set_long(res, "placed_offset", flow_long(old, "placed_offset"));
-    if (!err)
-        err = evk_event_set_long(res, "declined_partition",
-                                 c->declined_topic ? c->declined_partition
-                                                   : flow_long(old, "declined_partition"));
-    if (!err)
-        err = evk_event_set_long(res, "declined_offset",
-                                 c->declined_topic ? c->declined_offset
-                                                   : flow_long(old, "declined_offset"));
     if (!err) err = copy_resv_lines(old, res, c);
     if (err) {
         evk_event_destroy(res);
@@ -352,20 +325,15 @@ static int by_sku(const void *a, const void *b) {
 
 static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const flow_order_t *o,
                                  int64_t total, const char *reason, evk_event_t **out) {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    evk_event_origin(in, &topic, &partition, &offset);
     evk_event_t *res = evk_ctx_new_event(ctx, "OrderReservation");
     if (!res) return EVK_ERR_NOMEM;
     char id[300];
-    evk_err_t err = flow_set_strs(
-        res, "order_id", o->order_id, "placed_id", cause_id(in, id, sizeof id), "customer_id",
-        o->customer_id, "currency", o->currency, "status", reason ? "REJECTED" : "PENDING",
-        "reason", reason ? reason : "", "placed_topic", topic ? topic : "", NULL);
+    evk_err_t err = flow_set_strs(res, "order_id", o->order_id, "placed_id",
+                                  cause_id(in, id, sizeof id), "customer_id", o->customer_id,
+                                  "currency", o->currency, "status",
+                                  reason ? "REJECTED" : "PENDING", "reason", reason ? reason : "",
+                                  NULL);
     if (!err) err = evk_event_set_long(res, "total_cents", total);
-    if (!err) err = evk_event_set_long(res, "placed_partition", partition);
-    if (!err) err = evk_event_set_long(res, "placed_offset", offset);
     char path[64];
     for (size_t i = 0; i < o->n && !reason && !err; i++) {
         size_t k;
@@ -426,45 +394,37 @@ static const char *line_state(const evk_event_t *res, const char *sku) {
     return NULL;
 }
 
-/* A grant nobody asked for any more (the order was decided without it, or
- * is not known here) is given back at once, so that no unit stays held. */
-static evk_err_t give_back(evk_ctx_t *ctx, const evk_event_t *in, const char *topic,
-                           int32_t partition, int64_t offset) {
-    evk_log(EVK_LOG_INFO, NAME,
-            "units granted to an order that is not waiting for them: "
-            "given back",
-            "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"), NULL);
-    char id[300];
-    return send_command(ctx, cause_id(in, id, sizeof id), "CANCEL", flow_str(in, "order_id"),
-                        flow_str(in, "sku"), 0, topic, partition, offset);
-}
-
-/* An answer for an order already past it: a redelivery sends again what the
- * order sent when it moved on; a grant it does not hold goes back. */
+/* A grant that arrives when the order has moved on: a redelivery, or (on a
+ * broker that shows aborted records) one that the SKU's owner made again
+ * after its CONFIRM or CANCEL went by. What the order's state says about
+ * those units is sent again, so that none stays held: kept while the
+ * payment is open, sold once paid, given back otherwise. A refusal holds
+ * nothing. */
 static evk_err_t late_answer(evk_ctx_t *ctx, const evk_event_t *in, const evk_event_t *res,
-                             const char *state, const char *topic, int32_t partition,
-                             int64_t offset) {
+                             const char *state) {
     int reserved = 0;
     evk_event_get_bool(in, "reserved", &reserved);
-    if (reserved && strcmp(state, "RESERVED"))
-        return give_back(ctx, in, topic, partition, offset);
-    return status_of(res) == R_PENDING ? send_next_reserve(ctx, res)
-                                       : send_decision(ctx, res, topic, partition, offset);
+    resv_status_t st = res ? status_of(res) : R_REJECTED;
+    if (st == R_PENDING) return send_next_reserve(ctx, res);
+    if (!reserved || (st == R_RESERVED && state && !strcmp(state, "RESERVED"))) return EVK_OK;
+    const char *action = st == R_SOLD && state && !strcmp(state, "RESERVED") ? "CONFIRM" : "CANCEL";
+    char id[300];
+    if (strcmp(action, "CONFIRM"))
+        evk_log(EVK_LOG_INFO, NAME, "units granted to an order that is not waiting for them: "
+                "given back", "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"),
+                NULL);
+    return send_command(ctx, cause_id(in, id, sizeof id), action, flow_str(in, "order_id"),
+                        flow_str(in, "sku"), 0);
 }
 
 static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
     inventory_t *inv = opaque;
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    evk_event_origin(in, &topic, &partition, &offset);
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
     const char *state = old ? line_state(old, flow_str(in, "sku")) : NULL;
+    if (!state || strcmp(state, "PENDING") || status_of(old) != R_PENDING)
+        return late_answer(ctx, in, state ? old : NULL, state);
     int reserved = 0;
     evk_event_get_bool(in, "reserved", &reserved);
-    if (!state) return reserved ? give_back(ctx, in, topic, partition, offset) : EVK_OK;
-    if (strcmp(state, "PENDING") || status_of(old) != R_PENDING)
-        return late_answer(ctx, in, old, state, topic, partition, offset);
     resv_change_t c = {.line_sku = flow_str(in, "sku"),
                        .line_state = reserved ? "RESERVED" : "REJECTED",
                        .line_reason = flow_str(in, "reason")};
@@ -477,15 +437,14 @@ static evk_err_t on_result(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
     evk_event_t *res = NULL;
     evk_err_t err = put_changed(ctx, inv, old, &c, &res);
     if (err) return err;
-    return c.status ? send_decision(ctx, res, topic, partition, offset)
-                    : send_next_reserve(ctx, res);
+    return c.status ? send_decision(ctx, res) : send_next_reserve(ctx, res);
 }
 
-/* ---- PaymentDeclined: give the units back ---- */
+/* ---- the payment's outcome: the holds sold or given back ---- */
 
 static evk_err_t emit_released(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
     evk_event_t *out =
-        flow_derived_event(ctx, "StockReleased", flow_str(res, "declined_id"), "released");
+        flow_derived_event(ctx, "StockReleased", flow_str(res, "payment_id"), "released");
     if (!out) return EVK_ERR_NOMEM;
     char reason[300];
     snprintf(reason, sizeof reason, "payment declined: %s", why);
@@ -497,36 +456,42 @@ static evk_err_t emit_released(evk_ctx_t *ctx, const evk_event_t *res, const cha
     return flow_emit(ctx, out, err);
 }
 
-static evk_err_t send_return(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
-    evk_err_t err = send_commands(
-        ctx, res, flow_str(res, "declined_id"), "RETURN", NULL, flow_str(res, "declined_topic"),
-        flow_long(res, "declined_partition"), flow_long(res, "declined_offset"));
-    return err ? err : emit_released(ctx, res, why);
+/* What the payment's outcome sends: a CONFIRM per line once paid; a CANCEL
+ * per line and StockReleased once declined. */
+static evk_err_t send_settlement(evk_ctx_t *ctx, const evk_event_t *res, const char *why) {
+    int paid = status_of(res) == R_SOLD;
+    evk_err_t err =
+        send_commands(ctx, res, flow_str(res, "payment_id"), paid ? "CONFIRM" : "CANCEL", NULL);
+    return err || paid ? err : emit_released(ctx, res, why);
 }
 
-static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
-    inventory_t *inv = opaque;
+/* PaymentAuthorized -> SOLD, PaymentDeclined -> RETURNED. A redelivery of
+ * the outcome applied sends the same again. */
+static evk_err_t on_payment(evk_ctx_t *ctx, const evk_event_t *in, inventory_t *inv,
+                            resv_status_t outcome) {
     char buf[300];
-    const char *id = cause_id(in, buf, sizeof buf);
+    const char *id = cause_id(in, buf, sizeof buf), *why = flow_str(in, "reason");
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
-    if (old && status_of(old) == R_RETURNED)
-        return strcmp(flow_str(old, "declined_id"), id)
-                   ? EVK_OK
-                   : send_return(ctx, old, flow_str(in, "reason"));
-    if (!old || status_of(old) != R_RESERVED) {
-        evk_log(EVK_LOG_WARN, NAME, "payment declined for an order with no reservation here",
+    resv_status_t st = old ? status_of(old) : R_PENDING;
+    if (old && (st == R_SOLD || st == R_RETURNED))
+        return strcmp(flow_str(old, "payment_id"), id) ? EVK_OK : send_settlement(ctx, old, why);
+    if (!old || st != R_RESERVED) {
+        evk_log(EVK_LOG_WARN, NAME, "payment outcome for an order with no reservation here",
                 "order_id", flow_str(in, "order_id"), NULL);
         return EVK_OK;
     }
-    resv_change_t c = {.status = "RETURNED", .declined_id = id};
-    evk_event_origin(in, &c.declined_topic, NULL, NULL);
-    int32_t partition;
-    evk_event_origin(in, NULL, &partition, &c.declined_offset);
-    c.declined_partition = partition;
-    if (!c.declined_topic) c.declined_topic = "";
+    resv_change_t c = {.status = resv_status[outcome], .payment_id = id};
     evk_event_t *res = NULL;
     evk_err_t err = put_changed(ctx, inv, old, &c, &res);
-    return err ? err : send_return(ctx, res, flow_str(in, "reason"));
+    return err ? err : send_settlement(ctx, res, why);
+}
+
+static evk_err_t on_authorized(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
+    return on_payment(ctx, in, opaque, R_SOLD);
+}
+
+static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) {
+    return on_payment(ctx, in, opaque, R_RETURNED);
 }
 
 /* ---- the SKU side ---- */
@@ -538,16 +503,9 @@ static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
  * and per turn in the waiting line "<sku> SEP SEP <seq>" (QUEUED; an order
  * id has no control characters, so the two kinds cannot meet). */
 typedef struct {
-    const char *topic;
-    int64_t partition, offset;
-} applied_t;
-
-typedef struct {
     const char *sku;
     int64_t available, held_units, applied_offset;
     int64_t wait_head, wait_next; /* the waiting line's turns: [head, next) */
-    applied_t *returns;
-    size_t nreturns;
 } sku_t;
 
 /* SkuStock is read and written through avro-c directly, as it is on every
@@ -556,13 +514,6 @@ static avro_value_t field(const avro_value_t *rec, const char *name) {
     avro_value_t f = {0};
     avro_value_get_by_name(rec, name, &f, NULL);
     return f;
-}
-
-static const char *value_str(const avro_value_t *rec, const char *name) {
-    avro_value_t f = field(rec, name);
-    const char *s = "";
-    size_t size;
-    return f.iface && !avro_value_get_string(&f, &s, &size) ? s : "";
 }
 
 static int64_t value_long(const avro_value_t *rec, const char *name) {
@@ -575,8 +526,8 @@ static int64_t value_long(const avro_value_t *rec, const char *name) {
 }
 
 /* @p s from the SKU's record, or from its seed entry before its first
- * order. Unknown: available -1. There is room for one more RETURN source. */
-static evk_err_t sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
+ * order. Unknown: available -1. */
+static void sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
     const evk_event_t *ev = evk_store_get(inv->stock, sku);
     const avro_value_t *rec = ev ? evk_event_value((evk_event_t *)ev) : NULL;
     *s = (sku_t){.sku = sku,
@@ -585,22 +536,6 @@ static evk_err_t sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
                  .applied_offset = rec ? value_long(rec, "applied_offset") : -1,
                  .wait_head = rec ? value_long(rec, "wait_head") : 0,
                  .wait_next = rec ? value_long(rec, "wait_next") : 0};
-    avro_value_t arr = rec ? field(rec, "returns") : (avro_value_t){0}, el;
-    if (arr.iface) avro_value_get_size(&arr, &s->nreturns);
-    s->returns = calloc(s->nreturns + 1, sizeof(applied_t));
-    if (!s->returns) return EVK_ERR_NOMEM;
-    for (size_t i = 0; i < s->nreturns && !avro_value_get_by_index(&arr, i, &el, NULL); i++)
-        s->returns[i] = (applied_t){value_str(&el, "topic"), value_long(&el, "partition"),
-                                    value_long(&el, "offset")};
-    return EVK_OK;
-}
-
-static applied_t *return_source(sku_t *s, const char *topic, int64_t partition) {
-    for (size_t i = 0; i < s->nreturns; i++)
-        if (s->returns[i].partition == partition && !strcmp(s->returns[i].topic, topic))
-            return &s->returns[i];
-    s->returns[s->nreturns] = (applied_t){topic, partition, -1};
-    return &s->returns[s->nreturns++];
 }
 
 static int set_str(avro_value_t *rec, const char *name, const char *v) {
@@ -615,16 +550,6 @@ static int set_long(avro_value_t *rec, const char *name, int64_t v) {
                                                  : avro_value_set_long(&f, v);
 }
 
-static int put_returns(avro_value_t *rec, const applied_t *r, size_t n) {
-    avro_value_t arr = field(rec, "returns"), el;
-    int bad = !arr.iface;
-    for (size_t i = 0; i < n && !bad; i++)
-        bad = avro_value_append(&arr, &el, NULL) || set_str(&el, "topic", r[i].topic) ||
-              set_long(&el, "partition", r[i].partition) ||
-              set_long(&el, "offset", r[i].offset);
-    return bad;
-}
-
 static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
     evk_event_t *ev = evk_ctx_new_event(ctx, "SkuStock");
     if (!ev) return EVK_ERR_NOMEM;
@@ -632,8 +557,7 @@ static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
     if (set_str(rec, "sku", s->sku) || set_long(rec, "available", s->available) ||
         set_long(rec, "held_units", s->held_units) ||
         set_long(rec, "applied_offset", s->applied_offset) ||
-        set_long(rec, "wait_head", s->wait_head) || set_long(rec, "wait_next", s->wait_next) ||
-        put_returns(rec, s->returns, s->nreturns)) {
+        set_long(rec, "wait_head", s->wait_head) || set_long(rec, "wait_next", s->wait_next)) {
         evk_event_destroy(ev);
         return EVK_ERR_NOMEM;
     }
@@ -805,23 +729,16 @@ static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
     return err ? err : sku_write(ctx, inv, s);
 }
 
-/* CONFIRM keeps a hold's units sold, CANCEL gives them back (or withdraws a
- * waiting request), RETURN gives back sold units (recognised by its source
- * position if repeated). */
+/* CONFIRM sells a hold's units, CANCEL gives them back (or withdraws a
+ * waiting request). Without a hold or request of the order both change
+ * nothing, so a repeated one is harmless. */
 static evk_err_t release(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cmd, sku_t *s,
                          const char *action) {
     const char *order_id = flow_str(cmd, "order_id");
     entry_t mine;
     evk_err_t err = entry_get(inv, s->sku, order_id, 0, &mine);
     if (err) return err;
-    if (!strcmp(action, "RETURN")) {
-        applied_t *src =
-            return_source(s, flow_str(cmd, "source_topic"), flow_long(cmd, "source_partition"));
-        int64_t pos = flow_long(cmd, "source_offset");
-        if (pos <= src->offset) return EVK_OK;
-        src->offset = pos;
-        s->available += flow_long(cmd, "quantity");
-    } else if (mine.state && !strcmp(mine.state, "HELD")) {
+    if (mine.state && !strcmp(mine.state, "HELD")) {
         if (!strcmp(action, "CANCEL")) s->available += mine.quantity;
         s->held_units -= mine.quantity;
         err = entry_delete(ctx, inv, s->sku, order_id, 0);
@@ -840,20 +757,20 @@ static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque
     int64_t offset;
     evk_event_origin(cmd, NULL, NULL, &offset);
     sku_t s;
-    evk_err_t err = sku_read(inv, flow_str(cmd, "sku"), &s);
-    if (err) return err;
+    evk_err_t err = EVK_OK;
+    sku_read(inv, flow_str(cmd, "sku"), &s);
     if (!strcmp(action, "RESERVE")) {
         err = reserve(ctx, inv, cmd, &s, offset);
     } else if (s.available >= 0 && offset > s.applied_offset) {
         s.applied_offset = offset;
         err = release(ctx, inv, cmd, &s, action);
     }
-    free(s.returns);
     return err;
 }
 
 int main(int argc, char **argv) {
     static const flow_route_t routes[] = {{"OrderPlaced", on_placed},
+                                          {"PaymentAuthorized", on_authorized},
                                           {"PaymentDeclined", on_declined},
                                           {"StockLineCommand", on_command},
                                           {"StockLineResult", on_result},

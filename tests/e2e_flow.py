@@ -16,7 +16,9 @@ order has an outcome it checks:
     scheduled and dispatched, outcome, notification per template) has two
     event ids: "duplicated" counts those;
   - final stock (inventory.levels, last value per SKU) == seed - units of the
-    confirmed orders: declined orders' stock came back, nothing leaked;
+    confirmed orders: declined orders' stock came back, nothing leaked; and
+    within 60 s of the last outcome no unit is held (every hold sold or
+    given back);
   - exactly one order_confirmed/order_cancelled notification per order and
     one shipment_dispatched per shipped order, both as NotificationSent
     events and as outbox lines, with distinct notification ids;
@@ -380,6 +382,22 @@ def check_statuses(placed, statuses, orders):
     return last, confirmed
 
 
+def settled_levels(cluster, timeout=60):
+    """The SKU records once no unit is held any more: every outcome is out,
+    so each hold must be sold (CONFIRM) or given back (CANCEL) soon after.
+    A hold that stays is a lost command: the check fails after @timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        levels = [m["value"] for m in cluster.read("inventory.levels")]
+        last = {lv["sku"]: lv for lv in levels}
+        held = {sku: lv["held_units"] for sku, lv in last.items() if lv["held_units"]}
+        if not held:
+            return levels
+        check(time.monotonic() < deadline,
+              f"units still held {timeout} s after the last outcome: {held}")
+        time.sleep(0.5)
+
+
 def check_stock(seed, placed, confirmed, levels):
     sold = collections.Counter()
     for oid in confirmed:
@@ -705,8 +723,7 @@ def run(args, work):
         released = by_type(cluster.read("inventory"))["StockReleased"]
         check(len(released) == len(payments["PaymentDeclined"]),
               "not one StockReleased per PaymentDeclined")
-        sold, final = check_stock(seed, placed, confirmed,
-                                  [m["value"] for m in cluster.read("inventory.levels")])
+        sold, final = check_stock(seed, placed, confirmed, settled_levels(cluster))
         with open(os.path.join(cluster.rundir, "outbox.jsonl")) as f:
             outbox = [json.loads(line) for line in f]
         # Replays after a crash or a rebalance repeat a side effect with its id.

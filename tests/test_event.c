@@ -70,22 +70,19 @@ static const struct {
     {"OrderCancelled", "{\"order_id\":\"o-1\",\"customer_id\":\"c-1\",\"status\":\"REJECTED\","
                        "\"reason\":\"out of stock\"}"},
     {"StockLineCommand",
-     "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"quantity\":2,\"action\":\"RESERVE\","
-     "\"source_topic\":\"orders\",\"source_partition\":3,\"source_offset\":42}"},
+     "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"quantity\":2,\"action\":\"RESERVE\"}"},
     {"StockLineResult",
      "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"reserved\":false,\"reason\":\"none left\"}"},
     {"SkuStock",
      "{\"sku\":\"sku-1\",\"available\":7,\"held_units\":2,\"wait_head\":3,"
-     "\"wait_next\":5,\"applied_offset\":17,\"returns\":[{\"topic\":\"payments\","
-     "\"partition\":3,\"offset\":42}]}"},
+     "\"wait_next\":5,\"applied_offset\":17}"},
     {"SkuHold", "{\"sku\":\"sku-1\",\"order_id\":\"o-1\",\"quantity\":2,\"state\":"
                 "\"WAITING\",\"command_id\":\"e-1\",\"seq\":4}"},
     {"OrderReservation",
      "{\"order_id\":\"o-1\",\"placed_id\":\"e-1\",\"customer_id\":\"c-1\",\"currency\":"
-     "\"EUR\",\"total_cents\":3500,\"status\":\"PENDING\",\"reason\":\"\",\"lines\":[{\"sku\":"
-     "\"sku-1\",\"quantity\":2,\"state\":\"RESERVED\",\"reason\":\"\"}],\"placed_topic\":"
-     "\"orders\",\"placed_partition\":3,\"placed_offset\":42,\"declined_id\":\"\","
-     "\"declined_topic\":\"\",\"declined_partition\":-1,\"declined_offset\":-1}"},
+     "\"EUR\",\"total_cents\":3500,\"status\":\"SOLD\",\"reason\":\"\",\"lines\":[{\"sku\":"
+     "\"sku-1\",\"quantity\":2,\"state\":\"RESERVED\",\"reason\":\"\"}],\"payment_id\":"
+     "\"e-2\"}"},
     {"NotificationSent",
      "{\"notification_id\":\"n-1\",\"order_id\":\"o-1\",\"customer_id\":\"c-1\",\"template\":"
      "\"order_confirmed\",\"channel\":\"file\",\"message\":\"B\xc3\xa4r \\\"quoted\\\"\\n\\t"

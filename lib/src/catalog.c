@@ -347,7 +347,7 @@ static evk_err_t load_writer(const struct evk_cload *cl, evk_catalog_t *cat,
     const evk_schema_t *e = &cat->v[cl->idx];
     const char *schema = NULL;
     char at[64];
-    int32_t id;
+    int32_t id = 0;
     snprintf(at, sizeof at, "events[%d].writers[%d]", cl->idx, j);
     if (!config_setting_is_group(ws))
         return cload_fail(cl, ws, EVK_ERR_CONFIG, "%s: expected a group", at);

@@ -735,7 +735,7 @@ static evk_err_t scan_fixed(scan_t *sc, const char *what, size_t n) {
 }
 
 static evk_err_t scan_int(scan_t *sc, avro_type_t t) {
-    int64_t v;
+    int64_t v = 0;
     const unsigned char *at = sc->p;
     evk_err_t err =
         scan_varint(sc, t == AVRO_INT32 ? "int" : "long", t == AVRO_INT32 ? 5 : 10, &v);

@@ -83,7 +83,8 @@ const evk_setting_t evk_registry_settings[] = {
 static const char *setting_key(const evk_config_t *cfg, const char *name, char *buf,
                                size_t size) {
     const size_t prefix = strlen("schema_registry.");
-    snprintf(buf, size, "schema_registry.%s", name);
+    int n = snprintf(buf, size, "schema_registry.%s", name);
+    if (n < 0 || (size_t)n >= size) return buf; /* cut short: names nothing, found nothing */
     if (evk_config_get_string(cfg, buf, NULL)) return buf;
     for (char *p = buf + prefix; *p; p++)
         if (*p == '.') *p = '_';
