@@ -64,6 +64,7 @@ static void on_stop_signal(int sig) {
 static void usage(FILE *out) {
     fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-G group]\n"
                  "       [-o beginning|end|<offset>|-<n>] [-c count] [-e] TOPIC...\n"
+                 "       " PROG " -h|--help | -V|--version\n"
                  "Print each message as a JSON line with its Avro value decoded.\n"
                  "  -G group  consume as a member of a balanced consumer group\n"
                  "  -o        where to start (default beginning; -<n>: n before the end)\n"
@@ -107,10 +108,9 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 static int parse_options(int argc, char **argv, options_t *o) {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "b:X:F:G:o:c:eh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:X:F:G:o:c:ehV", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             o->brokers = optarg;
@@ -136,6 +136,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
             break;
         case 'h':
             usage(stdout);
+            exit(EVK_EXIT_OK);
+        case 'V':
+            evk_cli_version(PROG);
             exit(EVK_EXIT_OK);
         default:
             usage(stderr);

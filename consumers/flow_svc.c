@@ -22,7 +22,8 @@ static evk_err_t on_ready(evk_ctx_t *ctx, void *opaque) {
 }
 
 static int usage(const char *name, int rc) {
-    fprintf(rc ? stderr : stdout, "Usage: %s [-F config] [-b brokers] [-X prop=val]...\n",
+    fprintf(rc ? stderr : stdout,
+            "Usage: %s [-F config] [-b brokers] [-X prop=val]... [-h|--help] [-V|--version]\n",
             name);
     return rc;
 }
@@ -37,7 +38,8 @@ static int parse_args(const char *name, int argc, char **argv, args_t *a) {
     int c;
     a->props = calloc((size_t)argc, sizeof(char *));
     if (!a->props) return EVK_EXIT_CONFIG;
-    while ((c = getopt(argc, argv, "F:b:X:h")) != -1) {
+    static const struct option longopts[] = {EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
+    while ((c = getopt_long(argc, argv, "F:b:X:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'F':
             a->config_file = optarg;
@@ -50,6 +52,9 @@ static int parse_args(const char *name, int argc, char **argv, args_t *a) {
             break;
         case 'h':
             exit(usage(name, EVK_EXIT_OK));
+        case 'V':
+            evk_cli_version(name);
+            exit(EVK_EXIT_OK);
         default:
             return usage(name, EVK_EXIT_USAGE);
         }

@@ -13,6 +13,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] COMMAND ...\n"
+            "       " PROG " -h|--help | -V|--version   (also after a COMMAND)\n"
             "  place --customer C --item SKU:QTY:PRICE_CENTS [--item ...] [--currency EUR]\n"
             "  publish [--strict] FILE|-      OrderPlaced JSON lines\n"
             "  generate --count N [--rate R] [--skus SKU-1,SKU-2] [--customers N] [--seed S]\n"
@@ -41,6 +42,12 @@ int order_common_opt(order_opts_t *o, int c, char *arg) {
     case 'F':
         o->config_file = arg;
         return 1;
+    case 'h': /* the same help whatever the command: it names every command's options */
+        usage(stdout);
+        exit(EVK_EXIT_OK);
+    case 'V':
+        evk_cli_version(PROG);
+        exit(EVK_EXIT_OK);
     default:
         return 0;
     }
@@ -160,7 +167,7 @@ static int parse_place(int argc, char **argv, order_opts_t *o, place_args_t *a) 
     static const struct option longopts[] = {{"customer", required_argument, NULL, 'c'},
                                              {"item", required_argument, NULL, 'i'},
                                              {"currency", required_argument, NULL, 'C'},
-                                             {NULL, 0, NULL, 0}};
+                                             ORDER_COMMON_LONGOPTS};
     int c;
     while ((c = getopt_long(argc, argv, ORDER_COMMON_OPTS, longopts, NULL)) != -1) {
         if (c == 'c')
@@ -213,13 +220,9 @@ int main(int argc, char **argv) {
     order_opts_t o = {.props = calloc((size_t)argc, sizeof(char *))};
     int c, rc = EVK_EXIT_USAGE;
     if (!o.props) return EVK_EXIT_CONFIG;
+    static const struct option longopts[] = {ORDER_COMMON_LONGOPTS};
     /* '+': stop at the command, whose own options follow it. */
-    while ((c = getopt(argc, argv, "+" ORDER_COMMON_OPTS "h")) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            free(o.props);
-            return EVK_EXIT_OK;
-        }
+    while ((c = getopt_long(argc, argv, "+" ORDER_COMMON_OPTS, longopts, NULL)) != -1) {
         if (!order_common_opt(&o, c, optarg)) {
             usage(stderr);
             free(o.props);

@@ -24,6 +24,7 @@ typedef struct {
 static void usage(FILE *out) {
     fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] -t TYPE "
                  "[--strict] [FILE|-]\n"
+                 "       " PROG " -h|--help | -V|--version\n"
                  "Validate JSON lines (one record per line) against TYPE's schema and\n"
                  "publish them to its topic, keyed by the catalog key field.\n"
                  "  --strict  send nothing unless every line is valid\n");
@@ -31,10 +32,10 @@ static void usage(FILE *out) {
 
 static int parse_options(int argc, char **argv, options_t *o) {
     static const struct option longopts[] = {{"strict", no_argument, NULL, 's'},
-                                             {"help", no_argument, NULL, 'h'},
+                                             EVK_CLI_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "b:X:F:t:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:X:F:t:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             o->brokers = optarg;
@@ -53,6 +54,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
             break;
         case 'h':
             usage(stdout);
+            exit(EVK_EXIT_OK);
+        case 'V':
+            evk_cli_version(PROG);
             exit(EVK_EXIT_OK);
         default:
             usage(stderr);

@@ -18,7 +18,9 @@ typedef struct {
 } order_opts_t;
 
 /* getopt letters every command accepts, and their handler: 1 if @c was one. */
-#define ORDER_COMMON_OPTS "b:X:F:"
+#define ORDER_COMMON_OPTS "b:X:F:hV"
+/* The long options every command's table ends with. */
+#define ORDER_COMMON_LONGOPTS EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}
 int order_common_opt(order_opts_t *o, int c, char *arg);
 
 typedef struct {

@@ -142,7 +142,7 @@ static int parse_generate(int argc, char **argv, order_opts_t *o, gen_args_t *a)
     static const struct option longopts[] = {
         {"count", required_argument, NULL, 'n'}, {"rate", required_argument, NULL, 'r'},
         {"skus", required_argument, NULL, 'k'},  {"customers", required_argument, NULL, 'c'},
-        {"seed", required_argument, NULL, 's'},  {NULL, 0, NULL, 0}};
+        {"seed", required_argument, NULL, 's'},  ORDER_COMMON_LONGOPTS};
     static char default_skus[] = "SKU-1,SKU-2,SKU-3,SKU-4,SKU-5";
     int64_t seed = (int64_t)time(NULL) ^ getpid();
     int c, rc = split_skus(a, default_skus);

@@ -23,7 +23,7 @@ static int line_defaults(evk_json_reader_t *r, char *errstr, size_t errstr_size)
 
 int order_cmd_publish(int argc, char **argv, order_opts_t *o) {
     static const struct option longopts[] = {{"strict", no_argument, NULL, 's'},
-                                             {NULL, 0, NULL, 0}};
+                                             ORDER_COMMON_LONGOPTS};
     /* The order id is the key: printed once delivered, and the correlation
      * id of every event the order causes downstream. */
     lines_opts_t lo = {

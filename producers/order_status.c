@@ -217,7 +217,7 @@ static int lookup(const order_env_t *env, const char *order_id, int json) {
 
 int order_cmd_status(int argc, char **argv, order_opts_t *o) {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                             {NULL, 0, NULL, 0}};
+                                             ORDER_COMMON_LONGOPTS};
     order_env_t env;
     int c, json = 0, rc;
     while ((c = getopt_long(argc, argv, ORDER_COMMON_OPTS, longopts, NULL)) != -1) {

@@ -9,3 +9,8 @@ add_test(NAME test_config_programs
     $<TARGET_FILE:evk-produce> $<TARGET_FILE:payment-service> $<TARGET_FILE:order-service>)
 set_tests_properties(test_config_programs PROPERTIES
   ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 60)
+
+# -h/--help and -V/--version on every program (and after evk-order's commands).
+add_test(NAME test_cli_common COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli_common.sh)
+set_tests_properties(test_cli_common PROPERTIES
+  ENVIRONMENT "${EVK_TEST_ENV};EVK_VERSION=${PROJECT_VERSION}" LABELS unit TIMEOUT 60)

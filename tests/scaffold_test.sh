@@ -78,6 +78,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVK_SANITIZE=$sanitize >
 cmake --build build -j"$(nproc)" --target fraud-check evk-dev-broker evk-produce evk-tail \
   >>"$tmp/build.log" 2>&1 || fail "build: $(tail -40 "$tmp/build.log")"
 
+# The template's programs answer --help and --version like evkit's own.
+build/consumers/fraud-check --help | grep -q '^Usage: fraud-check' || fail "fraud-check --help"
+build/consumers/fraud-check --version | grep -q '^fraud-check evkit ' || fail "fraud-check --version"
+
 build/lib/evk-dev-broker --bootstrap-file "$tmp/bootstrap" >/dev/null &
 pids+=($!)
 wait_for 30 test -s "$tmp/bootstrap" || fail "the dev broker did not start"

@@ -28,6 +28,7 @@ typedef struct {
 static void usage(FILE *out) {
     fprintf(out, "Usage: " PROG " [--brokers N] [--bootstrap-file PATH] "
                  "[--topic NAME:PARTITIONS]... [--control FIFO]\n"
+                 "       " PROG " -h|--help | -V|--version\n"
                  "Run the in-memory Kafka dev broker on 127.0.0.1 until SIGINT/SIGTERM.\n"
                  "Prints the bootstrap servers on stdout; with --bootstrap-file also\n"
                  "writes them to PATH (atomically, so scripts can wait for the file).\n"
@@ -51,10 +52,10 @@ static int parse_options(int argc, char **argv, options_t *o) {
                                              {"bootstrap-file", required_argument, NULL, 'f'},
                                              {"topic", required_argument, NULL, 't'},
                                              {"control", required_argument, NULL, 'c'},
-                                             {"help", no_argument, NULL, 'h'},
+                                             EVK_CLI_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
             if (parse_int(optarg, 1, &o->brokers)) {
@@ -74,6 +75,9 @@ static int parse_options(int argc, char **argv, options_t *o) {
             break;
         case 'h':
             usage(stdout);
+            exit(EVK_EXIT_OK);
+        case 'V':
+            evk_cli_version(PROG);
             exit(EVK_EXIT_OK);
         default:
             usage(stderr);

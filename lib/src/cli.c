@@ -1,8 +1,19 @@
+#include <stdio.h>
 #include <string.h>
+#include <librdkafka/rdkafka.h>
 
 #include "evkit/cli.h"
 #include "evkit/registry.h"
+#include "evkit/version.h"
 #include "internal.h"
+
+const char *evk_version(void) {
+    return EVK_VERSION_STR;
+}
+
+void evk_cli_version(const char *prog) {
+    printf("%s evkit %s (librdkafka %s)\n", prog, evk_version(), rd_kafka_version_str());
+}
 
 static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,
                                size_t nprops, char *errstr, size_t errstr_size) {

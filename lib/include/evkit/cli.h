@@ -26,6 +26,18 @@ enum {
 };
 
 /**
+ * The long options every program takes besides its own, for its getopt_long()
+ * table (needs <getopt.h>): --help as -h, --version as -V.
+ */
+#define EVK_CLI_LONGOPTS {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+
+/**
+ * @brief Print "@p prog evkit VERSION (librdkafka VERSION)" on stdout, for
+ *        -V/--version.
+ */
+void evk_cli_version(const char *prog);
+
+/**
  * @brief Build a program's configuration from kcat-style options:
  *        @p config_file (-F, may be NULL: $EVK_CONFIG), environment,
  *        @p brokers (-b, may be NULL), then each "prop=value" of @p props (-X).

@@ -5,8 +5,7 @@
 #ifndef EVKIT_EVKIT_H
 #define EVKIT_EVKIT_H
 
-#define EVK_VERSION_STR "0.1.0"
-
+#include "evkit/version.h"
 #include "error.h"
 #include "config.h"
 #include "schema.h"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every program takes -h/--help (usage on stdout, exit 0) and -V/--version
+# ("<program> evkit <CMake's project version> (librdkafka ...)", exit 0), and
+# evk-order takes both after a command too.
+set -euo pipefail
+bin=${EVK_BIN_DIR:?}
+version=${EVK_VERSION:?}
+fail() {
+  echo "test_cli_common: $*" >&2
+  exit 1
+}
+
+check() { # check NAME PATH [ARGS...]: the options after ARGS
+  local name=$1 path=$2 out rc
+  shift 2
+  for opt in -h --help; do
+    rc=0
+    out=$("$path" "$@" "$opt" 2>/dev/null) || rc=$?
+    [ "$rc" -eq 0 ] || fail "$name $* $opt: exit $rc"
+    grep -q "^Usage: $name" <<<"$out" || fail "$name $* $opt: no usage on stdout: $out"
+  done
+  for opt in -V --version; do
+    rc=0
+    out=$("$path" "$@" "$opt" 2>/dev/null) || rc=$?
+    [ "$rc" -eq 0 ] || fail "$name $* $opt: exit $rc"
+    [[ $out == "$name evkit $version (librdkafka "*")" ]] || fail "$name $* $opt: printed: $out"
+  done
+}
+
+for s in inventory-service payment-service shipping-service order-service \
+         notification-service evk-tail; do
+  check "$s" "$bin/consumers/$s"
+done
+check evk-produce "$bin/producers/evk-produce"
+check evk-dev-broker "$bin/lib/evk-dev-broker"
+check evk-order "$bin/producers/evk-order"
+for cmd in place publish generate status; do
+  check evk-order "$bin/producers/evk-order" "$cmd"
+done
+echo "test_cli_common: every program answers -h, --help, -V and --version"
