@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every program takes -h/--help (usage on stdout, exit 0) and -V/--version
 # ("<program> evkit <CMake's project version> (librdkafka ...)", exit 0), and
-# evk-order takes both after a command too.
+# evk-order takes both after a command too. Programs find the schemas.
 set -euo pipefail
 bin=${EVK_BIN_DIR:?}
 version=${EVK_VERSION:?}
@@ -38,3 +38,17 @@ for cmd in place publish generate status; do
   check evk-order "$bin/producers/evk-order" "$cmd"
 done
 echo "test_cli_common: every program answers -h, --help, -V and --version"
+
+# A program run from the build tree finds the schemas without being told
+# (the source tree's); a wrong directory is named with the way to fix it.
+rc=0
+env -u EVK_SCHEMAS_DIR "$bin/producers/evk-produce" -b 127.0.0.1:1 -t OrderPlaced /dev/null \
+  2>/dev/null || rc=$?
+[ "$rc" -eq 0 ] || fail "evk-produce from the build tree, no EVK_SCHEMAS_DIR: exit $rc"
+rc=0
+err=$(EVK_SCHEMAS_DIR=/nonexistent "$bin/producers/evk-produce" -b 127.0.0.1:1 -t OrderPlaced \
+  /dev/null 2>&1) || rc=$?
+[ "$rc" -eq 2 ] || fail "a missing schemas directory: exit $rc, expected 2"
+grep -q "/nonexistent.*EVK_SCHEMAS_DIR or schemas.dir" <<<"$err" ||
+  fail "a missing schemas directory: no hint in: $err"
+echo "test_cli_common: schemas found from the build tree; a wrong directory says how to fix it"

@@ -57,6 +57,11 @@ evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *er
     const char *dir = evk_config_schemas_dir(cfg);
     char reason[512];
     evk_err_t err = evk_catalog_load(dir, out, reason, sizeof(reason));
+    if (err == EVK_ERR_IO)
+        return evk_fail(err, errstr, errstr_size,
+                        "%s: %s (point EVK_SCHEMAS_DIR or schemas.dir in the -F file at the "
+                        "directory holding catalog.cfg)",
+                        dir, reason);
     if (err) return evk_fail(err, errstr, errstr_size, "%s: %s", dir, reason);
     if (!evk_registry_configured(cfg)) return EVK_OK;
     err = attach_registry(cfg, *out, errstr, errstr_size);

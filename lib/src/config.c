@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <libconfig.h>
 
 #include "evkit/config.h"
@@ -540,8 +543,44 @@ evk_err_t evk_config_check_group(const evk_config_t *cfg, const char *group,
     return EVK_OK;
 }
 
+/* ---- where the schemas are when nobody said ---- */
+
+static char found_schemas[4096];
+static pthread_once_t found_once = PTHREAD_ONCE_INIT;
+
+static int has_catalog(const char *dir) {
+    char path[4300];
+    int n = snprintf(path, sizeof path, "%s/catalog.cfg", dir);
+    return n > 0 && (size_t)n < sizeof path && access(path, R_OK) == 0;
+}
+
+/* The program's own prefix first (bin/../share/evkit/schemas: an install
+ * under any prefix, moved or not), then the prefix it was built for, then
+ * the source tree it was built from (a program run from its build tree). */
+static void find_schemas(void) {
+    char exe[4096], cand[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(cand, sizeof cand, "%s/../share/evkit/schemas", exe);
+        if (has_catalog(cand) && realpath(cand, found_schemas)) return;
+    }
+    const char *fallback[] = {EVK_DATADIR "/schemas", EVK_SOURCE_SCHEMAS};
+    for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++)
+        if (has_catalog(fallback[i])) {
+            snprintf(found_schemas, sizeof found_schemas, "%s", fallback[i]);
+            return;
+        }
+    snprintf(found_schemas, sizeof found_schemas, "%s", EVK_DATADIR "/schemas");
+}
+
 const char *evk_config_schemas_dir(const evk_config_t *cfg) {
-    return evk_config_get_string(cfg, "schemas.dir", EVK_DATADIR "/schemas");
+    const char *dir = evk_config_get_string(cfg, "schemas.dir", NULL);
+    if (dir) return dir;
+    pthread_once(&found_once, find_schemas);
+    return found_schemas;
 }
 
 /* Loading a file. */
