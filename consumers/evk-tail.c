@@ -550,14 +550,6 @@ static void consume(tail_t *t, const options_t *o) {
 
 /* ---- setup ---- */
 
-/* evkit's shared config carries the producer guarantees (acks,
- * enable.idempotence); a consumer ignores them, and says so in warnings
- * that would only confuse a reader of evk-tail's stderr. */
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    if (!strcmp(fac, "CONFWARN") && strstr(buf, "is a producer property")) return;
-    rd_kafka_log_print(rk, level, fac, buf);
-}
-
 static rd_kafka_t *consumer_new(const options_t *o, const evk_config_t *cfg, tail_t *t) {
     char errstr[512];
     rd_kafka_conf_t *conf = evk_config_kafka_conf(cfg, errstr, sizeof(errstr));
@@ -565,7 +557,6 @@ static rd_kafka_t *consumer_new(const options_t *o, const evk_config_t *cfg, tai
     if (conf) {
         if (o->group) rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_opaque(conf, t);
-        rd_kafka_conf_set_log_cb(conf, log_cb);
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         if (!rk) rd_kafka_conf_destroy(conf);
     }

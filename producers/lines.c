@@ -264,7 +264,11 @@ int lines_publish(const lines_opts_t *o, const evk_config_t *cfg, const evk_cata
         fprintf(stderr, "%s: out of memory\n", o->prog);
     else if (evk_producer_new(cfg, cat, o->prog, &r.producer, errstr, sizeof errstr))
         fprintf(stderr, "%s: %s\n", o->prog, errstr);
-    else {
+    else if (evk_producer_connect(r.producer, EVK_CLI_CONNECT_TIMEOUT_MS, errstr,
+                                  sizeof errstr)) {
+        fprintf(stderr, "%s: %s\n", o->prog, errstr);
+        rc = EVK_EXIT_DELIVERY;
+    } else {
         evk_producer_set_delivery_cb(r.producer, on_delivery, &r);
         int stopped = read_input(&r, in);
         if (o->strict) release_held(&r, !r.invalid && !stopped);

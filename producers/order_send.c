@@ -26,6 +26,12 @@ int order_sender_open(order_sender_t *s, const order_env_t *env, int print_ids) 
         fprintf(stderr, PROG ": %s\n", errstr);
         return EVK_EXIT_CONFIG;
     }
+    if (evk_producer_connect(s->producer, EVK_CLI_CONNECT_TIMEOUT_MS, errstr, sizeof errstr)) {
+        fprintf(stderr, PROG ": %s\n", errstr);
+        evk_producer_destroy(s->producer);
+        s->producer = NULL;
+        return EVK_EXIT_DELIVERY;
+    }
     evk_producer_set_delivery_cb(s->producer, on_delivery, s);
     return EVK_EXIT_OK;
 }

@@ -34,17 +34,9 @@ static partitioner_fn *partitioner_named(const char *name) {
     return NULL;
 }
 
-/* The producer-only properties every evkit config carries are no news here. */
-static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    if (level <= 4 && strcmp(fac, "CONFWARN") != 0)
-        fprintf(stderr, PROG ": librdkafka: %s: %s\n", fac, buf);
-}
-
 static rd_kafka_t *status_consumer(const evk_config_t *cfg, char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = evk_config_kafka_conf(cfg, errstr, errstr_size);
     if (!conf) return NULL;
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
     rd_kafka_t *rk = NULL;
     /* librdkafka's consumer API wants a group even for a manual assignment;
      * with auto commit off this one never joins or commits anything. */

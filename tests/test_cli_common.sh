@@ -42,11 +42,12 @@ echo "test_cli_common: every program answers -h, --help, -V and --version"
 # A program run from the build tree finds the schemas without being told
 # (the source tree's); a wrong directory is named with the way to fix it.
 rc=0
-env -u EVK_SCHEMAS_DIR "$bin/producers/evk-produce" -b 127.0.0.1:1 -t OrderPlaced /dev/null \
-  2>/dev/null || rc=$?
-[ "$rc" -eq 0 ] || fail "evk-produce from the build tree, no EVK_SCHEMAS_DIR: exit $rc"
+err=$(env -u EVK_SCHEMAS_DIR "$bin/producers/evk-produce" -b 127.0.0.1:1 -t NoSuchType \
+  /dev/null 2>&1) || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'unknown event type "NoSuchType"' <<<"$err" ||
+  fail "evk-produce from the build tree, no EVK_SCHEMAS_DIR: the catalog did not load: $err"
 rc=0
-err=$(EVK_SCHEMAS_DIR=/nonexistent "$bin/producers/evk-produce" -b 127.0.0.1:1 -t OrderPlaced \
+err=$(EVK_SCHEMAS_DIR=/nonexistent "$bin/producers/evk-produce" -b 127.0.0.1:1 -t NoSuchType \
   /dev/null 2>&1) || rc=$?
 [ "$rc" -eq 2 ] || fail "a missing schemas directory: exit $rc, expected 2"
 grep -q "/nonexistent.*EVK_SCHEMAS_DIR or schemas.dir" <<<"$err" ||

@@ -85,9 +85,24 @@ def test_failed_deliveries_name_their_lines(b):
            "line 2: not delivered to orders: Local: Message timed out",
            "line 4: not delivered to orders: Local: Message timed out",
            "{p}: 0 sent, 1 invalid, 2 failed"]
-    # Nothing listens on port 1: every message times out.
-    check(b, "undelivered lines by number", lines, 4, err, "-b", "127.0.0.1:1",
-          "-X", "message.timeout.ms=500", "-X", "log_level=0", brokers=False)
+    # Every broker answers after 2 s: the programs connect (they wait up to
+    # 10 s for a first answer), then every message times out.
+    for broker in (1, 2, 3):
+        b.command(f"rtt {broker} 2000")
+    try:
+        check(b, "undelivered lines by number", lines, 4, err,
+              "-X", "message.timeout.ms=500", "-X", "log_level=0")
+    finally:
+        for broker in (1, 2, 3):
+            b.command(f"rtt {broker} 0")
+
+
+def test_no_broker(b):
+    """Nothing listens on port 1: a one-line error after 10 s, exit 4, not
+    a wait of message.timeout.ms (5 minutes) for each message."""
+    check(b, "no broker", [order("{p}-nb-1")], 4,
+          ["{p}: no broker reachable at 127.0.0.1:1 after 10 s: Local: Broker transport failure"],
+          "-b", "127.0.0.1:1", "-X", "log_level=0", brokers=False)
 
 
 def test_fatal_producer_error(b):
@@ -177,6 +192,7 @@ def main():
         try:
             test_undeliverable_line(b)
             test_failed_deliveries_name_their_lines(b)
+            test_no_broker(b)
             test_fatal_producer_error(b)
             test_keys(b)
             test_duplicate_keys(b)

@@ -316,6 +316,7 @@ rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, evk__rdkafka_log);
     for (size_t i = 0; i < cfg->kafka.n; i++) {
         const struct evk_kv *kv = &cfg->kafka.v[i];
         if (kafka_set(conf, kv->key, kv->val, errstr, errstr_size)) {

@@ -15,14 +15,9 @@ struct evk_devbroker_s {
 /* The hosting handle has no bootstrap.servers by design, so librdkafka's
  * warning about it is noise; anything else keeps librdkafka's default
  * behaviour. */
-static void devbroker_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    if (!strcmp(fac, "CONFWARN") && strstr(buf, "bootstrap.servers")) return;
-    rd_kafka_log_print(rk, level, fac, buf);
-}
-
 static rd_kafka_t *host_handle_new(char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, devbroker_log);
+    rd_kafka_conf_set_log_cb(conf, evk__rdkafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     if (!rk) rd_kafka_conf_destroy(conf);
     return rk;

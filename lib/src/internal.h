@@ -63,6 +63,10 @@ extern const evk_setting_t evk_metrics_settings[];  /* metrics (metrics_http.c) 
 /* Level named @p name (debug, info, warn, error; any case); -1 if none is. */
 int evk_log_level_from_name(const char *name, evk_log_level_t *out);
 
+/* librdkafka's log callback for every client evkit makes: its lines in
+ * evkit's log format, component "librdkafka". */
+void evk__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 /* Catalog internals the codec needs (implemented in catalog.c). */
 
 /* avro-c generic value class for the entry's schema; created once at load so

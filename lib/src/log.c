@@ -190,3 +190,18 @@ evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_siz
     if (!err && fmt) err = parse_format(fmt, fmt_from, errstr, errstr_size);
     return err;
 }
+
+/* librdkafka's levels are syslog's (0 emergency ... 7 debug). Each client
+ * is built from one property list for every role, so CONFWARN's notes that
+ * a property belongs to the other role, and the dev broker's host handle's
+ * note that it has no bootstrap.servers, are expected noise. */
+void evk__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    if (!strcmp(fac, "CONFWARN") && (strstr(buf, "property and will be ignored by this") ||
+                                     strstr(buf, "bootstrap.servers")))
+        return;
+    evk_log_level_t l = level <= 3   ? EVK_LOG_ERROR
+                        : level == 4 ? EVK_LOG_WARN
+                        : level <= 6 ? EVK_LOG_INFO
+                                     : EVK_LOG_DEBUG;
+    evk_log(l, "librdkafka", buf, "client", rd_kafka_name(rk), "facility", fac, NULL);
+}

@@ -112,13 +112,6 @@ int64_t svc_backoff_ms(const evk_service_t *svc, unsigned attempt) {
 
 /* ---- librdkafka clients ---- */
 
-void svc_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    /* The producer and the consumers are built from one property list, so
-     * warnings about the other role's properties are expected noise. */
-    if (!strcmp(fac, "CONFWARN") && strstr(buf, "property and will be ignored by this")) return;
-    rd_kafka_log_print(rk, level, fac, buf);
-}
-
 rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv, char *errstr,
                                 size_t errstr_size) {
     rd_kafka_conf_t *conf = evk_config_kafka_conf(svc->cfg, errstr, errstr_size);
@@ -131,7 +124,6 @@ rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv,
             return NULL;
         }
     }
-    rd_kafka_conf_set_log_cb(conf, svc_rdkafka_log);
     return conf;
 }
 

@@ -164,8 +164,6 @@ int64_t svc_backoff_ms(const evk_service_t *svc, unsigned attempt);
 /* Sleep up to @p ms in short slices serving the producer; 0 if a stop
  * request cut it short. */
 int svc_wait(evk_service_t *svc, int64_t ms);
-/* librdkafka log callback for evkit's own handles (drops role warnings). */
-void svc_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 /* A client config: the service's kafka properties, then the name/value
  * pairs of @p kv (NULL-terminated), then evkit's log callback. */
 rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv, char *errstr,

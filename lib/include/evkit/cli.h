@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+/** How long a program waits for the cluster to answer before it gives up. */
+#define EVK_CLI_CONNECT_TIMEOUT_MS 10000
+
 /** Exit codes of every evkit program. */
 enum {
     EVK_EXIT_OK = 0,       /**< success */

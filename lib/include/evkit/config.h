@@ -130,7 +130,9 @@ evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errst
 const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name);
 
 /**
- * @brief A new rd_kafka_conf_t holding every kafka property of @p cfg.
+ * @brief A new rd_kafka_conf_t holding every kafka property of @p cfg, with
+ *        a log callback that writes librdkafka's lines in evkit's log format
+ *        (component "librdkafka"; replace it with rd_kafka_conf_set_log_cb()).
  * Ownership passes to the caller (usually on to rd_kafka_new()).
  * @returns NULL with errstr set if librdkafka refuses a property.
  */

@@ -59,6 +59,16 @@ evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s,
                                   size_t len, rd_kafka_headers_t *headers,
                                   void *msg_opaque, char *errstr, size_t errstr_size);
 
+/**
+ * @brief Wait up to @p timeout_ms for a broker of the cluster to answer (a
+ *        metadata request), so that a program fails fast instead of queueing
+ *        messages for message.timeout.ms when nothing is reachable.
+ * @returns EVK_OK; EVK_ERR_KAFKA with errstr "no broker reachable at
+ *          <bootstrap.servers> after <n> s: <reason>".
+ */
+evk_err_t evk_producer_connect(evk_producer_t *p, int timeout_ms, char *errstr,
+                               size_t errstr_size);
+
 /** @brief Serve delivery reports for up to @p timeout_ms. @returns events served. */
 int evk_producer_poll(evk_producer_t *p, int timeout_ms);
 
