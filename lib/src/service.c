@@ -146,18 +146,46 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
  * transactional.id and aborts whatever it left open. It is resumed slice
  * by slice for as long as the cluster is out of reach; stopping meanwhile
  * is a clean stop (nothing was consumed). */
+/* A member id starts with the client.id on a real cluster, and the range
+ * assignor orders members by it: named after the instance, each copy keeps
+ * its range (and its stores warm) when another joins or leaves. */
+static void svc_client_id(const evk_service_t *svc, const char **kv, size_t *n) {
+    if (evk_config_kafka_get(svc->cfg, "client.id")) return;
+    kv[(*n)++] = "client.id";
+    kv[(*n)++] = svc->txn_id;
+}
+
+/* Nothing a transaction writes is readable before its commit, which sends
+ * whatever is queued at once: lingering until then costs no latency, and
+ * makes a record batch per partition per commit instead of one per 5 ms
+ * (librdkafka's default). Fewer, larger batches are cheaper to fetch, and
+ * much cheaper to restore from on the dev broker, which returns one batch
+ * per partition per fetch. */
+static void svc_linger(const evk_service_t *svc, char *buf, size_t size, const char **kv,
+                       size_t *n) {
+    if (evk_config_kafka_get(svc->cfg, "linger.ms") ||
+        evk_config_kafka_get(svc->cfg, "queue.buffering.max.ms") || svc->commit_interval_ms < 5)
+        return;
+    snprintf(buf, size, "%lld", (long long)svc->commit_interval_ms);
+    kv[(*n)++] = "linger.ms";
+    kv[(*n)++] = buf;
+}
+
 static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    char max_bytes[24];
+    char max_bytes[24], linger[24];
     snprintf(max_bytes, sizeof(max_bytes), "%lld", (long long)svc->message_max_bytes);
-    const char *const kv[] = {"transactional.id",
-                              svc->txn_id,
-                              "enable.idempotence",
-                              "true",
-                              "acks",
-                              "all",
-                              "message.max.bytes",
-                              max_bytes,
-                              NULL};
+    const char *kv[16] = {"transactional.id",
+                          svc->txn_id,
+                          "enable.idempotence",
+                          "true",
+                          "acks",
+                          "all",
+                          "message.max.bytes",
+                          max_bytes};
+    size_t n = 8;
+    svc_client_id(svc, kv, &n);
+    svc_linger(svc, linger, sizeof(linger), kv, &n);
+    kv[n] = NULL;
     rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
     if (conf) rd_kafka_conf_set_dr_msg_cb(conf, svc_delivered);
     svc->producer = svc_client(svc, RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
@@ -192,6 +220,7 @@ static evk_err_t svc_open_consumer(evk_service_t *svc, char *errstr, size_t errs
         kv[n++] = d[0];
         kv[n++] = d[1];
     }
+    svc_client_id(svc, kv, &n);
     /* Range assigns partition p of every input topic to one member: the
      * co-partitioning that partitioned stores rely on. */
     const char *const fixed[] = {"group.id",

@@ -380,8 +380,10 @@ static evk_err_t restore_list(evk_service_t *svc, rd_kafka_t *rk, const int32_t 
                               size_t errstr_size) {
     for (size_t i = 0; i < svc->nstores; i++) {
         const char *topic = evk_schema_topic(svc->stores[i]->schema);
-        int partitions = 0;
-        if (rd_kafka_topic_partition_list_find(list, topic, parts[0])) continue; /* shared */
+        int partitions = 0, seen = 0;
+        for (size_t j = 0; j < i; j++) /* a topic two stores share is listed once */
+            seen |= !strcmp(evk_schema_topic(svc->stores[j]->schema), topic);
+        if (seen) continue;
         evk_err_t rc =
             svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, errstr_size);
         for (size_t k = 0; k < nparts && !rc; k++) {
