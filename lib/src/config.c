@@ -555,26 +555,30 @@ static int has_catalog(const char *dir) {
     return n > 0 && (size_t)n < sizeof path && access(path, R_OK) == 0;
 }
 
-/* The program's own prefix first (bin/../share/evkit/schemas: an install
- * under any prefix, moved or not), then the prefix it was built for, then
- * the source tree it was built from (a program run from its build tree). */
+static int found(const char *dir) {
+    if (!has_catalog(dir)) return 0;
+    snprintf(found_schemas, sizeof found_schemas, "%s", dir);
+    return 1;
+}
+
+/* A program in evkit's build tree takes the source tree's schemas; any
+ * other the schemas of its own prefix (bin/../share/evkit/schemas: an
+ * install under any prefix, moved or not), then of the prefix evkit was
+ * built for. */
 static void find_schemas(void) {
     char exe[4096], cand[4200];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
+    exe[n > 0 ? n : 0] = '\0';
+    if (!strncmp(exe, EVK_BUILD_DIR "/", strlen(EVK_BUILD_DIR "/")) && found(EVK_SOURCE_SCHEMAS))
+        return;
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+        *slash = '\0';
         snprintf(cand, sizeof cand, "%s/../share/evkit/schemas", exe);
         if (has_catalog(cand) && realpath(cand, found_schemas)) return;
     }
-    const char *fallback[] = {EVK_DATADIR "/schemas", EVK_SOURCE_SCHEMAS};
-    for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++)
-        if (has_catalog(fallback[i])) {
-            snprintf(found_schemas, sizeof found_schemas, "%s", fallback[i]);
-            return;
-        }
-    snprintf(found_schemas, sizeof found_schemas, "%s", EVK_DATADIR "/schemas");
+    if (!found(EVK_DATADIR "/schemas"))
+        snprintf(found_schemas, sizeof found_schemas, "%s", EVK_DATADIR "/schemas");
 }
 
 const char *evk_config_schemas_dir(const evk_config_t *cfg) {

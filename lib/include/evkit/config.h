@@ -180,10 +180,10 @@ evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const c
                               size_t *n, char *errstr, size_t errstr_size);
 
 /**
- * @brief Directory of the schema catalog: schemas.dir (or EVK_SCHEMAS_DIR),
- *        else the first that has a catalog.cfg of: the program's own
- *        prefix (<bin>/../share/evkit/schemas), the prefix evkit was built
- *        for, the source tree it was built from; else the built-for prefix.
+ * @brief Directory of the schema catalog: schemas.dir (or EVK_SCHEMAS_DIR);
+ *        else, for a program in evkit's build tree, the source tree's;
+ *        else the first that has a catalog.cfg of the program's own prefix
+ *        (<bin>/../share/evkit/schemas) and the prefix evkit was built for.
  */
 const char *evk_config_schemas_dir(const evk_config_t *cfg);
 
