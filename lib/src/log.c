@@ -199,9 +199,8 @@ void evk__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     if (!strcmp(fac, "CONFWARN") && (strstr(buf, "property and will be ignored by this") ||
                                      strstr(buf, "bootstrap.servers")))
         return;
-    evk_log_level_t l = level <= 3   ? EVK_LOG_ERROR
-                        : level == 4 ? EVK_LOG_WARN
-                        : level <= 6 ? EVK_LOG_INFO
-                                     : EVK_LOG_DEBUG;
+    /* Level 7 comes only with librdkafka's `debug` property set: whoever
+     * set it wants to read it, so it is not hidden behind evkit's level. */
+    evk_log_level_t l = level <= 3 ? EVK_LOG_ERROR : level == 4 ? EVK_LOG_WARN : EVK_LOG_INFO;
     evk_log(l, "librdkafka", buf, "client", rd_kafka_name(rk), "facility", fac, NULL);
 }
