@@ -508,58 +508,30 @@ typedef struct {
     int64_t wait_head, wait_next; /* the waiting line's turns: [head, next) */
 } sku_t;
 
-/* SkuStock is read and written through avro-c directly, as it is on every
- * command's path; field paths would cost a formatted string per field. */
-static avro_value_t field(const avro_value_t *rec, const char *name) {
-    avro_value_t f = {0};
-    avro_value_get_by_name(rec, name, &f, NULL);
-    return f;
-}
-
-static int64_t value_long(const avro_value_t *rec, const char *name) {
-    avro_value_t f = field(rec, name);
-    int32_t i;
-    int64_t l;
-    if (!f.iface) return 0;
-    if (avro_value_get_type(&f) == AVRO_INT32) return avro_value_get_int(&f, &i) ? 0 : i;
-    return avro_value_get_long(&f, &l) ? 0 : l;
-}
-
 /* @p s from the SKU's record, or from its seed entry before its first
  * order. Unknown: available -1. */
 static void sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
-    const evk_event_t *ev = evk_store_get(inv->stock, sku);
-    const avro_value_t *rec = ev ? evk_event_value((evk_event_t *)ev) : NULL;
+    const evk_event_t *rec = evk_store_get(inv->stock, sku);
     *s = (sku_t){.sku = sku,
-                 .available = rec ? value_long(rec, "available") : seed_units(inv, sku),
-                 .held_units = rec ? value_long(rec, "held_units") : 0,
-                 .applied_offset = rec ? value_long(rec, "applied_offset") : -1,
-                 .wait_head = rec ? value_long(rec, "wait_head") : 0,
-                 .wait_next = rec ? value_long(rec, "wait_next") : 0};
-}
-
-static int set_str(avro_value_t *rec, const char *name, const char *v) {
-    avro_value_t f = field(rec, name);
-    return !f.iface || avro_value_set_string(&f, v);
-}
-
-static int set_long(avro_value_t *rec, const char *name, int64_t v) {
-    avro_value_t f = field(rec, name);
-    if (!f.iface) return 1;
-    return avro_value_get_type(&f) == AVRO_INT32 ? avro_value_set_int(&f, (int32_t)v)
-                                                 : avro_value_set_long(&f, v);
+                 .available = rec ? flow_long(rec, "available") : seed_units(inv, sku),
+                 .held_units = rec ? flow_long(rec, "held_units") : 0,
+                 .applied_offset = rec ? flow_long(rec, "applied_offset") : -1,
+                 .wait_head = rec ? flow_long(rec, "wait_head") : 0,
+                 .wait_next = rec ? flow_long(rec, "wait_next") : 0};
 }
 
 static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
     evk_event_t *ev = evk_ctx_new_event(ctx, "SkuStock");
     if (!ev) return EVK_ERR_NOMEM;
-    avro_value_t *rec = evk_event_value(ev);
-    if (set_str(rec, "sku", s->sku) || set_long(rec, "available", s->available) ||
-        set_long(rec, "held_units", s->held_units) ||
-        set_long(rec, "applied_offset", s->applied_offset) ||
-        set_long(rec, "wait_head", s->wait_head) || set_long(rec, "wait_next", s->wait_next)) {
+    evk_err_t err = evk_event_set_string(ev, "sku", s->sku);
+    if (!err) err = evk_event_set_long(ev, "available", s->available);
+    if (!err) err = evk_event_set_long(ev, "held_units", s->held_units);
+    if (!err) err = evk_event_set_long(ev, "applied_offset", s->applied_offset);
+    if (!err) err = evk_event_set_long(ev, "wait_head", s->wait_head);
+    if (!err) err = evk_event_set_long(ev, "wait_next", s->wait_next);
+    if (err) {
         evk_event_destroy(ev);
-        return EVK_ERR_NOMEM;
+        return err;
     }
     return evk_store_put(ctx, inv->stock, ev);
 }
