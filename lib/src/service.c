@@ -346,8 +346,7 @@ static evk_err_t svc_restore_held(evk_service_t *svc, char *errstr, size_t errst
  * assignment, which may give them back (store.c), unless the last
  * transaction did not settle: then what they hold is not known. */
 static void svc_give_up_held(evk_service_t *svc) {
-    for (size_t i = 0; i < svc->nstores && svc->cb_err; i++)
-        svc_store_drop(svc->stores[i]);
+    if (svc->cb_err) svc_stores_drop(svc);
     svc->nheld = 0;
 }
 

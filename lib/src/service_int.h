@@ -257,8 +257,11 @@ void svc_store_entry_free(void *entry);
 void svc_store_keep(evk_store_t *st, const int32_t *parts, size_t nparts);
 /* Forget every key and where the held state ends: nothing is held. */
 void svc_store_drop(evk_store_t *st);
-/* A record of the service's own was written at @p offset of changelog
- * partition @p partition: the held state ends after it. */
-void svc_store_written(evk_store_t *st, int32_t partition, int64_t offset);
+/* The same for every store of @p svc. */
+void svc_stores_drop(evk_service_t *svc);
+/* A record of the service's own was delivered: if it went to a store's
+ * changelog, that store's held state of its partition ends after it, so
+ * that a catch-up after the next rebalance starts there. */
+void svc_stores_written(evk_service_t *svc, const rd_kafka_message_t *msg);
 
 #endif

@@ -443,15 +443,6 @@ static void dead_letter_failed(evk_service_t *svc, const char *topic, rd_kafka_r
     snprintf(svc->dlq_why, sizeof(svc->dlq_why), "%.128s: %s", topic, rd_kafka_err2str(err));
 }
 
-/* A changelog record written: the store's held state now ends after it, so
- * that a catch-up after the next rebalance starts there. */
-static void store_record_written(evk_service_t *svc, const char *topic,
-                                 const rd_kafka_message_t *msg) {
-    for (size_t i = 0; i < svc->nstores; i++)
-        if (!strcmp(evk_schema_topic(svc_store_schema(svc->stores[i])), topic))
-            svc_store_written(svc->stores[i], msg->partition, msg->offset);
-}
-
 /* Served on the loop's thread (poll, flush, commit and abort serve it). A
  * record that failed makes librdkafka's transaction abortable, so only the
  * reason is kept here; records purged by an abort did not fail themselves. */
@@ -459,7 +450,7 @@ void svc_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) 
     (void)rk;
     const char *topic = rd_kafka_topic_name(msg->rkt);
     size_t n = strlen(topic);
-    if (!msg->err) store_record_written(opaque, topic, msg);
+    if (!msg->err) svc_stores_written(opaque, msg);
     if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
         msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT && n > 4 &&
         !strcmp(topic + n - 4, ".dlq"))

@@ -118,12 +118,6 @@ static evk_err_t store_track(evk_store_t *st, int32_t partition) {
     return EVK_OK;
 }
 
-void svc_store_written(evk_store_t *st, int32_t partition, int64_t offset) {
-    if (partition >= 0 && partition < st->nend && st->end[partition] >= 0 &&
-        offset + 1 > st->end[partition])
-        st->end[partition] = offset + 1;
-}
-
 const evk_schema_t *svc_store_schema(const evk_store_t *st) {
     return st->schema;
 }
@@ -407,29 +401,27 @@ static int list_index(const rd_kafka_topic_partition_list_t *list,
     return -1;
 }
 
-/* The end of a partition reached: its offset is the next one to read. */
-static void restore_eof(evk_service_t *svc, const rd_kafka_message_t *m) {
+/* The held state of @p m's partition, in every store of its topic that
+ * holds it, now ends at @p next at least: a record read or written, or the
+ * end of the partition reached. */
+static void stores_reach(evk_service_t *svc, const rd_kafka_message_t *m, int64_t next) {
+    int32_t p = m->partition;
     for (size_t i = 0; i < svc->nstores; i++) {
         evk_store_t *st = svc->stores[i];
-        if (store_reads(st, m) && m->offset > st->end[m->partition])
-            st->end[m->partition] = m->offset;
+        if (store_reads(st, m) && p >= 0 && p < st->nend && st->end[p] >= 0 && next > st->end[p])
+            st->end[p] = next;
     }
 }
 
-/* Every store of @p m's topic has read it. */
-static void restore_read_one(evk_service_t *svc, const rd_kafka_message_t *m) {
-    for (size_t i = 0; i < svc->nstores; i++) {
-        evk_store_t *st = svc->stores[i];
-        if (store_reads(st, m) && m->offset + 1 > st->end[m->partition])
-            st->end[m->partition] = m->offset + 1;
-    }
+void svc_stores_written(evk_service_t *svc, const rd_kafka_message_t *msg) {
+    stores_reach(svc, msg, msg->offset + 1);
 }
 
 static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
                                  size_t errstr_size) {
     const char *topic = rd_kafka_topic_name(m->rkt);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        restore_eof(svc, m);
+        stores_reach(svc, m, m->offset); /* the offset to read next */
         return EVK_OK;
     }
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
@@ -442,7 +434,7 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
     if (m->err) return EVK_OK; /* transient: librdkafka retries */
     atomic_fetch_add(&svc->stats.restored, 1);
     evk_err_t rc = restore_apply(svc, m);
-    restore_read_one(svc, m);
+    stores_reach(svc, m, m->offset + 1);
     if (rc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     return EVK_OK;
 }
@@ -528,7 +520,7 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     return rc;
 }
 
-static void stores_drop(evk_service_t *svc) {
+void svc_stores_drop(evk_service_t *svc) {
     for (size_t i = 0; i < svc->nstores; i++)
         svc_store_drop(svc->stores[i]);
 }
@@ -545,9 +537,9 @@ evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t np
     evk_err_t rc = nparts ? stores_catch_up(svc, parts, nparts, errstr, errstr_size) : EVK_OK;
     if (rc == STORE_TRUNCATED) {
         evk_log(EVK_LOG_WARN, svc->name, "restoring from the start", "reason", errstr, NULL);
-        stores_drop(svc);
+        svc_stores_drop(svc);
         rc = stores_catch_up(svc, parts, nparts, errstr, errstr_size);
     }
-    if (rc || svc_stopping(svc)) stores_drop(svc);
+    if (rc || svc_stopping(svc)) svc_stores_drop(svc);
     return rc == STORE_TRUNCATED ? EVK_ERR_KAFKA : rc;
 }
