@@ -7,6 +7,8 @@ Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 import os
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 BIN = os.environ.get("EVK_BIN_DIR", "build")
@@ -23,6 +25,19 @@ class Failure(Exception):
 def check(cond, what):
     if not cond:
         raise Failure(what)
+
+
+def run_main(name, run, summary):
+    """A test's main: @run(work) in a scratch directory. Prints @summary
+    and returns 0, or prints the Failure and returns 1."""
+    with tempfile.TemporaryDirectory(prefix=f"evk-{name}-") as work:
+        try:
+            run(work)
+        except Failure as e:
+            print(f"{name}: FAILED: {e}", file=sys.stderr)
+            return 1
+    print(f"{name}: {summary}")
+    return 0
 
 
 def wait_until(cond, timeout, what):

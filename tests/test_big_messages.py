@@ -17,10 +17,9 @@ Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 import os
 import subprocess
 import sys
-import tempfile
 
-from procs import (BIN, FLOW_TOPICS, Failure, Service, check, read_raw, start_broker, wait_until,
-                   write_config)
+from procs import (BIN, FLOW_TOPICS, Service, check, read_raw, run_main, start_broker,
+                   wait_until, write_config)
 
 READERS = ["inventory-service", "order-service", "notification-service"]
 # The dev broker keeps ~5 MB per partition: the six dead letters (~1 MB
@@ -111,17 +110,7 @@ def run(work):
     check(all(c == 0 for c in codes.values()), f"exit codes on SIGTERM: {codes}")
 
 
-def main():
-    with tempfile.TemporaryDirectory(prefix="evk-big-") as work:
-        try:
-            run(work)
-        except Failure as e:
-            print(f"test_big_messages: FAILED: {e}", file=sys.stderr)
-            return 1
-    print("test_big_messages: 2 big messages dead-lettered (cut to fit) by "
-          f"{len(READERS)} services, which kept going")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main("test_big_messages", run,
+                      f"2 big messages dead-lettered (cut to fit) by {len(READERS)} services, "
+                      "which kept going"))

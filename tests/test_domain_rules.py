@@ -19,12 +19,11 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 
 import avro.io
 import avro.schema
 
-from procs import (BIN, FLOW_TOPICS, SRC, Failure, Service, check, start_broker, wait_until,
+from procs import (BIN, FLOW_TOPICS, SRC, Service, check, run_main, start_broker, wait_until,
                    write_config)
 
 BAD = {  # order id -> (items, customer, currency, the reason StockRejected must give)
@@ -102,17 +101,7 @@ def run(work):
     check(code == 0, f"inventory-service exited {code} on SIGTERM")
 
 
-def main():
-    with tempfile.TemporaryDirectory(prefix="evk-rules-") as work:
-        try:
-            run(work)
-        except Failure as e:
-            print(f"test_domain_rules: FAILED: {e}", file=sys.stderr)
-            return 1
-    print(f"test_domain_rules: {len(BAD)} foreign orders breaking the rules rejected "
-          f"with their reasons, a valid one reserved")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main("test_domain_rules", run,
+                      f"{len(BAD)} foreign orders breaking the rules rejected with their "
+                      "reasons, a valid one reserved"))
