@@ -16,7 +16,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librdkafka-dev libavro-dev libconfig-dev libjansson-dev libcmocka-dev \
-      libcurl4-openssl-dev libmicrohttpd-dev \
+      libcurl4-openssl-dev libmicrohttpd-dev liblmdb-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -45,7 +45,7 @@ FROM debian:bookworm-slim AS runtime
 ARG EVK_WITH_KCAT=1
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libavro23 libconfig9 libjansson4 libcurl4 libmicrohttpd12 \
+      librdkafka1 libavro23 libconfig9 libjansson4 libcurl4 libmicrohttpd12 liblmdb0 \
       ca-certificates curl \
       $( [ "$EVK_WITH_KCAT" = 1 ] && echo kcat ) \
  && rm -rf /var/lib/apt/lists/*

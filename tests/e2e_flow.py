@@ -123,6 +123,8 @@ class Cluster:
         self.env.pop("EVK_BOOTSTRAP_SERVERS", None)  # the dev broker, always
         self.env.pop("EVK_CONFIG", None)
         self.env["EVK_LOG_FORMAT"] = "logfmt"  # check_logs() reads logfmt
+        # Restarted copies find their state where start-services put it.
+        self.env["EVK_STATE_DIR"] = os.path.join(self.rundir, "state")
         argv = [os.path.join(SRC, "scripts/start-services"), "-F", cfg, "--dir", self.rundir,
                 "--partitions", str(partitions)]
         if control:

@@ -263,7 +263,7 @@ static void test_unknown_keys(void **state) {
                       "1: schema_registry.timeout: unknown setting");
     assert_text_fails("version = 1;\n",
                       "1: version: unknown setting: the top level holds groups only (kafka, "
-                      "schemas, schema_registry, log, metrics and one per service)");
+                      "schemas, schema_registry, log, metrics, state and one per service)");
     assert_text_fails("metrics = \"9100\";\n", "1: metrics: expected a group");
     assert_text_fails("metrics = {\n  port = \"http\";\n};\n",
                       "2: metrics.port: expected integer, got \"http\"");
@@ -402,8 +402,10 @@ static void test_env_shortcuts(void **state) {
     clear_evk_env();
     cfg = evk_config_new();
     setenv("EVK_BOOTSTRAP_SERVERS", "", 1);
+    setenv("EVK_STATE_DIR", "/var/lib/evkit", 1);
     assert_int_equal(evk_config_apply_env(cfg, errstr, sizeof(errstr)), EVK_OK);
     assert_null(evk_config_kafka_get(cfg, "bootstrap.servers"));
+    assert_string_equal(evk_config_get_string(cfg, "state.dir", NULL), "/var/lib/evkit");
     evk_config_destroy(cfg);
 }
 

@@ -1,5 +1,6 @@
 /* evk_service over the dev broker: consume-transform-produce in
  * transactions, restarts, dead letters, retries, stores, injected faults. */
+#define _XOPEN_SOURCE 700 /* nftw() */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ftw.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "internal.h"
@@ -30,6 +33,7 @@ typedef struct {
     const char *always_retry;   /* key that always asks for a retry */
     const char *fail_after_put; /* customer whose order fails after its puts */
     evk_store_t *levels;
+    evk_service_t *svc_kept; /* a stopped service whose stores a test reads */
     atomic_int ready; /* the ready callback ran */
     struct {
         char key[32];
@@ -583,6 +587,78 @@ static void test_store_rebalance(void **state) {
     evk_service_destroy(a);
 }
 
+/* ---- state on disk ---- */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* The store test's handlers with the state on disk and nothing cached
+ * between batches, so that every read after a commit comes from disk. */
+static void use_disk(fixture_t *f, const char *dir) {
+    svc_env_set(f->env, "state.dir", dir);
+    svc_env_set(f->env, "state.cache_entries", "0");
+}
+
+/* Handled orders @p n: the outputs tell that every batch committed. Reads
+ * follow a stop, as the stores are the service thread's. */
+static void run_toggles(fixture_t *f, const char *const *orders, size_t norders, int outputs,
+                        uint64_t *restored_out) {
+    evk_service_t *svc = new_toggle_service(f);
+    svc_runner_t r;
+    svc_start(&r, svc);
+    for (size_t i = 0; i < norders; i++)
+        free(svc_send(f->env, svc_order(f->env, orders[i], "c-1", "A:1", NULL), (int)i % 2));
+    svc_flush(f->env);
+    assert_int_equal(svc_wait_for(f->env, "inventory.levels", outputs, SVC_WAIT_MS), outputs);
+    assert_int_equal(svc_stop(&r), EVK_OK);
+    *restored_out = restored(svc);
+    f->svc_kept = svc;
+}
+
+/* (5d) With state.dir the committed state lives on disk beside its
+ * checkpoints: a restart reads nothing of the changelog again, reads after
+ * the cache let go come from disk, deletes hold there too; a state dir
+ * that is ahead of its changelog (a new cluster) is cleared. */
+static void test_store_disk(void **state) {
+    fixture_t *f = *state;
+    char dir[] = "/tmp/evk-state-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    use_disk(f, dir);
+    uint64_t n;
+    const char *first[] = {"d-1", "d-2", "d-3", "d-2"}; /* d-2 comes and goes */
+    run_toggles(f, first, 4, 2 * 3 + 2, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(evk_store_count(f->levels), 4);
+    assert_int_equal(level_of(f->levels, "d-1"), 1);
+    assert_int_equal(level_of(f->levels, "d-1" EVK_STORE_KEY_SEP "line"), 2);
+    assert_int_equal(level_of(f->levels, "d-2"), -1);
+    evk_service_destroy(f->svc_kept);
+
+    /* Restarted: the checkpoints cover the changelog, nothing is read. */
+    const char *second[] = {"d-1", "d-4"};
+    run_toggles(f, second, 2, 8 + 2 + 2, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(level_of(f->levels, "d-1"), -1);
+    assert_int_equal(level_of(f->levels, "d-3"), 1);
+    assert_int_equal(level_of(f->levels, "d-4" EVK_STORE_KEY_SEP "line"), 2);
+    assert_int_equal(evk_store_count(f->levels), 4);
+    evk_service_destroy(f->svc_kept);
+
+    /* A new, empty cluster: the disk's checkpoints are past its changelog. */
+    svc_env_destroy(f->env);
+    f->env = svc_env_new(SVC_PARTITIONS);
+    use_disk(f, dir);
+    const char *third[] = {"d-5"};
+    run_toggles(f, third, 1, 2, &n);
+    assert_int_equal(level_of(f->levels, "d-3"), -1);
+    assert_int_equal(level_of(f->levels, "d-5"), 1);
+    assert_int_equal(evk_store_count(f->levels), 2);
+    evk_service_destroy(f->svc_kept);
+    assert_int_equal(nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 /* ---- injected faults ---- */
 
 static void wait_ready(fixture_t *f) {
@@ -750,6 +826,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_produce, setup_one_output, teardown),
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_offset_commit, setup, teardown),

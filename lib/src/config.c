@@ -740,6 +740,7 @@ static const struct {
     {"schema_registry", evk_registry_settings},
     {"log", evk_log_settings},
     {"metrics", evk_metrics_settings},
+    {"state", evk_state_settings},
 };
 
 /* Names this short are too near plausible service names ("blog" for
@@ -763,7 +764,7 @@ static evk_err_t check_top(const evk_config_t *stage, const struct evk_kv *kv, c
     if (kv->kind != CFG_GROUP)
         return evk_fail(EVK_ERR_CONFIG, errstr, size,
                         "%s: %s: unknown setting: the top level holds groups only (kafka, "
-                        "schemas, schema_registry, log, metrics and one per service)",
+                        "schemas, schema_registry, log, metrics, state and one per service)",
                         kv->src, kv->key);
     for (size_t i = 0; i < sizeof(own_groups) / sizeof(own_groups[0]); i++)
         if (strlen(own_groups[i].name) >= EVK_TYPO_MIN_LEN &&
@@ -900,6 +901,7 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
         (err = evk_config_set_kafka(cfg, "bootstrap.servers", v, reason, sizeof(reason))))
         return evk_fail(err, errstr, errstr_size, "EVK_BOOTSTRAP_SERVERS: %s", reason);
     if (((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v)) ||
+        ((v = env_nonempty("EVK_STATE_DIR")) && evk_config_set(cfg, "state.dir", v)) ||
         ((v = env_nonempty("EVK_SCHEMA_REGISTRY_URL")) &&
          evk_config_set(cfg, "schema_registry.url", v)) ||
         ((v = env_nonempty("EVK_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")) &&

@@ -24,16 +24,6 @@
 
 #define SVC_MAX_SLOTS 256
 
-/* mkdir -p, the directories it makes private to the user. */
-static int make_dirs(char *path) {
-    for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
-        if (slash) *slash = '\0';
-        int rc = mkdir(path, 0700) && errno != EEXIST ? -1 : 0;
-        if (slash) *slash = '/';
-        if (rc || !slash) return rc;
-    }
-}
-
 /* EVK_LOCK_DIR, else a per-user directory under /tmp. */
 static evk_err_t lock_dir(char *out, size_t size, char *errstr, size_t errstr_size) {
     const char *env = getenv("EVK_LOCK_DIR");
@@ -41,7 +31,7 @@ static evk_err_t lock_dir(char *out, size_t size, char *errstr, size_t errstr_si
         snprintf(out, size, "%s", env);
     else
         snprintf(out, size, "/tmp/evkit-%lu", (unsigned long)getuid());
-    if (make_dirs(out))
+    if (evk_make_dirs(out))
         return evk_fail(EVK_ERR_IO, errstr, errstr_size,
                         "instance lock directory %s: %s (set EVK_LOCK_DIR)", out,
                         strerror(errno));

@@ -22,6 +22,10 @@ char *evk_strdup0(const char *s);
 /* Monotonic clock in milliseconds, for timeouts and backoff. */
 int64_t evk_now_ms(void);
 
+/* mkdir -p @p path (written to and restored), the directories it makes
+ * private to the user; -1 with errno on failure. */
+int evk_make_dirs(char *path);
+
 /* Length of the "user:password@" at the start of @p authority (what follows
  * a URL's "://"), 0 if there is none. It ends at the last '@' before
  * whitespace, a quote or an angle bracket: a password may hold '/', '@',
@@ -59,6 +63,7 @@ evk_err_t evk_config_check_group(const evk_config_t *cfg, const char *group,
 extern const evk_setting_t evk_log_settings[];      /* log (log.c) */
 extern const evk_setting_t evk_registry_settings[]; /* schema_registry (registry.c) */
 extern const evk_setting_t evk_metrics_settings[];  /* metrics (metrics_http.c) */
+extern const evk_setting_t evk_state_settings[];    /* state (store_disk.c) */
 
 /* Level named @p name (debug, info, warn, error; any case); -1 if none is. */
 int evk_log_level_from_name(const char *name, evk_log_level_t *out);

@@ -651,7 +651,8 @@ static evk_err_t svc_ready(evk_service_t *svc, char *errstr, size_t errstr_size)
 /* ---- run ---- */
 
 static evk_err_t svc_start(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    evk_err_t rc = svc_open_producer(svc, errstr, errstr_size);
+    evk_err_t rc = svc_stores_open(svc, errstr, errstr_size);
+    if (!rc) rc = svc_open_producer(svc, errstr, errstr_size);
     if (!rc) rc = svc_open_consumer(svc, errstr, errstr_size);
     if (!rc) rc = svc_ready(svc, errstr, errstr_size);
     if (!rc) rc = svc_subscribe(svc, errstr, errstr_size);
@@ -949,7 +950,7 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
     evk_store_t **arr = realloc(svc->stores, (svc->nstores + 1) * sizeof(*arr));
     if (!arr) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->stores = arr;
-    if (!(arr[svc->nstores] = svc_store_new(s)))
+    if (!(arr[svc->nstores] = svc_store_new(svc, s)))
         return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     *out = arr[svc->nstores++];
     return EVK_OK;
@@ -966,6 +967,7 @@ void evk_service_destroy(evk_service_t *svc) {
     svc_txn_state_free(svc); /* before the stores: undo entries point into them */
     for (size_t i = 0; i < svc->nstores; i++)
         svc_store_destroy(svc->stores[i]);
+    svc_disk_close(svc->disk);
     free(svc->stores);
     free(svc->routes);
     free(svc->name);

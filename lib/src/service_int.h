@@ -31,14 +31,16 @@ typedef struct {
     int is_output;     /* an emitted event (counted), not a changelog record */
 } svc_staged_t;
 
-/* The value a store key had before a put of the open transaction. */
+/* The value a store key had before a put or delete of the open
+ * transaction. */
 typedef struct {
     evk_store_t *store;
     char *key;
-    int32_t partition;
-    evk_event_t *prev; /* NULL: the key was absent */
-    void *deleted;     /* the entry evk_store_delete() took out, or NULL */
+    evk_event_t *prev; /* NULL: absent, or deleted earlier in the transaction */
+    int had_entry;     /* the key had an entry in memory (prev may still be NULL) */
 } svc_undo_t;
+
+typedef struct svc_disk_s svc_disk_t;
 
 /* An input whose outputs could not be produced even though its handler
  * succeeded: after the batch is aborted and replayed, it is dead-lettered
@@ -125,6 +127,11 @@ struct evk_service_s {
     size_t nstaged, staged_cap;
     svc_undo_t *undo;
     size_t nundo, undo_cap;
+    /* The stores' state on disk (store_disk.c), or NULL: in memory only. */
+    svc_disk_t *disk;
+    int disk_failed;  /* a write failed: no more this run (store.c) */
+    int disk_claimed; /* its cluster checked (store.c) */
+    size_t cache_entries; /* per store, what stays in memory after a commit */
     svc_poison_t *poison;
     size_t npoison, poison_cap;
 
@@ -223,10 +230,10 @@ void svc_txn_forget(evk_service_t *svc);
 /* Make room for one undo entry, so that the push after a store change
  * cannot fail. */
 evk_err_t svc_undo_reserve(evk_service_t *svc);
-/* Record @p prev as @p key's value before the last put; @p key is a
- * malloc()ed copy that passes to the log. */
-void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, int32_t partition,
-                   evk_event_t *prev, void *deleted);
+/* Record @p prev as @p key's value before the last put or delete; @p key
+ * is a malloc()ed copy that passes to the log. */
+void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *prev,
+                   int had_entry);
 void svc_undo_revert(evk_service_t *svc, size_t mark);
 /* Free everything the transaction state holds (service destruction). */
 void svc_txn_state_free(evk_service_t *svc);
@@ -237,31 +244,75 @@ void svc_txn_state_free(evk_service_t *svc);
 evk_err_t svc_settings_check(const evk_service_t *svc, char *errstr, size_t errstr_size);
 
 /* ---- store.c ---- */
-evk_store_t *svc_store_new(const evk_schema_t *schema);
+evk_store_t *svc_store_new(evk_service_t *svc, const evk_schema_t *schema);
 void svc_store_destroy(evk_store_t *st);
 const evk_schema_t *svc_store_schema(const evk_store_t *st);
-/* Set @p key, of changelog partition @p partition, to @p value (NULL
- * removes it); *prev gets the old value, whose ownership passes to the
- * caller. */
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
-                         evk_event_t *value, evk_event_t **prev);
+/* Set @p key to @p value (NULL: deleted, an entry kept until the commit so
+ * that the disk's older value stays hidden); *prev gets the old value,
+ * whose ownership passes to the caller, and *had_entry whether the key had
+ * an entry. */
+evk_err_t svc_store_set(evk_store_t *st, const char *key, int32_t partition, evk_event_t *value,
+                        evk_event_t **prev, int *had_entry);
+/* Undo a svc_store_set() of the open transaction (newest first); cannot fail. */
+void svc_store_unset(evk_store_t *st, const char *key, evk_event_t *prev, int had_entry);
 /* Make every store of @p svc hold exactly partitions @p parts of its
  * changelog, up to its end (everything committed, last value wins): those
- * held already are caught up, the others read whole, the rest dropped. */
+ * held already are caught up, the others read whole or from their
+ * checkpoint on disk, the rest dropped. */
 evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t nparts,
                              char *errstr, size_t errstr_size);
-/* Put back an entry evk_store_delete() took out; free it for good. */
-void svc_store_relink(evk_store_t *st, void *entry);
-void svc_store_entry_free(void *entry);
-/* Drop every partition but @p parts. */
-void svc_store_keep(evk_store_t *st, const int32_t *parts, size_t nparts);
-/* Forget every key and where the held state ends: nothing is held. */
-void svc_store_drop(evk_store_t *st);
-/* The same for every store of @p svc. */
+/* Forget every key held in memory and where the held state ends: nothing
+ * is held (what is on disk stays, with its checkpoint). */
 void svc_stores_drop(evk_service_t *svc);
 /* A record of the service's own was delivered: if it went to a store's
  * changelog, that store's held state of its partition ends after it, so
  * that a catch-up after the next rebalance starts there. */
 void svc_stores_written(evk_service_t *svc, const rd_kafka_message_t *msg);
+/* The open transaction committed: what it wrote goes to disk with the
+ * checkpoints, deletions leave memory, and memory past cache_entries is
+ * let go. Called before the undo log is forgotten. */
+void svc_stores_committed(evk_service_t *svc);
+
+/* Open the state directory, when state.dir is set and the service has
+ * stores (at start, after the stores were added). */
+evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size);
+
+/* ---- store_disk.c ---- */
+#define SVC_DISK_MAX_TABLES 64
+evk_err_t svc_disk_open(const char *dir, svc_disk_t **out, char *errstr, size_t errstr_size);
+void svc_disk_close(svc_disk_t *d);
+/* The table named @p name (one per store), created if new. */
+evk_err_t svc_disk_table(svc_disk_t *d, const char *name, unsigned *out);
+/* One write transaction at a time; puts, deletes, checkpoints and wipes
+ * need it open. */
+evk_err_t svc_disk_begin(svc_disk_t *d);
+evk_err_t svc_disk_commit(svc_disk_t *d);
+void svc_disk_abort(svc_disk_t *d);
+evk_err_t svc_disk_put(svc_disk_t *d, unsigned table, const char *key, int32_t partition,
+                       const void *frame, size_t len);
+evk_err_t svc_disk_del(svc_disk_t *d, unsigned table, const char *key);
+/* 1 and *frame (malloc()ed) when @p key is there, 0 when not, -1 on error. */
+int svc_disk_get(svc_disk_t *d, unsigned table, const char *key, int32_t *partition,
+                 void **frame, size_t *len);
+/* The changelog offset that the state of @p partition on disk reaches, or
+ * -1 when none is there; -1 as offset removes it. */
+int64_t svc_disk_checkpoint(svc_disk_t *d, const char *table, int32_t partition);
+evk_err_t svc_disk_set_checkpoint(svc_disk_t *d, const char *table, int32_t partition,
+                                  int64_t offset);
+/* Remove every key of partitions @p parts and their checkpoints. */
+evk_err_t svc_disk_wipe(svc_disk_t *d, unsigned table, const char *name, const int32_t *parts,
+                        size_t nparts);
+/* The state on disk belongs to cluster @p cluster (its id): state from
+ * another cluster, whose offsets mean nothing here, is removed from every
+ * table of @p tables first (*cleared tells). */
+evk_err_t svc_disk_claim(svc_disk_t *d, const char *cluster, const unsigned *tables,
+                         size_t ntables, int *cleared);
+/* Call @p cb for every key of @p table until it returns non-zero. */
+void svc_disk_scan(svc_disk_t *d, unsigned table,
+                   int (*cb)(const char *key, size_t key_len, int32_t partition,
+                             const void *frame, size_t len, void *opaque),
+                   void *opaque);
+/* Let go of the process's mapping of the file's pages (see store_disk.c). */
+void svc_disk_release_pages(svc_disk_t *d);
 
 #endif

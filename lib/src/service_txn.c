@@ -147,23 +147,16 @@ evk_err_t svc_undo_reserve(evk_service_t *svc) {
     return EVK_OK;
 }
 
-void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, int32_t partition,
-                   evk_event_t *prev, void *deleted) {
-    svc->undo[svc->nundo++] = (svc_undo_t){st, key, partition, prev, deleted};
+void svc_undo_push(evk_service_t *svc, evk_store_t *st, char *key, evk_event_t *prev,
+                   int had_entry) {
+    svc->undo[svc->nundo++] = (svc_undo_t){st, key, prev, had_entry};
 }
 
+/* Newest first, so that each key gets back the value it had before. */
 void svc_undo_revert(evk_service_t *svc, size_t mark) {
     while (svc->nundo > mark) {
         svc_undo_t *u = &svc->undo[--svc->nundo];
-        evk_event_t *cur = NULL;
-        /* Cannot fail: reverting newest first, a put's key is present, so
-         * the swap replaces or removes and never allocates, and a deleted
-         * entry goes back as it was. */
-        if (u->deleted)
-            svc_store_relink(u->store, u->deleted);
-        else
-            (void)svc_store_swap(u->store, u->key, u->partition, u->prev, &cur);
-        evk_event_destroy(cur);
+        svc_store_unset(u->store, u->key, u->prev, u->had_entry);
         free(u->key);
     }
 }
@@ -171,7 +164,6 @@ void svc_undo_revert(evk_service_t *svc, size_t mark) {
 static void undo_forget(evk_service_t *svc) {
     for (size_t i = 0; i < svc->nundo; i++) {
         evk_event_destroy(svc->undo[i].prev);
-        if (svc->undo[i].deleted) svc_store_entry_free(svc->undo[i].deleted);
         free(svc->undo[i].key);
     }
     svc->nundo = 0;
@@ -585,6 +577,7 @@ static void committed(evk_service_t *svc) {
     atomic_fetch_add(&svc->stats.produced, svc->batch_outputs);
     atomic_fetch_add(&svc->stats.dead_letters, svc->batch_dead);
     svc_metrics_commit(svc->metrics);
+    svc_stores_committed(svc);
     undo_forget(svc);
     poison_prune(svc);
     svc->aborts_in_row = 0;

@@ -8,10 +8,17 @@
  * written only while handling an input with that same key; state keyed by
  * anything else goes through a repartition topic keyed by it.
  *
- * A partition's state outlives its revocation until the next assignment:
- * if that gives the partition back (the usual case in a rebalance), only
- * the changelog written since is read, from the offset where the held
- * state ends (the local state and checkpoint of Kafka Streams, in memory). */
+ * In memory only (no state.dir), the map holds every key of the held
+ * partitions, and a partition's state outlives its revocation until the
+ * next assignment: if that gives the partition back (the usual case in a
+ * rebalance), only the changelog written since is read, from the offset
+ * where the held state ends.
+ *
+ * With a state.dir, the committed state lives on disk (store_disk.c) and
+ * the map is a cache in front of it: the keys read or written since the
+ * last commit, trimmed after a commit once it holds more than
+ * state.cache_entries. A restore reads the changelog from the checkpoint
+ * on disk, whoever held the partition in between. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +29,30 @@
 #define STORE_MIN_BUCKETS 64
 /* The held state of a partition ends past the changelog's end. */
 #define STORE_TRUNCATED EVK_ERR_RETRY
+#define STORE_CACHE_DEFAULT 1000
+/* Restored records per disk transaction (each ends with the checkpoints). */
+#define STORE_RESTORE_CHUNK 20000
+#define STORE_CLUSTER_ID_TIMEOUT_MS 10000
 
 typedef struct store_entry {
     struct store_entry *next;
-    evk_event_t *value;
-    int32_t partition; /* of the changelog */
+    evk_event_t *value; /* NULL: deleted by the open transaction */
+    int32_t partition;  /* of the changelog */
     char key[];
 } store_entry_t;
 
 struct evk_store_s {
+    evk_service_t *svc;
     const evk_schema_t *schema;
     store_entry_t **buckets;
     size_t nbuckets; /* a power of two */
-    size_t count;
+    size_t entries;  /* in the map, deleted ones included */
+    size_t live;     /* entries with a value */
     /* Per changelog partition, the offset where the held state ends (the
      * next record to read), or -1 when none of it is held. */
     int64_t *end;
     int32_t nend;
+    unsigned table; /* on disk */
 };
 
 static uint64_t hash(const char *s) {
@@ -56,9 +70,10 @@ static store_entry_t **store_link(const evk_store_t *st, const char *key) {
     return link;
 }
 
-evk_store_t *svc_store_new(const evk_schema_t *schema) {
+evk_store_t *svc_store_new(evk_service_t *svc, const evk_schema_t *schema) {
     evk_store_t *st = calloc(1, sizeof(*st));
     if (!st) return NULL;
+    st->svc = svc;
     st->schema = schema;
     st->nbuckets = STORE_MIN_BUCKETS;
     st->buckets = calloc(st->nbuckets, sizeof(*st->buckets));
@@ -69,38 +84,46 @@ evk_store_t *svc_store_new(const evk_schema_t *schema) {
     return st;
 }
 
+static void store_unlink(evk_store_t *st, store_entry_t **link) {
+    store_entry_t *e = *link;
+    *link = e->next;
+    st->entries--;
+    st->live -= e->value != NULL;
+    evk_event_destroy(e->value);
+    free(e);
+}
+
 static int part_listed(const int32_t *parts, size_t nparts, int32_t partition) {
     for (size_t i = 0; i < nparts; i++)
         if (parts[i] == partition) return 1;
     return 0;
 }
 
-void svc_store_keep(evk_store_t *st, const int32_t *parts, size_t nparts) {
+/* Drop every partition but @p parts from memory. */
+static void store_keep(evk_store_t *st, const int32_t *parts, size_t nparts) {
     for (size_t i = 0; i < st->nbuckets; i++) {
         store_entry_t **link = &st->buckets[i];
         while (*link) {
-            store_entry_t *e = *link;
-            if (part_listed(parts, nparts, e->partition)) {
-                link = &e->next;
-                continue;
-            }
-            *link = e->next;
-            evk_event_destroy(e->value);
-            free(e);
-            st->count--;
+            if (part_listed(parts, nparts, (*link)->partition))
+                link = &(*link)->next;
+            else
+                store_unlink(st, link);
         }
     }
     for (int32_t p = 0; p < st->nend; p++)
         if (!part_listed(parts, nparts, p)) st->end[p] = -1;
 }
 
-void svc_store_drop(evk_store_t *st) {
-    svc_store_keep(st, NULL, 0);
+/* Empty the map; the held partitions stay held (their state is on disk). */
+static void store_uncache(evk_store_t *st) {
+    for (size_t i = 0; i < st->nbuckets; i++)
+        while (st->buckets[i])
+            store_unlink(st, &st->buckets[i]);
 }
 
 void svc_store_destroy(evk_store_t *st) {
     if (!st) return;
-    svc_store_drop(st);
+    store_keep(st, NULL, 0);
     free(st->end);
     free(st->buckets);
     free(st);
@@ -116,6 +139,10 @@ static evk_err_t store_track(evk_store_t *st, int32_t partition) {
     st->end = end;
     st->nend = partition + 1;
     return EVK_OK;
+}
+
+static int store_holds(const evk_store_t *st, int32_t partition) {
+    return partition >= 0 && partition < st->nend && st->end[partition] >= 0;
 }
 
 const evk_schema_t *svc_store_schema(const evk_store_t *st) {
@@ -142,7 +169,7 @@ static evk_err_t store_grow(evk_store_t *st) {
 
 static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partition,
                               evk_event_t *value) {
-    if (st->count + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
+    if (st->entries + 1 > st->nbuckets / 4 * 3 && store_grow(st)) return EVK_ERR_NOMEM;
     size_t klen = strlen(key);
     store_entry_t *e = malloc(sizeof(*e) + klen + 1);
     if (!e) return EVK_ERR_NOMEM;
@@ -152,46 +179,248 @@ static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partitio
     store_entry_t **head = &st->buckets[hash(key) & (st->nbuckets - 1)];
     e->next = *head;
     *head = e;
-    st->count++;
+    st->entries++;
+    st->live += value != NULL;
     return EVK_OK;
 }
 
-evk_err_t svc_store_swap(evk_store_t *st, const char *key, int32_t partition,
-                         evk_event_t *value, evk_event_t **prev) {
-    store_entry_t **link = store_link(st, key);
-    store_entry_t *e = *link;
+evk_err_t svc_store_set(evk_store_t *st, const char *key, int32_t partition, evk_event_t *value,
+                        evk_event_t **prev, int *had_entry) {
+    store_entry_t *e = *store_link(st, key);
     *prev = e ? e->value : NULL;
-    if (e && value) {
-        e->value = value;
-    } else if (e) {
-        *link = e->next;
-        free(e);
-        st->count--;
-    } else if (value) {
-        return store_insert(st, key, partition, value);
-    }
+    *had_entry = e != NULL;
+    if (!e) return store_insert(st, key, partition, value);
+    st->live += (value != NULL) - (e->value != NULL);
+    e->value = value;
     return EVK_OK;
+}
+
+void svc_store_unset(evk_store_t *st, const char *key, evk_event_t *prev, int had_entry) {
+    store_entry_t **link = store_link(st, key);
+    if (!*link) return;
+    if (!had_entry) {
+        store_unlink(st, link);
+        return;
+    }
+    store_entry_t *e = *link;
+    st->live += (prev != NULL) - (e->value != NULL);
+    evk_event_destroy(e->value);
+    e->value = prev;
+}
+
+/* ---- the disk behind the map ---- */
+
+static svc_disk_t *store_disk(const evk_store_t *st) {
+    return st->svc->disk;
+}
+
+/* A frame from disk, @p key's value, as an event; NULL (logged) if it no
+ * longer decodes, e.g. its schema left the catalog. */
+static evk_event_t *store_decode(const evk_store_t *st, const char *key, const void *frame,
+                                 size_t len) {
+    char why[512];
+    evk_event_t *ev = NULL;
+    if (evk_event_decode(st->svc->cat, frame, len, key, strlen(key), NULL, &ev, why,
+                         sizeof(why)))
+        evk_log(EVK_LOG_ERROR, st->svc->name, "state on disk does not decode", "store",
+                evk_schema_type(st->schema), "key", key, "error", why, NULL);
+    return ev;
+}
+
+/* @p key's committed value from disk, cached in the map; NULL when absent
+ * or of a partition this instance does not hold. */
+static evk_event_t *store_load(evk_store_t *st, const char *key) {
+    void *frame = NULL;
+    size_t len = 0;
+    int32_t p = -1;
+    if (svc_disk_get(store_disk(st), st->table, key, &p, &frame, &len) != 1) return NULL;
+    evk_event_t *ev = store_holds(st, p) ? store_decode(st, key, frame, len) : NULL;
+    free(frame);
+    if (ev && store_insert(st, key, p, ev)) {
+        evk_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* What the map says of @p key (NULL for a key deleted in the open
+ * transaction), or else the disk. */
+static const evk_event_t *store_lookup(const evk_store_t *st, const char *key) {
+    const store_entry_t *e = *store_link(st, key);
+    if (e) return e->value;
+    /* Loading only fills the cache: the store's contents do not change. */
+    return store_disk(st) ? store_load((evk_store_t *)st, key) : NULL;
+}
+
+/* The checkpoints of every held partition, then the disk transaction's
+ * commit. */
+static evk_err_t stores_sync(evk_service_t *svc) {
+    evk_err_t rc = EVK_OK;
+    for (size_t i = 0; i < svc->nstores && !rc; i++) {
+        evk_store_t *st = svc->stores[i];
+        for (int32_t p = 0; p < st->nend && !rc; p++)
+            if (st->end[p] >= 0)
+                rc = svc_disk_set_checkpoint(svc->disk, evk_schema_type(st->schema), p,
+                                             st->end[p]);
+    }
+    if (rc) {
+        svc_disk_abort(svc->disk);
+        return rc;
+    }
+    return svc_disk_commit(svc->disk);
+}
+
+/* The keys the committed transaction wrote, as they now are, to disk. */
+static evk_err_t stores_flush(evk_service_t *svc) {
+    evk_err_t rc = svc_disk_begin(svc->disk);
+    for (size_t i = 0; i < svc->nundo && !rc; i++) {
+        const svc_undo_t *u = &svc->undo[i];
+        const store_entry_t *e = *store_link(u->store, u->key);
+        void *frame = NULL;
+        size_t len = 0;
+        if (!e) continue;
+        if (!e->value) {
+            rc = svc_disk_del(svc->disk, u->store->table, u->key);
+            continue;
+        }
+        rc = evk_event_encode(e->value, &frame, &len);
+        if (!rc) rc = svc_disk_put(svc->disk, u->store->table, u->key, e->partition, frame, len);
+        free(frame);
+    }
+    if (rc) {
+        svc_disk_abort(svc->disk);
+        return rc;
+    }
+    return stores_sync(svc);
+}
+
+/* A disk that failed a write is not written again this run: the map then
+ * keeps everything written since (it is no longer trimmed), and the disk
+ * keeps a state with its checkpoint, which a restart catches up from. */
+static void stores_disk_failed(evk_service_t *svc) {
+    evk_log(EVK_LOG_ERROR, svc->name,
+            "state cannot be written to disk: keeping it in memory for this run", NULL);
+    svc->disk_failed = 1;
+}
+
+void svc_stores_committed(evk_service_t *svc) {
+    if (!svc->nundo) return;
+    int on_disk = svc->disk && !svc->disk_failed;
+    if (on_disk && stores_flush(svc)) {
+        stores_disk_failed(svc);
+        on_disk = 0;
+    }
+    for (size_t i = 0; i < svc->nundo; i++) {
+        store_entry_t **link = store_link(svc->undo[i].store, svc->undo[i].key);
+        if (*link && !(*link)->value) store_unlink(svc->undo[i].store, link);
+    }
+    int trimmed = 0;
+    for (size_t i = 0; i < svc->nstores && on_disk; i++) {
+        if (svc->stores[i]->entries <= svc->cache_entries) continue;
+        store_uncache(svc->stores[i]);
+        trimmed = 1;
+    }
+    if (trimmed) svc_disk_release_pages(svc->disk);
+}
+
+/* The state directory of this instance: state.dir/<group>/<instance>. */
+evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    int64_t cache = STORE_CACHE_DEFAULT;
+    const char *dir = evk_config_get_string(svc->cfg, "state.dir", NULL);
+    evk_err_t rc =
+        evk_config_get_int(svc->cfg, "state.cache_entries", cache, &cache, errstr, errstr_size);
+    if (!rc && cache < 0)
+        rc = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                      "state.cache_entries: must be at least 0, got %lld", (long long)cache);
+    if (rc || !dir || !*dir || !svc->nstores || svc->disk) return rc;
+    svc->cache_entries = (size_t)cache;
+    if (svc->nstores >= SVC_DISK_MAX_TABLES)
+        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                        "%s: %zu stores, at most %d can be kept on disk", svc->name,
+                        svc->nstores, SVC_DISK_MAX_TABLES - 1);
+    size_t n = strlen(dir) + strlen(svc->group_id) + strlen(svc->instance_id) + 3;
+    char *path = malloc(n);
+    if (!path) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    snprintf(path, n, "%s/%s/%s", dir, svc->group_id, svc->instance_id);
+    rc = svc_disk_open(path, &svc->disk, errstr, errstr_size);
+    for (size_t i = 0; i < svc->nstores && !rc; i++)
+        if (svc_disk_table(svc->disk, evk_schema_type(svc->stores[i]->schema),
+                           &svc->stores[i]->table))
+            rc = evk_fail(EVK_ERR_IO, errstr, errstr_size, "state %s: cannot open table %s",
+                          path, evk_schema_type(svc->stores[i]->schema));
+    if (!rc) {
+        char entries[24];
+        snprintf(entries, sizeof(entries), "%lld", (long long)cache);
+        evk_log(EVK_LOG_INFO, svc->name, "state on disk", "dir", path, "cache_entries", entries,
+                NULL);
+    }
+    free(path);
+    return rc;
 }
 
 /* ---- public API ---- */
 
 const evk_event_t *evk_store_get(const evk_store_t *st, const char *key) {
     if (!st || !key) return NULL;
-    const store_entry_t *e = *store_link(st, key);
-    return e ? e->value : NULL;
+    return store_lookup(st, key);
+}
+
+typedef struct {
+    const evk_store_t *st;
+    int (*cb)(const char *key, const evk_event_t *value, void *opaque);
+    void *opaque;
+    size_t count;
+    int stopped;
+} store_walk_t;
+
+/* A key on disk that the map does not shadow, of a held partition. */
+static int disk_key_visible(const store_walk_t *w, const char *key, int32_t partition) {
+    return store_holds(w->st, partition) && !*store_link(w->st, key);
+}
+
+static int walk_disk_key(const char *key, size_t key_len, int32_t partition, const void *frame,
+                         size_t len, void *opaque) {
+    store_walk_t *w = opaque;
+    char *k = strndup(key, key_len);
+    if (!k) return 1;
+    if (disk_key_visible(w, k, partition)) {
+        w->count++;
+        if (w->cb) {
+            evk_event_t *ev = store_decode(w->st, k, frame, len);
+            w->stopped = ev && w->cb(k, ev, w->opaque);
+            evk_event_destroy(ev);
+        }
+    }
+    free(k);
+    return w->stopped;
+}
+
+/* The map's values, then the keys on disk it does not hold. */
+static size_t store_walk(store_walk_t *w) {
+    const evk_store_t *st = w->st;
+    for (size_t i = 0; i < st->nbuckets && !w->stopped; i++)
+        for (const store_entry_t *e = st->buckets[i]; e && !w->stopped; e = e->next)
+            if (e->value) {
+                w->count++;
+                w->stopped = w->cb && w->cb(e->key, e->value, w->opaque);
+            }
+    if (store_disk(st) && !w->stopped) svc_disk_scan(store_disk(st), st->table, walk_disk_key, w);
+    return w->count;
 }
 
 size_t evk_store_count(const evk_store_t *st) {
-    return st ? st->count : 0;
+    if (!st) return 0;
+    if (!store_disk(st)) return st->live;
+    store_walk_t w = {.st = st};
+    return store_walk(&w);
 }
 
 void evk_store_foreach(const evk_store_t *st,
                        int (*cb)(const char *key, const evk_event_t *value, void *opaque),
                        void *opaque) {
     if (!st || !cb) return;
-    for (size_t i = 0; i < st->nbuckets; i++)
-        for (const store_entry_t *e = st->buckets[i]; e; e = e->next)
-            if (cb(e->key, e->value, opaque)) return;
+    store_walk_t w = {.st = st, .cb = cb, .opaque = opaque};
+    store_walk(&w);
 }
 
 /* @p key is the input key @p input, or it, the separator and more. */
@@ -215,27 +444,35 @@ static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st, co
     return EVK_ERR_INVALID_ARG;
 }
 
-/* The changelog record is staged first: if the put cannot be recorded
- * completely, nothing of it remains. */
+/* Set @p key to @p value (NULL: delete) in the open transaction, the
+ * changelog record (@p value's, or a tombstone) staged first: if the write
+ * cannot be recorded completely, nothing of it remains. */
+static evk_err_t store_write(evk_ctx_t *ctx, evk_store_t *st, const char *key,
+                             evk_event_t *value) {
+    evk_service_t *svc = ctx->svc;
+    size_t staged = svc->nstaged;
+    char *copy = strdup(key);
+    evk_event_t *prev = NULL;
+    int had_entry = 0;
+    evk_err_t rc = !copy                 ? EVK_ERR_NOMEM
+                   : value ? svc_stage(svc, value, ctx->partition, 0)
+                           : svc_stage_tombstone(svc, st->schema, key, ctx->partition);
+    if (!rc) rc = svc_undo_reserve(svc);
+    if (!rc) rc = svc_store_set(st, copy, ctx->partition, value, &prev, &had_entry);
+    if (rc) {
+        svc_unstage_from(svc, staged);
+        free(copy);
+        return rc;
+    }
+    svc_undo_push(svc, st, copy, prev, had_entry);
+    return EVK_OK;
+}
+
 static evk_err_t store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
     if (!ctx || !st || !value || evk_event_schema(value) != st->schema || !evk_event_key(value))
         return EVK_ERR_INVALID_ARG;
     evk_err_t rc = store_key_check(ctx, st, evk_event_key(value));
-    if (rc) return rc;
-    evk_service_t *svc = ctx->svc;
-    size_t staged = svc->nstaged;
-    char *key = strdup(evk_event_key(value));
-    evk_event_t *prev = NULL;
-    rc = key ? svc_stage(svc, value, ctx->partition, 0) : EVK_ERR_NOMEM;
-    if (!rc) rc = svc_undo_reserve(svc);
-    if (!rc) rc = svc_store_swap(st, key, ctx->partition, value, &prev);
-    if (rc) {
-        svc_unstage_from(svc, staged);
-        free(key);
-        return rc;
-    }
-    svc_undo_push(svc, st, key, ctx->partition, prev, NULL);
-    return EVK_OK;
+    return rc ? rc : store_write(ctx, st, evk_event_key(value), value);
 }
 
 evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
@@ -244,42 +481,14 @@ evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value) {
     return rc;
 }
 
-/* The entry leaves the map but is kept by the undo entry, so that a revert
- * puts it back without allocating. */
+/* The key keeps an entry without a value until the transaction commits, so
+ * that a revert puts the value back without allocating and a disk's older
+ * value stays hidden. */
 evk_err_t evk_store_delete(evk_ctx_t *ctx, evk_store_t *st, const char *key) {
     if (!ctx || !st || !key) return EVK_ERR_INVALID_ARG;
     evk_err_t rc = store_key_check(ctx, st, key);
-    if (rc) return rc;
-    store_entry_t **link = store_link(st, key);
-    if (!*link) return EVK_OK;
-    evk_service_t *svc = ctx->svc;
-    size_t staged = svc->nstaged;
-    char *copy = strdup(key);
-    rc = copy ? svc_stage_tombstone(svc, st->schema, key, ctx->partition) : EVK_ERR_NOMEM;
-    if (!rc) rc = svc_undo_reserve(svc);
-    if (rc) {
-        svc_unstage_from(svc, staged);
-        free(copy);
-        return rc;
-    }
-    store_entry_t *e = *link;
-    *link = e->next;
-    st->count--;
-    svc_undo_push(svc, st, copy, ctx->partition, NULL, e);
-    return EVK_OK;
-}
-
-void svc_store_relink(evk_store_t *st, void *entry) {
-    store_entry_t *e = entry, **head = &st->buckets[hash(e->key) & (st->nbuckets - 1)];
-    e->next = *head;
-    *head = e;
-    st->count++;
-}
-
-void svc_store_entry_free(void *entry) {
-    store_entry_t *e = entry;
-    evk_event_destroy(e->value);
-    free(e);
+    if (rc || !store_lookup(st, key)) return rc;
+    return store_write(ctx, st, key, NULL);
 }
 
 /* ---- restore ----
@@ -287,22 +496,37 @@ void svc_store_entry_free(void *entry) {
  * One consumer reads the assigned partitions of every changelog of the
  * service at once, so that the topics' fetches overlap. A record is
  * decoded once and goes to the store of its type; a tombstone to every
- * store of its topic. Each store skips what it holds already. */
+ * store of its topic. Each store skips what it holds already. With a
+ * state directory the records go to disk as the changelog has them, in
+ * chunks that each end with the checkpoints they reach. */
 
 static int store_reads(const evk_store_t *st, const rd_kafka_message_t *m) {
     return !strcmp(evk_schema_topic(st->schema), rd_kafka_topic_name(m->rkt));
 }
 
-/* @p m's key set to @p ev in @p st, if @p st does not hold it already. */
+/* @p m's key set to @p ev (NULL: deleted) in @p st, if @p st does not hold
+ * it already. */
 static evk_err_t restore_put(evk_store_t *st, const rd_kafka_message_t *m, const char *key,
                              evk_event_t *ev) {
-    if (m->offset < st->end[m->partition]) {
+    svc_disk_t *disk = store_disk(st);
+    evk_err_t rc = EVK_OK;
+    if (m->offset >= st->end[m->partition] && disk)
+        rc = ev ? svc_disk_put(disk, st->table, key, m->partition, m->payload, m->len)
+                : svc_disk_del(disk, st->table, key);
+    if (m->offset < st->end[m->partition] || disk) {
         evk_event_destroy(ev);
-        return EVK_OK;
+        return rc;
     }
-    evk_event_t *prev = NULL;
-    evk_err_t rc = svc_store_swap(st, key, m->partition, ev, &prev);
-    evk_event_destroy(rc ? ev : prev);
+    store_entry_t **link = store_link(st, key);
+    if (*link && ev) {
+        st->live += !(*link)->value;
+        evk_event_destroy((*link)->value);
+        (*link)->value = ev;
+    } else if (*link) {
+        store_unlink(st, link);
+    } else if (ev && (rc = store_insert(st, key, m->partition, ev))) {
+        evk_event_destroy(ev);
+    }
     return rc;
 }
 
@@ -351,14 +575,16 @@ evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const c
 }
 
 /* Where to read partition @p p of @p topic from: the first offset that a
- * store of it does not hold (the start for a store that holds nothing of
- * it, which from now on holds it empty). */
+ * store of it does not hold, in memory or on disk (the start for a store
+ * that holds nothing of it, which from now on holds it empty). */
 static evk_err_t restore_from(evk_service_t *svc, const char *topic, int32_t p, int64_t *from) {
     *from = INT64_MAX;
     for (size_t i = 0; i < svc->nstores; i++) {
         evk_store_t *st = svc->stores[i];
         if (strcmp(evk_schema_topic(st->schema), topic)) continue;
         if (store_track(st, p)) return EVK_ERR_NOMEM;
+        if (st->end[p] < 0 && svc->disk)
+            st->end[p] = svc_disk_checkpoint(svc->disk, evk_schema_type(st->schema), p);
         int64_t at = st->end[p] >= 0 ? st->end[p] : RD_KAFKA_OFFSET_BEGINNING;
         if (st->end[p] < 0) st->end[p] = 0;
         if (at < *from) *from = at;
@@ -432,9 +658,16 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
         return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
                         rd_kafka_message_errstr(m));
     if (m->err) return EVK_OK; /* transient: librdkafka retries */
-    atomic_fetch_add(&svc->stats.restored, 1);
+    uint64_t n = atomic_fetch_add(&svc->stats.restored, 1) + 1;
     evk_err_t rc = restore_apply(svc, m);
     stores_reach(svc, m, m->offset + 1);
+    if (!rc && svc->disk && n % STORE_RESTORE_CHUNK == 0) {
+        rc = stores_sync(svc);
+        if (!rc) rc = svc_disk_begin(svc->disk);
+    }
+    if (rc == EVK_ERR_IO)
+        return evk_fail(rc, errstr, errstr_size, "restore %s: cannot write the state to disk",
+                        topic);
     if (rc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     return EVK_OK;
 }
@@ -499,21 +732,51 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
     return rk;
 }
 
+/* The state on disk is of the cluster @p rk talks to, or it goes: its
+ * checkpoints would be offsets of another cluster's changelogs. Asked once
+ * a run; a cluster that does not tell its id in time is asked next time. */
+static evk_err_t stores_claim_disk(evk_service_t *svc, rd_kafka_t *rk) {
+    unsigned tables[SVC_DISK_MAX_TABLES];
+    int cleared = 0;
+    if (!svc->disk || svc->disk_claimed) return EVK_OK;
+    char *id = rd_kafka_clusterid(rk, STORE_CLUSTER_ID_TIMEOUT_MS);
+    if (!id) return EVK_OK;
+    for (size_t i = 0; i < svc->nstores; i++)
+        tables[i] = svc->stores[i]->table;
+    evk_err_t rc = svc_disk_claim(svc->disk, id, tables, svc->nstores, &cleared);
+    if (!rc && cleared)
+        evk_log(EVK_LOG_WARN, svc->name, "state on disk was of another cluster: cleared",
+                "cluster", id, NULL);
+    svc->disk_claimed = !rc;
+    rd_kafka_mem_free(rk, id);
+    return rc;
+}
+
 /* Bring the stores' partitions @p parts up to the end of their changelogs. */
 static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_t nparts,
                                  char *errstr, size_t errstr_size) {
     rd_kafka_t *rk = restore_consumer(svc, errstr, errstr_size);
     if (!rk) return EVK_ERR_KAFKA;
+    if (stores_claim_disk(svc, rk)) {
+        rd_kafka_destroy(rk);
+        return evk_fail(EVK_ERR_IO, errstr, errstr_size, "restore: cannot clear the state on disk");
+    }
     int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_new((int)(nparts * svc->nstores));
     evk_err_t rc = restore_list(svc, rk, parts, nparts, deadline, list, errstr, errstr_size);
+    if (!rc && svc->disk && svc_disk_begin(svc->disk))
+        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size, "restore: cannot write the state to disk");
     if (!rc && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
         rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
                             rd_kafka_err2str(err))
                  : restore_read(svc, rk, list, deadline, errstr, errstr_size);
     }
+    /* What was read is on disk with its checkpoints, even when the read
+     * stopped early: the next restore goes on from there. */
+    if (svc->disk && stores_sync(svc) && !rc)
+        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size, "restore: cannot write the state to disk");
     rd_kafka_topic_partition_list_destroy(list);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
@@ -522,24 +785,43 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
 
 void svc_stores_drop(evk_service_t *svc) {
     for (size_t i = 0; i < svc->nstores; i++)
-        svc_store_drop(svc->stores[i]);
+        store_keep(svc->stores[i], NULL, 0);
 }
 
-/* Partitions held from before are caught up, the others read whole; every
- * other partition is dropped. A failed or interrupted restore drops them
- * all, so that no partial state stays. A held state that the changelog no
- * longer covers (truncated) is dropped and read whole again. */
+/* The state of @p parts on disk no longer matches the changelog: it goes,
+ * checkpoints included. */
+static evk_err_t stores_wipe(evk_service_t *svc, const int32_t *parts, size_t nparts) {
+    evk_err_t rc = svc_disk_begin(svc->disk);
+    for (size_t i = 0; i < svc->nstores && !rc; i++)
+        rc = svc_disk_wipe(svc->disk, svc->stores[i]->table,
+                           evk_schema_type(svc->stores[i]->schema), parts, nparts);
+    if (rc) {
+        svc_disk_abort(svc->disk);
+        return rc;
+    }
+    return svc_disk_commit(svc->disk);
+}
+
+/* In memory: partitions held from before are caught up, the others read
+ * whole, and every other partition is dropped. On disk: every partition is
+ * read from its checkpoint, and memory starts empty. A failed or
+ * interrupted restore holds nothing, so that no partial state is used. A
+ * held state that the changelog no longer covers (truncated) is dropped
+ * and read whole again. */
 evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t nparts,
                              char *errstr, size_t errstr_size) {
     if (!svc->nstores) return EVK_OK;
     for (size_t i = 0; i < svc->nstores; i++)
-        svc_store_keep(svc->stores[i], parts, nparts);
+        store_keep(svc->stores[i], parts, svc->disk ? 0 : nparts);
     evk_err_t rc = nparts ? stores_catch_up(svc, parts, nparts, errstr, errstr_size) : EVK_OK;
     if (rc == STORE_TRUNCATED) {
         evk_log(EVK_LOG_WARN, svc->name, "restoring from the start", "reason", errstr, NULL);
         svc_stores_drop(svc);
-        rc = stores_catch_up(svc, parts, nparts, errstr, errstr_size);
+        rc = svc->disk && stores_wipe(svc, parts, nparts)
+                 ? evk_fail(EVK_ERR_IO, errstr, errstr_size, "cannot clear the state on disk")
+                 : stores_catch_up(svc, parts, nparts, errstr, errstr_size);
     }
     if (rc || svc_stopping(svc)) svc_stores_drop(svc);
+    if (svc->disk) svc_disk_release_pages(svc->disk);
     return rc == STORE_TRUNCATED ? EVK_ERR_KAFKA : rc;
 }

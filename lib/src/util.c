@@ -1,8 +1,10 @@
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -24,6 +26,15 @@ int64_t evk_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int evk_make_dirs(char *path) {
+    for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash) *slash = '\0';
+        int rc = mkdir(path, 0700) && errno != EEXIST ? -1 : 0;
+        if (slash) *slash = '/';
+        if (rc || !slash) return rc;
+    }
 }
 
 size_t evk_url_userinfo_len(const char *authority) {

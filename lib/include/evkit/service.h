@@ -149,8 +149,25 @@
  * partition count (checked on assignment: EVK_ERR_CONFIG), and a store key
  * must be the key of the input being handled, or that key followed by
  * EVK_STORE_KEY_SEP and more (evk_store_put() refuses any other: state keyed
- * otherwise goes through a topic keyed by it, see inventory-service). Producers of the inputs must partition keys alike:
- * evkit uses murmur2 (Java's default; partitioner=murmur2_random).
+ * otherwise goes through a topic keyed by it, see inventory-service).
+ * Producers of the inputs must partition keys alike: evkit uses murmur2
+ * (Java's default; partitioner=murmur2_random).
+ *
+ * Where store state lives: without state.dir (EVK_STATE_DIR) in memory, all
+ * keys of the assigned partitions, restored from the changelog on each
+ * assignment (a partition given back reads only what was written since).
+ * With state.dir, on disk (LMDB, in state.dir/<group_id>/<instance id>):
+ * what each committed transaction wrote goes there after the commit,
+ * with the changelog offset it reaches per partition (a checkpoint), and
+ * memory keeps only the keys of the open batch plus up to
+ * state.cache_entries per store (default 1000). A restore, at start or on
+ * an assignment, reads each changelog partition from its checkpoint, so a
+ * restarted instance, killed or not, reads only what others wrote since.
+ * The changelog stays the source of truth: a checkpoint past what the
+ * changelog holds (topic recreated) or state of another cluster (cluster
+ * id) clears the state on disk and restores from the changelog. If the
+ * disk cannot be written, the service logs it and keeps the state in
+ * memory for the rest of the run.
  *
  * Effects on redelivery: the n-th event a handler call makes (including
  * store values) gets an id derived from the input's id and n, so a replayed
@@ -331,7 +348,17 @@ const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
  */
 #define EVK_STORE_KEY_SEP "\x1f"
 
-/** @brief Latest value for @p key (including writes earlier in this batch), or NULL. */
+/**
+ * @brief Latest value for @p key (including writes earlier in this batch),
+ *        or NULL; NULL too for a key of a partition this instance does not
+ *        hold. Owned by the store: valid until the handler returns or the
+ *        key is put or deleted, whichever comes first. Call it from
+ *        handlers and the ready callback only (the service's thread); with
+ *        state on disk a read may load the key into memory.
+ *
+ *        A value read back from disk carries its data and key, not the
+ *        CloudEvents attributes it was put with (id, time, source...).
+ */
 const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
 
 /**
@@ -353,10 +380,13 @@ evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
  */
 evk_err_t evk_store_delete(evk_ctx_t *ctx, evk_store_t *st, const char *key);
 
-/** @brief Number of keys. */
+/** @brief Number of keys of the held partitions (with state on disk, a
+ *         scan of it: O(keys)). Service thread only, as evk_store_get(). */
 size_t evk_store_count(const evk_store_t *st);
 
-/** @brief Call @p cb for every key in unspecified order; stops when @p cb returns non-zero. */
+/** @brief Call @p cb for every key of the held partitions in unspecified
+ *         order; stops when @p cb returns non-zero. @p value is valid during
+ *         the call only. Service thread only, as evk_store_get(). */
 void evk_store_foreach(const evk_store_t *st,
                        int (*cb)(const char *key, const evk_event_t *value, void *opaque),
                        void *opaque);
