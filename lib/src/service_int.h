@@ -129,7 +129,6 @@ struct evk_service_s {
     size_t nundo, undo_cap;
     /* The stores' state on disk (store_disk.c), or NULL: in memory only. */
     svc_disk_t *disk;
-    int disk_failed;  /* a write failed: no more this run (store.c) */
     int disk_claimed; /* its cluster checked (store.c) */
     size_t cache_entries; /* per store, what stays in memory after a commit */
     svc_poison_t *poison;
@@ -270,8 +269,9 @@ void svc_stores_drop(evk_service_t *svc);
 void svc_stores_written(evk_service_t *svc, const rd_kafka_message_t *msg);
 /* The open transaction committed: what it wrote goes to disk with the
  * checkpoints, deletions leave memory, and memory past cache_entries is
- * let go. Called before the undo log is forgotten. */
-void svc_stores_committed(evk_service_t *svc);
+ * let go. Called before the undo log is forgotten. EVK_ERR_IO: the disk
+ * refused it (the service must stop). */
+evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_size);
 
 /* Open the state directory, when state.dir is set and the service has
  * stores (at start, after the stores were added). */
@@ -312,7 +312,5 @@ void svc_disk_scan(svc_disk_t *d, unsigned table,
                    int (*cb)(const char *key, size_t key_len, int32_t partition,
                              const void *frame, size_t len, void *opaque),
                    void *opaque);
-/* Let go of the process's mapping of the file's pages (see store_disk.c). */
-void svc_disk_release_pages(svc_disk_t *d);
 
 #endif

@@ -569,7 +569,7 @@ static void mirror_offsets(evk_service_t *svc) {
             "error", rd_kafka_err2str(err), NULL);
 }
 
-static void committed(evk_service_t *svc) {
+static evk_err_t committed(evk_service_t *svc, char *errstr, size_t errstr_size) {
     mirror_offsets(svc);
     dead_letters_written(svc);
     atomic_fetch_add(&svc->stats.commits, 1);
@@ -577,11 +577,12 @@ static void committed(evk_service_t *svc) {
     atomic_fetch_add(&svc->stats.produced, svc->batch_outputs);
     atomic_fetch_add(&svc->stats.dead_letters, svc->batch_dead);
     svc_metrics_commit(svc->metrics);
-    svc_stores_committed(svc);
+    evk_err_t rc = svc_stores_committed(svc, errstr, errstr_size);
     undo_forget(svc);
     poison_prune(svc);
     svc->aborts_in_row = 0;
     batch_reset(svc);
+    return rc;
 }
 
 static rd_kafka_error_t *send_offsets(evk_service_t *svc) {
@@ -600,10 +601,7 @@ evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t er
         what = "commit_transaction";
         e = txn_retry(svc, op_commit, NULL);
     }
-    if (!e) {
-        committed(svc);
-        return EVK_OK;
-    }
+    if (!e) return committed(svc, errstr, errstr_size);
     if (rd_kafka_error_is_retriable(e))
         return txn_abandoned(svc, e, "committed", errstr, errstr_size);
     /* Besides abortable errors this covers the unexpected non-fatal ones

@@ -294,33 +294,24 @@ static evk_err_t stores_flush(evk_service_t *svc) {
     return stores_sync(svc);
 }
 
-/* A disk that failed a write is not written again this run: the map then
- * keeps everything written since (it is no longer trimmed), and the disk
- * keeps a state with its checkpoint, which a restart catches up from. */
-static void stores_disk_failed(evk_service_t *svc) {
-    evk_log(EVK_LOG_ERROR, svc->name,
-            "state cannot be written to disk: keeping it in memory for this run", NULL);
-    svc->disk_failed = 1;
-}
-
-void svc_stores_committed(evk_service_t *svc) {
-    if (!svc->nundo) return;
-    int on_disk = svc->disk && !svc->disk_failed;
-    if (on_disk && stores_flush(svc)) {
-        stores_disk_failed(svc);
-        on_disk = 0;
-    }
+/* A disk that cannot take the committed state stops the service: its
+ * checkpoints are behind but valid, so a restart (once the disk is fixed)
+ * catches up from the changelog. Carrying on in memory would need a third
+ * mode half on disk and half not. */
+evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    evk_err_t rc = EVK_OK;
+    if (!svc->nundo) return EVK_OK;
+    if (svc->disk && (rc = stores_flush(svc)))
+        return evk_fail(rc, errstr, errstr_size,
+                        "the committed state cannot be written to disk (state.dir); a "
+                        "restart catches up from the changelog");
     for (size_t i = 0; i < svc->nundo; i++) {
         store_entry_t **link = store_link(svc->undo[i].store, svc->undo[i].key);
         if (*link && !(*link)->value) store_unlink(svc->undo[i].store, link);
     }
-    int trimmed = 0;
-    for (size_t i = 0; i < svc->nstores && on_disk; i++) {
-        if (svc->stores[i]->entries <= svc->cache_entries) continue;
-        store_uncache(svc->stores[i]);
-        trimmed = 1;
-    }
-    if (trimmed) svc_disk_release_pages(svc->disk);
+    for (size_t i = 0; i < svc->nstores && svc->disk; i++)
+        if (svc->stores[i]->entries > svc->cache_entries) store_uncache(svc->stores[i]);
+    return EVK_OK;
 }
 
 /* The state directory of this instance: state.dir/<group>/<instance>. */
@@ -822,6 +813,5 @@ evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t np
                  : stores_catch_up(svc, parts, nparts, errstr, errstr_size);
     }
     if (rc || svc_stopping(svc)) svc_stores_drop(svc);
-    if (svc->disk) svc_disk_release_pages(svc->disk);
     return rc == STORE_TRUNCATED ? EVK_ERR_KAFKA : rc;
 }

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "internal.h"
 #include "service_int.h"
@@ -254,16 +253,4 @@ void svc_disk_scan(svc_disk_t *d, unsigned table,
         mdb_cursor_close(c);
     }
     disk_read_done(d);
-}
-
-/* The file's pages that reads mapped in stay in the kernel's page cache,
- * shared and reclaimable; the process lets go of its mapping of them, so
- * that its resident size counts what it holds itself (a store read through
- * pread(), as RocksDB does, keeps them out of it the same way). LMDB maps
- * the file read-only (no MDB_WRITEMAP), so dropping the mapping loses
- * nothing: the next read faults the page back in from the cache. */
-void svc_disk_release_pages(svc_disk_t *d) {
-    MDB_envinfo info;
-    if (!mdb_env_info(d->env, &info) && info.me_mapaddr)
-        (void)madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
 }

@@ -166,8 +166,9 @@
  * The changelog stays the source of truth: a checkpoint past what the
  * changelog holds (topic recreated) or state of another cluster (cluster
  * id) clears the state on disk and restores from the changelog. If the
- * disk cannot be written, the service logs it and keeps the state in
- * memory for the rest of the run.
+ * disk refuses a write (full, say), evk_service_run() returns EVK_ERR_IO:
+ * the Kafka transaction has committed, and a restart catches up from the
+ * checkpoint.
  *
  * Effects on redelivery: the n-th event a handler call makes (including
  * store values) gets an id derived from the input's id and n, so a replayed
