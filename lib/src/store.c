@@ -300,8 +300,7 @@ static evk_err_t stores_flush(evk_service_t *svc) {
  * mode half on disk and half not. */
 evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = EVK_OK;
-    if (!svc->nundo) return EVK_OK;
-    if (svc->disk && (rc = stores_flush(svc)))
+    if (svc->disk && svc->nundo && (rc = stores_flush(svc)))
         return evk_fail(rc, errstr, errstr_size,
                         "the committed state cannot be written to disk (state.dir); a "
                         "restart catches up from the changelog");
@@ -309,6 +308,7 @@ evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_s
         store_entry_t **link = store_link(svc->undo[i].store, svc->undo[i].key);
         if (*link && !(*link)->value) store_unlink(svc->undo[i].store, link);
     }
+    /* Reads fill the cache too, in batches that write nothing. */
     for (size_t i = 0; i < svc->nstores && svc->disk; i++)
         if (svc->stores[i]->entries > svc->cache_entries) store_uncache(svc->stores[i]);
     return EVK_OK;
