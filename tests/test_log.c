@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "evkit/log.h"
+#include "internal.h"
 
 /* Captures what evk_log writes to stderr (fd 2) into a temporary file. */
 static char *capture(void (*fn)(void)) {
@@ -67,6 +68,23 @@ static void log_url(void) {
             "POST https://bob:pa/ss@w0rd#1@hooks.example.com/x?a=b: HTTP 500", NULL);
 }
 
+/* Whole names and suffixes, not substrings: "author" stays readable. */
+static void test_secret_names(void **state) {
+    (void)state;
+    static const char *const secret[] = {
+        "password", "sasl.password", "ssl.key.password", "inventory-service.db.password",
+        "db_password", "secret", "client_secret", "sasl.oauthbearer.client.secret",
+        "sasl.jaas.config", "sasl.username", "token", "api_token", "refresh-token",
+        "authorization", "ssl.key.pem", "schema_registry.basic.auth.user.info", "credentials"};
+    static const char *const plain[] = {"author", "authorization_id", "order_id", "tokens_used",
+                                        "secretary", "passwords_changed", "keyspace",
+                                        "ssl.key.location", "sasl", "reason"};
+    for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+        if (!evk_secret_name(secret[i])) fail_msg("%s should be a secret", secret[i]);
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        if (evk_secret_name(plain[i])) fail_msg("%s should not be a secret", plain[i]);
+}
+
 /* A password may hold '/', '@' or '#' unescaped: all of it is redacted. */
 static void test_url_password_redacted(void **state) {
     (void)state;
@@ -98,6 +116,7 @@ int main(void) {
         cmocka_unit_test(test_logfmt),
         cmocka_unit_test(test_json_and_level_from_env),
         cmocka_unit_test(test_url_password_redacted),
+        cmocka_unit_test(test_secret_names),
         cmocka_unit_test(test_bad_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,15 +139,9 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* Names whose values must never reach an error message or a log. */
-static int is_secret(const char *name) {
-    return strstr(name, "password") || strstr(name, "secret") || ends_with(name, ".key") ||
-           ends_with(name, "key.pem");
-}
-
 /* Value of @p name as it may be shown to a user. */
 static const char *shown(const char *name, const char *value) {
-    return is_secret(name) ? EVK_REDACTED : value;
+    return evk_secret_name(name) ? EVK_REDACTED : value;
 }
 
 /* librdkafka quotes some values in its messages ('Invalid value "x" for ...'),
@@ -201,7 +195,7 @@ static evk_err_t kafka_set(rd_kafka_conf_t *conf, const char *name, const char *
     if (rd_kafka_conf_set(conf, name, value, msg, sizeof(msg)) == RD_KAFKA_CONF_OK)
         return EVK_OK;
     chomp(msg);
-    if (is_secret(name)) redact(msg, sizeof(msg), value);
+    if (evk_secret_name(name)) redact(msg, sizeof(msg), value);
     return evk_fail(EVK_ERR_CONFIG, reason, size, "kafka.%s: %s", name, msg);
 }
 

@@ -26,6 +26,13 @@ int64_t evk_now_ms(void);
  * private to the user; -1 with errno on failure. */
 int evk_make_dirs(char *path);
 
+/* Whether a setting or log field called @p name holds a secret, whose value
+ * is shown as <redacted>: a last name part (after the last '.') password,
+ * passwd, secret, token, authorization or credentials; a name ending in
+ * _password, _secret, _token, -token, .key, key.pem or
+ * basic.auth.user.info; any sasl.* property. */
+int evk_secret_name(const char *name);
+
 /* Length of the "user:password@" at the start of @p authority (what follows
  * a URL's "://"), 0 if there is none. It ends at the last '@' before
  * whitespace, a quote or an angle bracket: a password may hold '/', '@',

@@ -100,11 +100,6 @@ static void put_field(line_t *l, const char *k, const char *v) {
     put_value(l, v ? v : "");
 }
 
-static int is_secret_key(const char *k) {
-    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "token") ||
-           strstr(k, "auth");
-}
-
 static void timestamp(char out[32]) {
     struct timespec ts;
     struct tm tm;
@@ -133,7 +128,7 @@ void evk_log(evk_log_level_t level, const char *component, const char *msg, ...)
     const char *k;
     while ((k = va_arg(ap, const char *))) {
         const char *v = va_arg(ap, const char *);
-        put_field(&l, k, is_secret_key(k) ? "<redacted>" : v);
+        put_field(&l, k, evk_secret_name(k) ? "<redacted>" : v);
     }
     va_end(ap);
     if (format == FMT_JSON) put(&l, "}", 1);

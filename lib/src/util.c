@@ -37,6 +37,28 @@ int evk_make_dirs(char *path) {
     }
 }
 
+static int name_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Whole words only: "author" or "authorization_id" are no secrets, while a
+ * substring match took them for one and hid their values. */
+int evk_secret_name(const char *name) {
+    static const char *const leaves[] = {"password", "passwd", "secret", "token",
+                                         "authorization", "credentials"};
+    static const char *const suffixes[] = {"_password", "_secret", "_token", "-token",
+                                           ".key", "key.pem", "basic.auth.user.info"};
+    const char *dot = strrchr(name, '.');
+    const char *leaf = dot ? dot + 1 : name;
+    if (!strncmp(name, "sasl.", 5)) return 1; /* passwords, JAAS and OAuth configs */
+    for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++)
+        if (!strcmp(leaf, leaves[i])) return 1;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+        if (name_ends_with(name, suffixes[i])) return 1;
+    return 0;
+}
+
 size_t evk_url_userinfo_len(const char *authority) {
     size_t len = 0, end = strcspn(authority, " \t\r\n\"'<>");
     for (size_t i = 0; i < end; i++)
