@@ -14,10 +14,7 @@
 #define METADATA_TIMEOUT_MS 10000
 
 typedef struct {
-    const char *brokers;
-    const char *config_file;
-    char **props;
-    size_t nprops;
+    evk_cli_opts_t cli;
     const char *group;
     const char *offset; /* as given to -o, NULL when absent */
     int64_t start;      /* -o as a librdkafka offset, for assign() */
@@ -61,7 +58,8 @@ static void on_stop_signal(int sig) {
     stop_requested = 1;
 }
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const char *prog) {
+    (void)prog;
     fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-G group]\n"
                  "       [-o beginning|end|<offset>|-<n>] [-c count] [-e] TOPIC...\n"
                  "       " PROG " -h|--help | -V|--version\n"
@@ -103,24 +101,18 @@ static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, PROG ": ");
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
-    usage(stderr);
+    usage(stderr, PROG);
     return EVK_EXIT_USAGE;
 }
 
 static int parse_options(int argc, char **argv, options_t *o) {
     static const struct option longopts[] = {EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "b:X:F:G:o:c:ehV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, EVK_CLI_OPTSTRING "G:o:c:e", longopts, NULL)) != -1) {
+        int shared = evk_cli_opt(&o->cli, c, optarg, PROG, usage);
+        if (shared == EVK_CLI_TAKEN) continue;
+        if (shared != EVK_CLI_NOT_MINE) exit(shared);
         switch (c) {
-        case 'b':
-            o->brokers = optarg;
-            break;
-        case 'X':
-            o->props[o->nprops++] = optarg;
-            break;
-        case 'F':
-            o->config_file = optarg;
-            break;
         case 'G':
             o->group = optarg;
             break;
@@ -134,14 +126,8 @@ static int parse_options(int argc, char **argv, options_t *o) {
             if (parse_count(optarg, &o->count))
                 return usage_error("-c: expected a positive count, got \"%s\"", optarg);
             break;
-        case 'h':
-            usage(stdout);
-            exit(EVK_EXIT_OK);
-        case 'V':
-            evk_cli_version(PROG);
-            exit(EVK_EXIT_OK);
         default:
-            usage(stderr);
+            usage(stderr, PROG);
             return EVK_EXIT_USAGE;
         }
     }
@@ -594,14 +580,13 @@ static void install_signals(void) {
 int main(int argc, char **argv) {
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-    options_t o = {.props = calloc((size_t)argc, sizeof(char *))};
-    if (!o.props) return EVK_EXIT_CONFIG;
+    options_t o = {0};
+    if (evk_cli_opts_init(&o.cli, argc)) return EVK_EXIT_CONFIG;
     int rc = parse_options(argc, argv, &o);
     evk_config_t *cfg = NULL;
     evk_catalog_t *cat = NULL;
     char errstr[1024];
-    if (!rc && (evk_cli_config(o.config_file, o.brokers, o.props, o.nprops, &cfg, errstr,
-                               sizeof(errstr)) ||
+    if (!rc && (evk_cli_opts_config(&o.cli, &cfg, errstr, sizeof(errstr)) ||
                 consumer_settings(&o, cfg, errstr, sizeof(errstr)) ||
                 evk_cli_catalog(cfg, &cat, errstr, sizeof(errstr)))) {
         fprintf(stderr, PROG ": %s\n", errstr);
@@ -613,6 +598,6 @@ int main(int argc, char **argv) {
     }
     evk_catalog_destroy(cat);
     evk_config_destroy(cfg);
-    free(o.props);
+    evk_cli_opts_clear(&o.cli);
     return rc;
 }

@@ -21,45 +21,27 @@ static evk_err_t on_ready(evk_ctx_t *ctx, void *opaque) {
     return err;
 }
 
-static int usage(const char *name, int rc) {
-    fprintf(rc ? stderr : stdout,
+static void usage(FILE *out, const char *name) {
+    fprintf(out,
             "Usage: %s [-F config] [-b brokers] [-X prop=val]... [-h|--help] [-V|--version]\n",
             name);
-    return rc;
 }
 
-typedef struct {
-    const char *config_file, *brokers;
-    char **props;
-    size_t nprops;
-} args_t;
-
-static int parse_args(const char *name, int argc, char **argv, args_t *a) {
-    int c;
-    a->props = calloc((size_t)argc, sizeof(char *));
-    if (!a->props) return EVK_EXIT_CONFIG;
+/* 0 to run; else the exit code (help or version shown, or a usage error). */
+static int parse_args(const char *name, int argc, char **argv, evk_cli_opts_t *o) {
     static const struct option longopts[] = {EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
-    while ((c = getopt_long(argc, argv, "F:b:X:hV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'F':
-            a->config_file = optarg;
-            break;
-        case 'b':
-            a->brokers = optarg;
-            break;
-        case 'X':
-            a->props[a->nprops++] = optarg;
-            break;
-        case 'h':
-            exit(usage(name, EVK_EXIT_OK));
-        case 'V':
-            evk_cli_version(name);
-            exit(EVK_EXIT_OK);
-        default:
-            return usage(name, EVK_EXIT_USAGE);
-        }
+    int c;
+    if (evk_cli_opts_init(o, argc)) return EVK_EXIT_CONFIG;
+    while ((c = getopt_long(argc, argv, EVK_CLI_OPTSTRING, longopts, NULL)) != -1) {
+        int shared = evk_cli_opt(o, c, optarg, name, usage);
+        if (shared == EVK_CLI_TAKEN) continue;
+        if (shared != EVK_CLI_NOT_MINE) exit(shared);
+        usage(stderr, name);
+        return EVK_EXIT_USAGE;
     }
-    return optind < argc ? usage(name, EVK_EXIT_USAGE) : EVK_EXIT_OK;
+    if (optind == argc) return EVK_EXIT_OK;
+    usage(stderr, name);
+    return EVK_EXIT_USAGE;
 }
 
 static int fail(const char *name, int rc, const char *errstr) {
@@ -110,7 +92,7 @@ static int run(const flow_service_t *def, void *state, const evk_config_t *cfg,
 
 int flow_service_main(const flow_service_t *def, void *state, int argc, char **argv) {
     char errstr[512];
-    args_t a = {0};
+    evk_cli_opts_t a = {0};
     /* A write to a closed pipe or socket must fail with EPIPE, not kill the
      * service mid-transaction: its logs once whoever read stderr has gone,
      * libcurl's TLS writes (CURLOPT_NOSIGNAL leaves them unprotected). The
@@ -119,8 +101,7 @@ int flow_service_main(const flow_service_t *def, void *state, int argc, char **a
     evk_config_t *cfg = NULL;
     evk_catalog_t *cat = NULL;
     int rc = parse_args(def->name, argc, argv, &a);
-    if (!rc && evk_cli_config(a.config_file, a.brokers, a.props, a.nprops, &cfg, errstr,
-                              sizeof errstr))
+    if (!rc && evk_cli_opts_config(&a, &cfg, errstr, sizeof errstr))
         rc = fail(def->name, EVK_EXIT_CONFIG, errstr);
     if (!rc && (evk_log_setup(cfg, errstr, sizeof errstr) ||
                 evk_cli_catalog(cfg, &cat, errstr, sizeof errstr)))
@@ -129,7 +110,7 @@ int flow_service_main(const flow_service_t *def, void *state, int argc, char **a
     if (def->cleanup) def->cleanup(state);
     evk_catalog_destroy(cat);
     evk_config_destroy(cfg);
-    free(a.props);
+    evk_cli_opts_clear(&a);
     return rc;
 }
 

@@ -4,7 +4,7 @@
  *
  *   <name> [-F config] [-b brokers] [-X prop=val]...
  *
- * Builds the config (evk_cli_config), loads the catalog, sets up logging,
+ * Builds the config (evk_cli_opts_config), loads the catalog, sets up logging,
  * creates the service, checks its config group against the service's
  * settings (an unknown key or a value of the wrong type exits 2), subscribes
  * every route, runs until SIGINT/SIGTERM and

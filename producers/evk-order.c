@@ -10,7 +10,8 @@
 #include "order.h"
 #include "rules.h"
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const char *prog) {
+    (void)prog;
     fprintf(out,
             "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] COMMAND ...\n"
             "       " PROG " -h|--help | -V|--version   (also after a COMMAND)\n"
@@ -27,37 +28,21 @@ int order_usage_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputs("\n", stderr);
-    usage(stderr);
+    usage(stderr, PROG);
     return EVK_EXIT_USAGE;
 }
 
+/* The same help whatever the command: it names every command's options. */
 int order_common_opt(order_opts_t *o, int c, char *arg) {
-    switch (c) {
-    case 'b':
-        o->brokers = arg;
-        return 1;
-    case 'X':
-        o->props[o->nprops++] = arg;
-        return 1;
-    case 'F':
-        o->config_file = arg;
-        return 1;
-    case 'h': /* the same help whatever the command: it names every command's options */
-        usage(stdout);
-        exit(EVK_EXIT_OK);
-    case 'V':
-        evk_cli_version(PROG);
-        exit(EVK_EXIT_OK);
-    default:
-        return 0;
-    }
+    int shared = evk_cli_opt(o, c, arg, PROG, usage);
+    if (shared != EVK_CLI_TAKEN && shared != EVK_CLI_NOT_MINE) exit(shared);
+    return shared == EVK_CLI_TAKEN;
 }
 
 int order_env_open(const order_opts_t *o, order_env_t *env) {
     char errstr[1024];
     *env = (order_env_t){0};
-    if (evk_cli_config(o->config_file, o->brokers, o->props, o->nprops, &env->cfg, errstr,
-                       sizeof errstr) ||
+    if (evk_cli_opts_config(o, &env->cfg, errstr, sizeof errstr) ||
         evk_log_setup(env->cfg, errstr, sizeof errstr) ||
         evk_cli_catalog(env->cfg, &env->cat, errstr, sizeof errstr)) {
         fprintf(stderr, PROG ": %s\n", errstr);
@@ -217,15 +202,15 @@ int main(int argc, char **argv) {
                     {"publish", order_cmd_publish},
                     {"generate", order_cmd_generate},
                     {"status", order_cmd_status}};
-    order_opts_t o = {.props = calloc((size_t)argc, sizeof(char *))};
+    order_opts_t o;
     int c, rc = EVK_EXIT_USAGE;
-    if (!o.props) return EVK_EXIT_CONFIG;
+    if (evk_cli_opts_init(&o, argc)) return EVK_EXIT_CONFIG;
     static const struct option longopts[] = {ORDER_COMMON_LONGOPTS};
     /* '+': stop at the command, whose own options follow it. */
     while ((c = getopt_long(argc, argv, "+" ORDER_COMMON_OPTS, longopts, NULL)) != -1) {
         if (!order_common_opt(&o, c, optarg)) {
-            usage(stderr);
-            free(o.props);
+            usage(stderr, PROG);
+            evk_cli_opts_clear(&o);
             return EVK_EXIT_USAGE;
         }
     }
@@ -242,6 +227,6 @@ int main(int argc, char **argv) {
         optind = 0; /* GNU getopt: start over on the command's arguments */
         rc = commands[i].run(argc - (int)(sub - argv), sub, &o);
     }
-    free(o.props);
+    evk_cli_opts_clear(&o);
     return rc;
 }

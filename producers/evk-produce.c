@@ -12,16 +12,14 @@
 #define PROG "evk-produce"
 
 typedef struct {
-    const char *brokers;
-    const char *config_file;
-    char **props;
-    size_t nprops;
+    evk_cli_opts_t cli;
     const char *type;
     int strict;
     const char *input;
 } options_t;
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const char *prog) {
+    (void)prog;
     fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] -t TYPE "
                  "[--strict] [FILE|-]\n"
                  "       " PROG " -h|--help | -V|--version\n"
@@ -35,38 +33,26 @@ static int parse_options(int argc, char **argv, options_t *o) {
                                              EVK_CLI_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "b:X:F:t:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, EVK_CLI_OPTSTRING "t:", longopts, NULL)) != -1) {
+        int shared = evk_cli_opt(&o->cli, c, optarg, PROG, usage);
+        if (shared == EVK_CLI_TAKEN) continue;
+        if (shared != EVK_CLI_NOT_MINE) exit(shared);
         switch (c) {
-        case 'b':
-            o->brokers = optarg;
-            break;
-        case 'X':
-            o->props[o->nprops++] = optarg;
-            break;
-        case 'F':
-            o->config_file = optarg;
-            break;
         case 't':
             o->type = optarg;
             break;
         case 's':
             o->strict = 1;
             break;
-        case 'h':
-            usage(stdout);
-            exit(EVK_EXIT_OK);
-        case 'V':
-            evk_cli_version(PROG);
-            exit(EVK_EXIT_OK);
         default:
-            usage(stderr);
+            usage(stderr, PROG);
             return EVK_EXIT_USAGE;
         }
     }
     if (!o->type || argc - optind > 1) {
         fprintf(stderr, PROG ": %s\n",
                 o->type ? "at most one input file" : "-t TYPE is required");
-        usage(stderr);
+        usage(stderr, PROG);
         return EVK_EXIT_USAGE;
     }
     o->input = optind < argc ? argv[optind] : "-";
@@ -97,14 +83,13 @@ static int run(const options_t *o, const evk_config_t *cfg, const evk_catalog_t 
 }
 
 int main(int argc, char **argv) {
-    options_t o = {.props = calloc((size_t)argc, sizeof(char *))};
-    if (!o.props) return EVK_EXIT_CONFIG;
+    options_t o = {0};
+    if (evk_cli_opts_init(&o.cli, argc)) return EVK_EXIT_CONFIG;
     int rc = parse_options(argc, argv, &o);
     evk_config_t *cfg = NULL;
     evk_catalog_t *cat = NULL;
     char errstr[1024];
-    if (!rc && (evk_cli_config(o.config_file, o.brokers, o.props, o.nprops, &cfg, errstr,
-                               sizeof(errstr)) ||
+    if (!rc && (evk_cli_opts_config(&o.cli, &cfg, errstr, sizeof(errstr)) ||
                 evk_cli_catalog(cfg, &cat, errstr, sizeof(errstr)))) {
         fprintf(stderr, PROG ": %s\n", errstr);
         rc = EVK_EXIT_CONFIG;
@@ -112,6 +97,6 @@ int main(int argc, char **argv) {
     if (!rc) rc = run(&o, cfg, cat);
     evk_catalog_destroy(cat);
     evk_config_destroy(cfg);
-    free(o.props);
+    evk_cli_opts_clear(&o.cli);
     return rc;
 }

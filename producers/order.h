@@ -10,15 +10,13 @@
 
 #define PROG "evk-order"
 
-/* kcat-style options, accepted before or after the command. */
-typedef struct {
-    const char *brokers, *config_file;
-    char **props;
-    size_t nprops;
-} order_opts_t;
+/* kcat-style options (lib/include/evkit/cli.h), accepted before or after
+ * the command. */
+typedef evk_cli_opts_t order_opts_t;
 
-/* getopt letters every command accepts, and their handler: 1 if @c was one. */
-#define ORDER_COMMON_OPTS "b:X:F:hV"
+/* getopt letters every command accepts, and their handler: 1 if @c was one
+ * (-h and -V exit, with evk-order's help or version). */
+#define ORDER_COMMON_OPTS EVK_CLI_OPTSTRING
 /* The long options every command's table ends with. */
 #define ORDER_COMMON_LONGOPTS EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}
 int order_common_opt(order_opts_t *o, int c, char *arg);

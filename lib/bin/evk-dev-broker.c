@@ -25,7 +25,8 @@ typedef struct {
     size_t ntopics;
 } options_t;
 
-static void usage(FILE *out) {
+static void usage(FILE *out, const char *prog) {
+    (void)prog;
     fprintf(out, "Usage: " PROG " [--brokers N] [--bootstrap-file PATH] "
                  "[--topic NAME:PARTITIONS]... [--control FIFO]\n"
                  "       " PROG " -h|--help | -V|--version\n"
@@ -54,8 +55,13 @@ static int parse_options(int argc, char **argv, options_t *o) {
                                              {"control", required_argument, NULL, 'c'},
                                              EVK_CLI_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
+    /* -h and -V only (no -X, so no evk_cli_opts_init()): the broker is the
+     * cluster, it talks to none. */
+    evk_cli_opts_t none = {0};
     int c;
     while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        int shared = evk_cli_opt(&none, c, optarg, PROG, usage);
+        if (shared != EVK_CLI_NOT_MINE) exit(shared);
         switch (c) {
         case 'n':
             if (parse_int(optarg, 1, &o->brokers)) {
@@ -73,20 +79,14 @@ static int parse_options(int argc, char **argv, options_t *o) {
         case 'c':
             o->control = optarg;
             break;
-        case 'h':
-            usage(stdout);
-            exit(EVK_EXIT_OK);
-        case 'V':
-            evk_cli_version(PROG);
-            exit(EVK_EXIT_OK);
         default:
-            usage(stderr);
+            usage(stderr, PROG);
             return EVK_EXIT_USAGE;
         }
     }
     if (optind < argc) {
         fprintf(stderr, PROG ": unexpected argument \"%s\"\n", argv[optind]);
-        usage(stderr);
+        usage(stderr, PROG);
         return EVK_EXIT_USAGE;
     }
     return EVK_EXIT_OK;

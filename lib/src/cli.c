@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <librdkafka/rdkafka.h>
 
@@ -13,6 +14,45 @@ const char *evk_version(void) {
 
 void evk_cli_version(const char *prog) {
     printf("%s evkit %s (librdkafka %s)\n", prog, evk_version(), rd_kafka_version_str());
+}
+
+evk_err_t evk_cli_opts_init(evk_cli_opts_t *o, int argc) {
+    *o = (evk_cli_opts_t){.props = calloc(argc > 0 ? (size_t)argc : 1, sizeof(char *))};
+    return o->props ? EVK_OK : EVK_ERR_NOMEM;
+}
+
+void evk_cli_opts_clear(evk_cli_opts_t *o) {
+    free(o->props);
+    *o = (evk_cli_opts_t){0};
+}
+
+int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
+                void (*usage)(FILE *out, const char *prog)) {
+    switch (c) {
+    case 'b':
+        o->brokers = arg;
+        return EVK_CLI_TAKEN;
+    case 'X': /* props has room for every argument: none is lost */
+        o->props[o->nprops++] = arg;
+        return EVK_CLI_TAKEN;
+    case 'F':
+        o->config_file = arg;
+        return EVK_CLI_TAKEN;
+    case 'h':
+        usage(stdout, prog);
+        return EVK_EXIT_OK;
+    case 'V':
+        evk_cli_version(prog);
+        return EVK_EXIT_OK;
+    default:
+        return EVK_CLI_NOT_MINE;
+    }
+}
+
+evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
+                              size_t errstr_size) {
+    return evk_cli_config(o->config_file, o->brokers, o->props, o->nprops, out, errstr,
+                          errstr_size);
 }
 
 static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,

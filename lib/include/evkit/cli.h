@@ -7,6 +7,7 @@
 #define EVKIT_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "config.h"
 #include "error.h"
 #include "schema.h"
@@ -39,6 +40,49 @@ enum {
  *        -V/--version.
  */
 void evk_cli_version(const char *prog);
+
+/**
+ * The kcat-style options every program that talks to a cluster takes:
+ * -b brokers, -X prop=val (repeatable), -F config file; with -h/--help and
+ * -V/--version (EVK_CLI_LONGOPTS) handled alike everywhere.
+ */
+typedef struct {
+    const char *brokers;     /**< -b, or NULL */
+    const char *config_file; /**< -F, or NULL */
+    char **props;            /**< -X values (argv's strings), nprops of them */
+    size_t nprops;
+} evk_cli_opts_t;
+
+/** The getopt letters of evk_cli_opts_t, for a program's optstring. */
+#define EVK_CLI_OPTSTRING "b:X:F:hV"
+
+/** evk_cli_opt(): the option was one of evk_cli_opts_t's, taken. */
+#define EVK_CLI_TAKEN (-1)
+/** evk_cli_opt(): the option is the program's own. */
+#define EVK_CLI_NOT_MINE (-2)
+
+/**
+ * @brief Ready @p o for a command line of @p argc arguments (room for as
+ *        many -X). Release with evk_cli_opts_clear().
+ * @returns EVK_OK or EVK_ERR_NOMEM.
+ */
+evk_err_t evk_cli_opts_init(evk_cli_opts_t *o, int argc);
+void evk_cli_opts_clear(evk_cli_opts_t *o);
+
+/**
+ * @brief Take getopt's option @p c (with @p arg) if it is a shared one:
+ *        -b, -X and -F are stored in @p o (EVK_CLI_TAKEN); -h prints
+ *        @p usage on stdout and -V "PROG evkit VERSION ..." (each returns
+ *        EVK_EXIT_OK, for the program to exit with); anything else is
+ *        EVK_CLI_NOT_MINE. The library never exits: the program does.
+ *        -X needs @p o readied by evk_cli_opts_init().
+ */
+int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
+                void (*usage)(FILE *out, const char *prog));
+
+/** @brief evk_cli_config() of @p o's options. */
+evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
+                              size_t errstr_size);
 
 /**
  * @brief Build a program's configuration from kcat-style options:
