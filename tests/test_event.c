@@ -11,32 +11,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "evkit/event.h"
+#include "codec_support.h"
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which event.h includes */
-
-static evk_catalog_t *cat;
-
-static int load_catalog(void **state) {
-    char err[512] = "";
-    (void)state;
-    if (evk_catalog_load(getenv("EVK_SCHEMAS_DIR"), &cat, err, sizeof err) != EVK_OK) {
-        fprintf(stderr, "catalog: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int free_catalog(void **state) {
-    (void)state;
-    evk_catalog_destroy(cat);
-    return 0;
-}
-
-static const evk_schema_t *schema(const char *type) {
-    const evk_schema_t *s = evk_catalog_find(cat, type);
-    assert_non_null(s);
-    return s;
-}
 
 /* One value of every catalog type, compact and in schema order, as
  * evk_event_to_json() writes it. */
@@ -870,5 +846,5 @@ int main(void) {
         cmocka_unit_test(test_from_message),
         cmocka_unit_test(test_uuid_and_time),
     };
-    return cmocka_run_group_tests(tests, load_catalog, free_catalog);
+    return cmocka_run_group_tests(tests, codec_load_catalog, codec_free_catalog);
 }

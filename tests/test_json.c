@@ -8,31 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "evkit/event.h"
-
-static evk_catalog_t *cat;
-
-static int load_catalog(void **state) {
-    char err[512] = "";
-    (void)state;
-    if (evk_catalog_load(getenv("EVK_SCHEMAS_DIR"), &cat, err, sizeof err) != EVK_OK) {
-        fprintf(stderr, "catalog: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int free_catalog(void **state) {
-    (void)state;
-    evk_catalog_destroy(cat);
-    return 0;
-}
-
-static const evk_schema_t *schema(const char *type) {
-    const evk_schema_t *s = evk_catalog_find(cat, type);
-    assert_non_null(s);
-    return s;
-}
+#include "codec_support.h"
 
 static evk_event_t *parse(const char *type, const char *json) {
     evk_event_t *ev = NULL;
@@ -305,5 +281,5 @@ int main(void) {
         cmocka_unit_test(test_to_json_is_exact_for_longs),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, load_catalog, free_catalog);
+    return cmocka_run_group_tests(tests, codec_load_catalog, codec_free_catalog);
 }

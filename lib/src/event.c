@@ -636,13 +636,13 @@ static evk_err_t scan_fail(scan_t *sc, evk_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static evk_err_t scan_fail(scan_t *sc, evk_err_t err, const char *fmt, ...) {
-    char msg[256];
+    char prefix[160];
     va_list ap;
+    snprintf(prefix, sizeof prefix, "%s body: ", sc->type);
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    err = evk_fail_at(err, sc->errstr, sc->errstr_size, prefix, sc->path, fmt, ap);
     va_end(ap);
-    return evk_fail(err, sc->errstr, sc->errstr_size, "%s body: %s%s%s", sc->type, sc->path,
-                    sc->plen ? ": " : "", msg);
+    return err;
 }
 
 static size_t scan_off(const scan_t *sc, const unsigned char *at) {

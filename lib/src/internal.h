@@ -2,6 +2,7 @@
 #ifndef EVK_INTERNAL_H
 #define EVK_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <avro.h>
@@ -15,6 +16,12 @@
  * so that failure paths read `return evk_fail(EVK_ERR_X, errstr, size, ...)`. */
 evk_err_t evk_fail(evk_err_t err, char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The codecs' error at a field: "<prefix><path>: <message>", or
+ * "<prefix><message>" at the top (an empty @p path). */
+evk_err_t evk_fail_at(evk_err_t err, char *errstr, size_t errstr_size, const char *prefix,
+                      const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
 /* strdup that accepts NULL. */
 char *evk_strdup0(const char *s);

@@ -166,13 +166,11 @@ static evk_err_t fill_fail(fill_t *fc, evk_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static evk_err_t fill_fail(fill_t *fc, evk_err_t err, const char *fmt, ...) {
-    char msg[384];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    err = evk_fail_at(err, fc->errstr, fc->errstr_size, "", fc->path, fmt, ap);
     va_end(ap);
-    return evk_fail(err, fc->errstr, fc->errstr_size, "%s%s%s", fc->path, fc->plen ? ": " : "",
-                    msg);
+    return err;
 }
 
 static evk_err_t nomem(fill_t *fc) {

@@ -18,6 +18,13 @@ evk_err_t evk_fail(evk_err_t err, char *errstr, size_t errstr_size, const char *
     return err;
 }
 
+evk_err_t evk_fail_at(evk_err_t err, char *errstr, size_t errstr_size, const char *prefix,
+                      const char *path, const char *fmt, va_list ap) {
+    char msg[384];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return evk_fail(err, errstr, errstr_size, "%s%s%s%s", prefix, path, *path ? ": " : "", msg);
+}
+
 char *evk_strdup0(const char *s) {
     return s ? strdup(s) : NULL;
 }
