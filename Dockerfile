@@ -58,6 +58,9 @@ RUN ldconfig \
 USER evkit
 WORKDIR /var/lib/evkit
 ENV EVK_SCHEMAS_DIR=/usr/local/share/evkit/schemas
+# The services' state stores on disk (docs/SCALING.md): kept across a
+# container's restarts; a new container restores from the changelogs.
+ENV EVK_STATE_DIR=/var/lib/evkit/state
 
 ENTRYPOINT ["/usr/local/bin/evk-entrypoint"]
 CMD ["evk-order", "--help"]
