@@ -2,7 +2,8 @@
 # broker: transactions, restarts, dead letters, retries, stores, faults.
 find_package(Threads REQUIRED)
 evk_test(test_service SOURCES test_service.c svc_support.c LABELS integration TIMEOUT 300)
-target_link_libraries(test_service PRIVATE Threads::Threads)
+# PkgConfig::LMDB: test_store_disk_unreadable damages a value on disk itself.
+target_link_libraries(test_service PRIVATE Threads::Threads PkgConfig::LMDB)
 # Dead letters cut to fit dead_letter_max_bytes (value, then headers, then key).
 evk_test(test_dead_letters SOURCES test_dead_letters.c svc_support.c LABELS integration TIMEOUT 120)
 target_link_libraries(test_dead_letters PRIVATE Threads::Threads)

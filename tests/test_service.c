@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -659,6 +661,70 @@ static void test_store_disk(void **state) {
     assert_int_equal(nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+/* The one instance directory under @p dir/inv (the instance id is the
+ * host's name and a slot). */
+static void instance_dir(const char *dir, char *out, size_t size) {
+    char group[256];
+    snprintf(group, sizeof(group), "%s/" NAME, dir);
+    DIR *d = opendir(group);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && e->d_name[0] == '.')
+        ;
+    assert_non_null(e);
+    snprintf(out, size, "%s/%s", group, e->d_name);
+    closedir(d);
+}
+
+/* Replace @p key's frame on disk with one of an unknown schema id, keeping
+ * the partition it is stored with. */
+static void damage_on_disk(const char *dir, const char *table, const char *key) {
+    char path[512];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    instance_dir(dir, path, sizeof(path));
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, table, 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    char bad[4 + 5] = {0, 0, 0, 0, 0, 0, 0, 0, 99}; /* magic 0, schema id 99 */
+    memcpy(bad, v.mv_data, 4);
+    MDB_val nv = {sizeof(bad), bad};
+    assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* (5e) A value the disk cannot give back (here: it no longer decodes)
+ * stops the service with EVK_ERR_IO rather than let the handler take the
+ * key for absent: the batch does not commit. */
+static void test_store_disk_unreadable(void **state) {
+    fixture_t *f = *state;
+    char dir[] = "/tmp/evk-state-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    use_disk(f, dir);
+    uint64_t n;
+    const char *first[] = {"u-1"};
+    run_toggles(f, first, 1, 2, &n);
+    evk_service_destroy(f->svc_kept);
+    damage_on_disk(dir, evk_schema_type(evk_catalog_find(f->env->cat, "StockLevel")), "u-1");
+
+    evk_service_t *svc = new_toggle_service(f);
+    svc_runner_t r;
+    svc_start(&r, svc);
+    free(svc_send(f->env, svc_order(f->env, "u-1", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    assert_int_equal(svc_join(&r, SVC_WAIT_MS), EVK_ERR_IO);
+    assert_non_null(strstr(r.errstr, "cannot be read from disk"));
+    assert_false(svc_committed_at_end(f->env, NAME, "orders"));
+    evk_service_destroy(svc);
+    assert_int_equal(nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 /* ---- injected faults ---- */
 
 static void wait_ready(fixture_t *f) {
@@ -827,6 +893,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_disk_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_produce, setup_one_output, teardown),
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_offset_commit, setup, teardown),

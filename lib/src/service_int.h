@@ -134,7 +134,8 @@ struct evk_service_s {
     svc_poison_t *poison;
     size_t npoison, poison_cap;
 
-    /* Failure raised where it cannot be returned (the rebalance callback). */
+    /* Failure raised where it cannot be returned (the rebalance callback, a
+     * store read): the loop stops on it, and no batch commits meanwhile. */
     evk_err_t cb_err;
     char cb_errstr[512];
 

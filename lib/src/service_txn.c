@@ -595,6 +595,12 @@ static rd_kafka_error_t *send_offsets(evk_service_t *svc) {
 
 evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t errstr_size) {
     if (!svc->txn_open) return EVK_OK;
+    /* A failure raised where it could not be returned (a store that could
+     * not be read, say) leaves the batch's effects in doubt: never commit. */
+    if (svc->cb_err)
+        return errstr == svc->cb_errstr
+                   ? svc->cb_err
+                   : evk_fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
     const char *what = "send_offsets_to_transaction";
     rd_kafka_error_t *e = send_offsets(svc);
     if (!e) {

@@ -214,16 +214,30 @@ static svc_disk_t *store_disk(const evk_store_t *st) {
     return st->svc->disk;
 }
 
-/* A frame from disk, @p key's value, as an event; NULL (logged) if it no
- * longer decodes, e.g. its schema left the catalog. */
+/* A handler cannot be told that a read failed (evk_store_get() has no
+ * error), and taking the key for absent would decide on state that is not
+ * there: the batch must not commit. The service stops as after a failed
+ * rebalance callback, its open transaction aborted; a restart restores from
+ * the changelog what the disk cannot give. */
+static void store_read_failed(const evk_store_t *st, const char *key, const char *why) {
+    evk_service_t *svc = st->svc;
+    evk_log(EVK_LOG_ERROR, svc->name, "state cannot be read from disk", "store",
+            evk_schema_type(st->schema), "key", key, "error", why, NULL);
+    if (svc->cb_err) return;
+    svc->cb_err = EVK_ERR_IO;
+    snprintf(svc->cb_errstr, sizeof(svc->cb_errstr), "state of %s cannot be read from disk: %s",
+             evk_schema_type(st->schema), why);
+}
+
+/* A frame from disk, @p key's value, as an event; NULL if it no longer
+ * decodes (its schema left the catalog, say): a failed read. */
 static evk_event_t *store_decode(const evk_store_t *st, const char *key, const void *frame,
                                  size_t len) {
     char why[512];
     evk_event_t *ev = NULL;
     if (evk_event_decode(st->svc->cat, frame, len, key, strlen(key), NULL, &ev, why,
                          sizeof(why)))
-        evk_log(EVK_LOG_ERROR, st->svc->name, "state on disk does not decode", "store",
-                evk_schema_type(st->schema), "key", key, "error", why, NULL);
+        store_read_failed(st, key, why);
     return ev;
 }
 
@@ -233,7 +247,9 @@ static evk_event_t *store_load(evk_store_t *st, const char *key) {
     void *frame = NULL;
     size_t len = 0;
     int32_t p = -1;
-    if (svc_disk_get(store_disk(st), st->table, key, &p, &frame, &len) != 1) return NULL;
+    int found = svc_disk_get(store_disk(st), st->table, key, &p, &frame, &len);
+    if (found < 0) store_read_failed(st, key, "LMDB read failed");
+    if (found != 1) return NULL;
     evk_event_t *ev = store_holds(st, p) ? store_decode(st, key, frame, len) : NULL;
     free(frame);
     if (ev && store_insert(st, key, p, ev)) {
