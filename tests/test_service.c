@@ -523,6 +523,27 @@ static void test_store_delete(void **state) {
     evk_service_destroy(svc);
 }
 
+/* (5b') A store key over EVK_STORE_KEY_MAX bytes is refused alike with and
+ * without state on disk: the input is dead-lettered, nothing is stored. */
+static void test_store_long_key(void **state) {
+    fixture_t *f = *state;
+    char key[EVK_STORE_KEY_MAX + 2];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    evk_service_t *svc = new_toggle_service(f);
+    svc_runner_t r;
+    svc_start(&r, svc);
+    free(svc_send(f->env, svc_order(f->env, key, "c-1", "A:1", NULL), 0));
+    free(svc_send(f->env, svc_order(f->env, "short", "c-1", "A:1", NULL), 0));
+    svc_flush(f->env);
+    assert_int_equal(svc_wait_for(f->env, "orders.dlq", 1, SVC_WAIT_MS), 1);
+    assert_int_equal(svc_wait_for(f->env, "inventory.levels", 2, SVC_WAIT_MS), 2);
+    assert_int_equal(svc_stop(&r), EVK_OK);
+    assert_int_equal(level_of(f->levels, key), -1);
+    assert_int_equal(level_of(f->levels, "short"), 1);
+    evk_service_destroy(svc);
+}
+
 /* Waits until the two stores hold @p a and @p b keys: the group settled. */
 static void wait_split(evk_store_t *const *sa, evk_store_t *const *sb, size_t a, size_t b) {
     int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
@@ -891,6 +912,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_long_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk_unreadable, setup, teardown),

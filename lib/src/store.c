@@ -224,9 +224,9 @@ static void store_read_failed(const evk_store_t *st, const char *key, const char
     evk_log(EVK_LOG_ERROR, svc->name, "state cannot be read from disk", "store",
             evk_schema_type(st->schema), "key", key, "error", why, NULL);
     if (svc->cb_err) return;
-    svc->cb_err = EVK_ERR_IO;
-    snprintf(svc->cb_errstr, sizeof(svc->cb_errstr), "state of %s cannot be read from disk: %s",
-             evk_schema_type(st->schema), why);
+    svc->cb_err = evk_fail(EVK_ERR_IO, svc->cb_errstr, sizeof(svc->cb_errstr),
+                           "state of %s cannot be read from disk: %s",
+                           evk_schema_type(st->schema), why);
 }
 
 /* A frame from disk, @p key's value, as an event; NULL if it no longer
@@ -441,6 +441,15 @@ static int key_of_input(const char *key, const char *input) {
  * keyed otherwise would land in a partition another instance owns. */
 static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st, const char *key) {
     const char *input = ctx->cause ? evk_event_key(ctx->cause) : NULL;
+    size_t len = strlen(key);
+    if (len > EVK_STORE_KEY_MAX) {
+        char bytes[24];
+        snprintf(bytes, sizeof(bytes), "%zu", len);
+        evk_log(EVK_LOG_ERROR, ctx->svc->name,
+                "store write refused: the key is longer than EVK_STORE_KEY_MAX (511) bytes",
+                "store", evk_schema_type(st->schema), "key_bytes", bytes, NULL);
+        return EVK_ERR_INVALID_ARG;
+    }
     if (input && key_of_input(key, input)) return EVK_OK;
     evk_log(EVK_LOG_ERROR, ctx->svc->name,
             "store write refused: a store key must be the input's key, or it and "

@@ -127,30 +127,35 @@ evk_err_t svc_disk_del(svc_disk_t *d, unsigned table, const char *key) {
     return rc && rc != MDB_NOTFOUND ? EVK_ERR_IO : EVK_OK;
 }
 
-static int disk_reading(svc_disk_t *d) {
-    if (d->write) return 0; /* reads see the open write transaction's view instead */
-    if (!d->read) return mdb_txn_begin(d->env, NULL, MDB_RDONLY, &d->read);
-    return mdb_txn_renew(d->read);
+/* The transaction to read in: the open write transaction (which sees its
+ * own writes), else the read handle, renewed; NULL on error. */
+static MDB_txn *disk_reading(svc_disk_t *d) {
+    if (d->write) return d->write;
+    int rc = d->read ? mdb_txn_renew(d->read) : mdb_txn_begin(d->env, NULL, MDB_RDONLY, &d->read);
+    return rc ? NULL : d->read;
 }
 
-static void disk_read_done(svc_disk_t *d) {
-    if (d->read) mdb_txn_reset(d->read);
+/* A read handle holds a snapshot, which keeps LMDB from reusing pages
+ * written since: let it go after each read. */
+static void disk_read_done(svc_disk_t *d, MDB_txn *txn) {
+    if (txn == d->read) mdb_txn_reset(d->read);
 }
 
 int svc_disk_get(svc_disk_t *d, unsigned table, const char *key, int32_t *partition,
                  void **frame, size_t *len) {
     MDB_val k = {strlen(key), (void *)key}, v;
-    if (disk_reading(d)) return -1;
-    int rc = mdb_get(d->write ? d->write : d->read, table, &k, &v);
+    MDB_txn *txn = disk_reading(d);
+    if (!txn) return -1;
+    int rc = mdb_get(txn, table, &k, &v);
     if (rc || v.mv_size < sizeof(*partition)) {
-        disk_read_done(d);
+        disk_read_done(d, txn);
         return rc == MDB_NOTFOUND ? 0 : -1;
     }
     memcpy(partition, v.mv_data, sizeof(*partition));
     *len = v.mv_size - sizeof(*partition);
     *frame = malloc(*len ? *len : 1);
     if (*frame) memcpy(*frame, (char *)v.mv_data + sizeof(*partition), *len);
-    disk_read_done(d);
+    disk_read_done(d, txn);
     return *frame ? 1 : -1;
 }
 
@@ -163,11 +168,11 @@ int64_t svc_disk_checkpoint(svc_disk_t *d, const char *table, int32_t partition)
     checkpoint_key(key, sizeof(key), table, partition);
     MDB_val k = {strlen(key), key}, v;
     int64_t at = -1;
-    if (disk_reading(d)) return -1;
-    if (!mdb_get(d->write ? d->write : d->read, d->checkpoints, &k, &v) &&
-        v.mv_size == sizeof(at))
+    MDB_txn *txn = disk_reading(d);
+    if (!txn) return -1;
+    if (!mdb_get(txn, d->checkpoints, &k, &v) && v.mv_size == sizeof(at))
         memcpy(&at, v.mv_data, sizeof(at));
-    disk_read_done(d);
+    disk_read_done(d, txn);
     return at;
 }
 
@@ -238,8 +243,8 @@ void svc_disk_scan(svc_disk_t *d, unsigned table,
                    void *opaque) {
     MDB_cursor *c;
     MDB_val k, v;
-    if (disk_reading(d)) return;
-    MDB_txn *txn = d->write ? d->write : d->read;
+    MDB_txn *txn = disk_reading(d);
+    if (!txn) return;
     if (!mdb_cursor_open(txn, table, &c)) {
         int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
         for (; !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
@@ -252,5 +257,5 @@ void svc_disk_scan(svc_disk_t *d, unsigned table,
         }
         mdb_cursor_close(c);
     }
-    disk_read_done(d);
+    disk_read_done(d, txn);
 }

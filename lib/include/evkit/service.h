@@ -350,6 +350,14 @@ const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
 #define EVK_STORE_KEY_SEP "\x1f"
 
 /**
+ * The longest store key, in bytes: LMDB's largest key (the state on disk),
+ * enforced with the state in memory too so that a service behaves alike
+ * either way. evk_store_put() and evk_store_delete() refuse a longer one
+ * (EVK_ERR_INVALID_ARG, logged): the input is dead-lettered.
+ */
+#define EVK_STORE_KEY_MAX 511
+
+/**
  * @brief Latest value for @p key (including writes earlier in this batch),
  *        or NULL; NULL too for a key of a partition this instance does not
  *        hold. Owned by the store: valid until the handler returns or the
@@ -358,7 +366,10 @@ const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
  *        state on disk a read may load the key into memory.
  *
  *        A value read back from disk carries its data and key, not the
- *        CloudEvents attributes it was put with (id, time, source...).
+ *        CloudEvents attributes it was put with (id, time, source...). One
+ *        the disk cannot give back (a read error, a frame that no longer
+ *        decodes) reads as NULL, and the batch is then never committed:
+ *        evk_service_run() returns EVK_ERR_IO.
  */
 const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
 
@@ -368,7 +379,7 @@ const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
  *        aborts. @p value is always consumed.
  * @returns EVK_ERR_INVALID_ARG (and an error log line) when the key is not
  *          the key of the input being handled (or it, EVK_STORE_KEY_SEP and
- *          more), or outside a handler.
+ *          more), is longer than EVK_STORE_KEY_MAX, or outside a handler.
  */
 evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
 
