@@ -129,7 +129,8 @@ struct evk_service_s {
     size_t nundo, undo_cap;
     /* The stores' state on disk (store_disk.c), or NULL: in memory only. */
     svc_disk_t *disk;
-    int disk_claimed; /* its cluster checked (store.c) */
+    int disk_claimed;      /* its cluster checked (store.c) */
+    uint64_t disk_flushes; /* commits written to disk (store.c) */
     size_t cache_entries; /* per store, what stays in memory after a commit */
     svc_poison_t *poison;
     size_t npoison, poison_cap;

@@ -38,6 +38,7 @@ typedef struct store_entry {
     struct store_entry *next;
     evk_event_t *value; /* NULL: deleted by the open transaction */
     int32_t partition;  /* of the changelog */
+    uint64_t flushed;   /* the flush that last wrote it to disk, 0: none (stores_flush) */
     char key[];
 } store_entry_t;
 
@@ -176,6 +177,7 @@ static evk_err_t store_insert(evk_store_t *st, const char *key, int32_t partitio
     memcpy(e->key, key, klen + 1);
     e->value = value;
     e->partition = partition;
+    e->flushed = 0;
     store_entry_t **head = &st->buckets[hash(key) & (st->nbuckets - 1)];
     e->next = *head;
     *head = e;
@@ -224,9 +226,9 @@ static void store_read_failed(const evk_store_t *st, const char *key, const char
     evk_log(EVK_LOG_ERROR, svc->name, "state cannot be read from disk", "store",
             evk_schema_type(st->schema), "key", key, "error", why, NULL);
     if (svc->cb_err) return;
-    svc->cb_err = evk_fail(EVK_ERR_IO, svc->cb_errstr, sizeof(svc->cb_errstr),
-                           "state of %s cannot be read from disk: %s",
-                           evk_schema_type(st->schema), why);
+    svc->cb_err =
+        evk_fail(EVK_ERR_IO, svc->cb_errstr, sizeof(svc->cb_errstr),
+                 "state of %s cannot be read from disk: %s", evk_schema_type(st->schema), why);
 }
 
 /* A frame from disk, @p key's value, as an event; NULL if it no longer
@@ -286,21 +288,26 @@ static evk_err_t stores_sync(evk_service_t *svc) {
     return svc_disk_commit(svc->disk);
 }
 
-/* The keys the committed transaction wrote, as they now are, to disk. */
+/* The keys the committed transaction wrote, as they now are, to disk; each
+ * once, however many writes of it the undo log holds (a hot SKU's record is
+ * written by most inputs of a batch). */
 static evk_err_t stores_flush(evk_service_t *svc) {
     evk_err_t rc = svc_disk_begin(svc->disk);
+    uint64_t flush = ++svc->disk_flushes;
     for (size_t i = 0; i < svc->nundo && !rc; i++) {
         const svc_undo_t *u = &svc->undo[i];
-        const store_entry_t *e = *store_link(u->store, u->key);
+        store_entry_t *e = *store_link(u->store, u->key);
         void *frame = NULL;
         size_t len = 0;
-        if (!e) continue;
+        if (!e || e->flushed == flush) continue;
+        e->flushed = flush;
         if (!e->value) {
             rc = svc_disk_del(svc->disk, u->store->table, u->key);
             continue;
         }
         rc = evk_event_encode(e->value, &frame, &len);
-        if (!rc) rc = svc_disk_put(svc->disk, u->store->table, u->key, e->partition, frame, len);
+        if (!rc)
+            rc = svc_disk_put(svc->disk, u->store->table, u->key, e->partition, frame, len);
         free(frame);
     }
     if (rc) {
@@ -411,7 +418,8 @@ static size_t store_walk(store_walk_t *w) {
                 w->count++;
                 w->stopped = w->cb && w->cb(e->key, e->value, w->opaque);
             }
-    if (store_disk(st) && !w->stopped) svc_disk_scan(store_disk(st), st->table, walk_disk_key, w);
+    if (store_disk(st) && !w->stopped)
+        svc_disk_scan(store_disk(st), st->table, walk_disk_key, w);
     return w->count;
 }
 
@@ -470,7 +478,7 @@ static evk_err_t store_write(evk_ctx_t *ctx, evk_store_t *st, const char *key,
     char *copy = strdup(key);
     evk_event_t *prev = NULL;
     int had_entry = 0;
-    evk_err_t rc = !copy                 ? EVK_ERR_NOMEM
+    evk_err_t rc = !copy   ? EVK_ERR_NOMEM
                    : value ? svc_stage(svc, value, ctx->partition, 0)
                            : svc_stage_tombstone(svc, st->schema, key, ctx->partition);
     if (!rc) rc = svc_undo_reserve(svc);
@@ -650,7 +658,8 @@ static void stores_reach(evk_service_t *svc, const rd_kafka_message_t *m, int64_
     int32_t p = m->partition;
     for (size_t i = 0; i < svc->nstores; i++) {
         evk_store_t *st = svc->stores[i];
-        if (store_reads(st, m) && p >= 0 && p < st->nend && st->end[p] >= 0 && next > st->end[p])
+        if (store_reads(st, m) && p >= 0 && p < st->nend && st->end[p] >= 0 &&
+            next > st->end[p])
             st->end[p] = next;
     }
 }
@@ -684,7 +693,8 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
     if (rc == EVK_ERR_IO)
         return evk_fail(rc, errstr, errstr_size, "restore %s: cannot write the state to disk",
                         topic);
-    if (rc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
+    if (rc)
+        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     return EVK_OK;
 }
 
@@ -775,14 +785,16 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     if (!rk) return EVK_ERR_KAFKA;
     if (stores_claim_disk(svc, rk)) {
         rd_kafka_destroy(rk);
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size, "restore: cannot clear the state on disk");
+        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                        "restore: cannot clear the state on disk");
     }
     int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_new((int)(nparts * svc->nstores));
     evk_err_t rc = restore_list(svc, rk, parts, nparts, deadline, list, errstr, errstr_size);
     if (!rc && svc->disk && svc_disk_begin(svc->disk))
-        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size, "restore: cannot write the state to disk");
+        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                      "restore: cannot write the state to disk");
     if (!rc && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
         rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
@@ -792,7 +804,8 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     /* What was read is on disk with its checkpoints, even when the read
      * stopped early: the next restore goes on from there. */
     if (svc->disk && stores_sync(svc) && !rc)
-        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size, "restore: cannot write the state to disk");
+        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size,
+                      "restore: cannot write the state to disk");
     rd_kafka_topic_partition_list_destroy(list);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
