@@ -624,8 +624,16 @@ static void use_disk(fixture_t *f, const char *dir) {
     svc_env_set(f->env, "state.cache_entries", "0");
 }
 
-/* Handled orders @p n: the outputs tell that every batch committed. Reads
- * follow a stop, as the stores are the service thread's. */
+/* A fresh state directory in @p dir (a mkdtemp() template), used by the
+ * services made from now on. */
+static void use_new_disk(fixture_t *f, char *dir) {
+    assert_non_null(mkdtemp(dir));
+    use_disk(f, dir);
+}
+
+/* The toggle service over @p orders until @p outputs changelog records are
+ * there (every batch committed), then stopped; *restored_out gets what it
+ * restored. Reads follow the stop, as the stores are the service thread's. */
 static void run_toggles(fixture_t *f, const char *const *orders, size_t norders, int outputs,
                         uint64_t *restored_out) {
     evk_service_t *svc = new_toggle_service(f);
@@ -647,8 +655,7 @@ static void run_toggles(fixture_t *f, const char *const *orders, size_t norders,
 static void test_store_disk(void **state) {
     fixture_t *f = *state;
     char dir[] = "/tmp/evk-state-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    use_disk(f, dir);
+    use_new_disk(f, dir);
     uint64_t n;
     const char *first[] = {"d-1", "d-2", "d-3", "d-2"}; /* d-2 comes and goes */
     run_toggles(f, first, 4, 2 * 3 + 2, &n);
@@ -726,8 +733,7 @@ static void damage_on_disk(const char *dir, const char *table, const char *key) 
 static void test_store_disk_unreadable(void **state) {
     fixture_t *f = *state;
     char dir[] = "/tmp/evk-state-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    use_disk(f, dir);
+    use_new_disk(f, dir);
     uint64_t n;
     const char *first[] = {"u-1"};
     run_toggles(f, first, 1, 2, &n);

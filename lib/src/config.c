@@ -134,11 +134,6 @@ static void kvs_clear(struct evk_kvs *kvs) {
     memset(kvs, 0, sizeof(*kvs));
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
 /* Value of @p name as it may be shown to a user. */
 static const char *shown(const char *name, const char *value) {
     return evk_secret_name(name) ? EVK_REDACTED : value;
@@ -244,7 +239,7 @@ static int kafka_knows(const char *name) {
  * the value of <property>: a secret then stays out of the config file, the
  * environment and the command line (ps). */
 static int names_a_file(const char *name) {
-    return ends_with(name, EVK_FILE_SUFFIX) && !kafka_knows(name);
+    return evk_ends_with(name, EVK_FILE_SUFFIX) && !kafka_knows(name);
 }
 
 static evk_err_t kafka_put_checked(struct evk_kvs *kvs, const char *name, const char *value,
@@ -876,7 +871,7 @@ static evk_err_t apply_env_metrics(evk_config_t *cfg, const char *var, const cha
     snprintf(shared, sizeof(shared), "metrics.%s", name);
     snprintf(own, sizeof(own), ".metrics_%s", name);
     for (size_t i = 0; i < cfg->settings.n; i++)
-        if (ends_with(cfg->settings.v[i].key, own) && kvs_replace(&cfg->settings.v[i], v))
+        if (evk_ends_with(cfg->settings.v[i].key, own) && kvs_replace(&cfg->settings.v[i], v))
             return EVK_ERR_NOMEM;
     return kvs_put(&cfg->settings, shared, v);
 }

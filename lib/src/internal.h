@@ -33,6 +33,9 @@ int64_t evk_now_ms(void);
  * private to the user; -1 with errno on failure. */
 int evk_make_dirs(char *path);
 
+/* Whether @p s ends with @p suffix. */
+int evk_ends_with(const char *s, const char *suffix);
+
 /* Whether a setting or log field called @p name holds a secret, whose value
  * is shown as <redacted>: a last name part (after the last '.') password,
  * passwd, secret, token, authorization or credentials; a name ending in

@@ -142,10 +142,6 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
     return rk;
 }
 
-/* init_transactions also fences a predecessor with the same
- * transactional.id and aborts whatever it left open. It is resumed slice
- * by slice for as long as the cluster is out of reach; stopping meanwhile
- * is a clean stop (nothing was consumed). */
 /* A member id starts with the client.id on a real cluster, and the range
  * assignor orders members by it: named after the instance, each copy keeps
  * its range (and its stores warm) when another joins or leaves. */
@@ -171,6 +167,10 @@ static void svc_linger(const evk_service_t *svc, char *buf, size_t size, const c
     kv[(*n)++] = buf;
 }
 
+/* init_transactions also fences a predecessor with the same
+ * transactional.id and aborts whatever it left open. It is resumed slice
+ * by slice for as long as the cluster is out of reach; stopping meanwhile
+ * is a clean stop (nothing was consumed). */
 static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char max_bytes[24], linger[24];
     snprintf(max_bytes, sizeof(max_bytes), "%lld", (long long)svc->message_max_bytes);

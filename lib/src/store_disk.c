@@ -41,8 +41,7 @@ struct svc_disk_s {
 static evk_err_t disk_fail(int rc, const char *what, const char *path, char *errstr,
                            size_t errstr_size) {
     return evk_fail(rc == ENOMEM ? EVK_ERR_NOMEM : EVK_ERR_IO, errstr, errstr_size,
-                    "state %s %s: %s (state.dir, EVK_STATE_DIR)", path, what,
-                    mdb_strerror(rc));
+                    "state %s %s: %s (state.dir, EVK_STATE_DIR)", path, what, mdb_strerror(rc));
 }
 
 evk_err_t svc_disk_open(const char *dir, svc_disk_t **out, char *errstr, size_t errstr_size) {
@@ -131,7 +130,8 @@ evk_err_t svc_disk_del(svc_disk_t *d, unsigned table, const char *key) {
  * own writes), else the read handle, renewed; NULL on error. */
 static MDB_txn *disk_reading(svc_disk_t *d) {
     if (d->write) return d->write;
-    int rc = d->read ? mdb_txn_renew(d->read) : mdb_txn_begin(d->env, NULL, MDB_RDONLY, &d->read);
+    int rc =
+        d->read ? mdb_txn_renew(d->read) : mdb_txn_begin(d->env, NULL, MDB_RDONLY, &d->read);
     return rc ? NULL : d->read;
 }
 
@@ -181,19 +181,20 @@ evk_err_t svc_disk_set_checkpoint(svc_disk_t *d, const char *table, int32_t part
     char key[300];
     checkpoint_key(key, sizeof(key), table, partition);
     MDB_val k = {strlen(key), key}, v = {sizeof(offset), &offset};
-    int rc = !d->write ? EINVAL
+    int rc = !d->write    ? EINVAL
              : offset < 0 ? mdb_del(d->write, d->checkpoints, &k, NULL)
                           : mdb_put(d->write, d->checkpoints, &k, &v, 0);
     return rc && rc != MDB_NOTFOUND ? EVK_ERR_IO : EVK_OK;
 }
 
-evk_err_t svc_disk_wipe(svc_disk_t *d, unsigned table, const char *name,
-                        const int32_t *parts, size_t nparts) {
+evk_err_t svc_disk_wipe(svc_disk_t *d, unsigned table, const char *name, const int32_t *parts,
+                        size_t nparts) {
     MDB_cursor *c;
     MDB_val k, v;
     int rc = d->write ? mdb_cursor_open(d->write, table, &c) : EINVAL;
     if (rc) return EVK_ERR_IO;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         int32_t p;
         if (v.mv_size < sizeof(p)) continue;
         memcpy(&p, v.mv_data, sizeof(p));

@@ -44,7 +44,7 @@ int evk_make_dirs(char *path) {
     }
 }
 
-static int name_ends_with(const char *s, const char *suffix) {
+int evk_ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && !strcmp(s + n - m, suffix);
 }
@@ -52,17 +52,17 @@ static int name_ends_with(const char *s, const char *suffix) {
 /* Whole words only: "author" or "authorization_id" are no secrets, while a
  * substring match took them for one and hid their values. */
 int evk_secret_name(const char *name) {
-    static const char *const leaves[] = {"password", "passwd", "secret", "token",
-                                         "authorization", "credentials"};
-    static const char *const suffixes[] = {"_password", "_secret", "_token", "-token",
-                                           ".key", "key.pem", "basic.auth.user.info"};
+    static const char *const leaves[] = {"password", "passwd",        "secret",
+                                         "token",    "authorization", "credentials"};
+    static const char *const suffixes[] = {
+        "_password", "_secret", "_token", "-token", ".key", "key.pem", "basic.auth.user.info"};
     const char *dot = strrchr(name, '.');
     const char *leaf = dot ? dot + 1 : name;
     if (!strncmp(name, "sasl.", 5)) return 1; /* passwords, JAAS and OAuth configs */
     for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++)
         if (!strcmp(leaf, leaves[i])) return 1;
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
-        if (name_ends_with(name, suffixes[i])) return 1;
+        if (evk_ends_with(name, suffixes[i])) return 1;
     return 0;
 }
 
