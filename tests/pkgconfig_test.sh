@@ -1,51 +1,75 @@
 #!/usr/bin/env bash
-# Build a program outside the source tree against the installed evkit, as a
-# user does: cmake --install, then cc with pkg-config's flags, then run it.
+# Install evkit under a prefix of the user's own, as a user without root
+# does (cmake --install --prefix), then:
+#   - build a program outside the source tree with pkg-config's flags and run
+#     it: it finds the installed headers, library and schemas;
+#   - run an installed program with no LD_LIBRARY_PATH: its RPATH finds
+#     libevkit, and it finds the schemas of its own prefix;
+#   - move the whole prefix and do both again: nothing names the old place.
 set -euo pipefail
 src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build=${EVK_BIN_DIR:-$src/build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+unset EVK_SCHEMAS_DIR EVK_CONFIG LD_LIBRARY_PATH PKG_CONFIG_SYSROOT_DIR
 
 fail() {
-  echo "pkgconfig_test: $*" >&2
-  exit 1
+    echo "pkgconfig_test: $*" >&2
+    exit 1
 }
 
-# A staged install, as a package build makes: the paths written into evkit.pc
-# and the library name the final location, and pkg-config is told the staging
-# root as its sysroot.
-stage=$tmp/stage
-DESTDIR=$stage cmake --install "$build" >"$tmp/install.log" 2>&1 ||
-  fail "cmake --install failed: $(cat "$tmp/install.log")"
-pc=$(find "$stage" -path '*/pkgconfig/evkit.pc')
-[ -n "$pc" ] || fail "no evkit.pc installed"
-export PKG_CONFIG_PATH=${pc%/*} PKG_CONFIG_SYSROOT_DIR=$stage
-# pkgconf puts the sysroot in front of variables, pkg-config does not.
-datadir=$(pkg-config --variable=datadir evkit)
-datadir=${datadir#"$stage"}
-libdir=$(pkg-config --variable=libdir evkit)
-libdir=$stage${libdir#"$stage"}
-
-# A sanitized libevkit only loads into a program built with the same runtime.
-flags=(-std=c11 -Wall -Wextra -Werror)
-if ldd "$libdir/libevkit.so" | grep -q libasan; then
-  flags+=("-fsanitize=address,undefined")
-fi
-
-# Away from the source tree, so that only the installed headers can be found.
+cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 ||
+    fail "cmake --install failed: $(cat "$tmp/install.log")"
 mkdir "$tmp/outside"
 cp "$src/tests/data/outside/main.c" "$tmp/outside/"
-cd "$tmp/outside"
-# shellcheck disable=SC2046 # pkg-config prints a list of flags
-cc "${flags[@]}" main.c -o outside $(pkg-config --cflags --libs evkit) ||
-  fail "cannot build against the installed evkit"
-export LD_LIBRARY_PATH=$libdir
-ldd ./outside | grep -q "=> $libdir/libevkit.so" || fail "not linked with the installed libevkit"
 
-./outside "$stage$datadir/schemas" >out.txt || fail "outside failed"
-diff -u - out.txt <<EOF || fail "unexpected output"
-default schemas dir: $datadir/schemas
+# libevkit_of BIN: the libevkit.so.0 that BIN loads, as a real path.
+libevkit_of() {
+    realpath "$(ldd "$1" | sed -n 's/^\s*libevkit\.so\.0 => \(\S*\).*/\1/p')"
+}
+
+# check PREFIX: everything above, for an install that now lives at PREFIX.
+check() {
+    local prefix=$1 pc libdir flags out
+    pc=$(find "$prefix" -path '*/pkgconfig/evkit.pc')
+    [ -n "$pc" ] || fail "no evkit.pc under $prefix"
+    libdir=$(PKG_CONFIG_PATH=${pc%/*} pkg-config --variable=libdir evkit)
+    [ "$(realpath "$libdir")" = "$(realpath "$(dirname "${pc%/*}")")" ] ||
+        fail "evkit.pc's libdir $libdir is not where it was installed"
+
+    # A sanitized libevkit only loads into a program built with the same runtime.
+    flags=(-std=c11 -Wall -Wextra -Werror)
+    if ldd "$libdir/libevkit.so" | grep -q libasan; then
+        flags+=("-fsanitize=address,undefined")
+    fi
+    # Away from the source tree, so that only the installed headers can be found.
+    (
+        cd "$tmp/outside"
+        # shellcheck disable=SC2046 # pkg-config prints a list of flags
+        cc "${flags[@]}" main.c -o outside $(PKG_CONFIG_PATH=${pc%/*} pkg-config --cflags --libs evkit)
+    ) || fail "cannot build against the evkit installed at $prefix"
+    libdir=$(realpath "$libdir")
+    [ "$(LD_LIBRARY_PATH=$libdir libevkit_of "$tmp/outside/outside")" = "$(realpath "$libdir/libevkit.so.0")" ] ||
+        fail "not linked with the libevkit at $libdir"
+    # The library's default schemas are those of the prefix it was loaded from.
+    out=$(LD_LIBRARY_PATH=$libdir "$tmp/outside/outside" "$prefix/share/evkit/schemas") ||
+        fail "outside failed: $out"
+    diff -u - <(echo "$out") <<EOF || fail "unexpected output"
+default schemas dir: $(realpath "$prefix/share/evkit/schemas")
 shop.orders.OrderPlaced, schema id 1: round trip ok
 EOF
+
+    # An installed program: RPATH, then its own prefix's catalog (an unknown
+    # type is only known to be unknown once the catalog has loaded).
+    [ "$(libevkit_of "$prefix/bin/evk-produce")" = "$(realpath "$libdir/libevkit.so.0")" ] ||
+        fail "installed evk-produce does not find $libdir/libevkit.so: $(ldd "$prefix/bin/evk-produce")"
+    "$prefix/bin/evk-produce" --version >/dev/null || fail "installed evk-produce --version failed"
+    out=$("$prefix/bin/evk-produce" -b 127.0.0.1:1 -t NoSuchType </dev/null 2>&1) && fail "NoSuchType accepted"
+    grep -q 'unknown event type "NoSuchType"' <<<"$out" ||
+        fail "installed evk-produce did not load its prefix's catalog: $out"
+}
+
+check "$tmp/prefix"
+mv "$tmp/prefix" "$tmp/moved"
+check "$tmp/moved"
 echo "pkgconfig_test: ok"

@@ -1,4 +1,7 @@
+/* dladdr() (where libevkit itself was loaded from) is a GNU extension. */
+#define _GNU_SOURCE
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +14,6 @@
 
 #include "evkit/config.h"
 #include "internal.h"
-
-/* POSIX defines environ but glibc declares it only under _GNU_SOURCE. */
-extern char **environ;
 
 #define EVK_REASON_MAX 512
 #define EVK_REDACTED "<redacted>"
@@ -550,22 +550,31 @@ static int found(const char *dir) {
     return 1;
 }
 
-/* A program in evkit's build tree takes the source tree's schemas; any
- * other the schemas of its own prefix (bin/../share/evkit/schemas: an
- * install under any prefix, moved or not), then of the prefix evkit was
- * built for. */
+/* Take @p rel relative to the directory of @p file when it holds a catalog. */
+static int found_beside(const char *file, const char *rel) {
+    char cand[4300];
+    const char *slash = strrchr(file, '/');
+    if (!slash) return 0;
+    snprintf(cand, sizeof cand, "%.*s/%s", (int)(slash - file), file, rel);
+    return has_catalog(cand) && realpath(cand, found_schemas);
+}
+
+/* A program in evkit's build tree takes the source tree's schemas. Any
+ * other takes those of its own prefix (bin/../share/evkit/schemas), then
+ * those of the prefix libevkit was loaded from (a program of the user's
+ * own against an evkit installed under any prefix, moved or not), then
+ * those of the prefix evkit was built for. */
 static void find_schemas(void) {
-    char exe[4096], cand[4200];
+    char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     if (!strncmp(exe, EVK_BUILD_DIR "/", strlen(EVK_BUILD_DIR "/")) && found(EVK_SOURCE_SCHEMAS))
         return;
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-        *slash = '\0';
-        snprintf(cand, sizeof cand, "%s/../share/evkit/schemas", exe);
-        if (has_catalog(cand) && realpath(cand, found_schemas)) return;
-    }
+    if (found_beside(exe, "../share/evkit/schemas")) return;
+    Dl_info lib;
+    if (dladdr((void *)evk_config_schemas_dir, &lib) && lib.dli_fname &&
+        found_beside(lib.dli_fname, EVK_LIB_TO_DATA "/schemas"))
+        return;
     if (!found(EVK_DATADIR "/schemas"))
         snprintf(found_schemas, sizeof found_schemas, "%s", EVK_DATADIR "/schemas");
 }
