@@ -18,8 +18,13 @@ typedef struct {
     const char *group;
     const char *offset; /* as given to -o, NULL when absent */
     int64_t start;      /* -o as a librdkafka offset, for assign() */
+    int64_t start_ms;   /* -o s@TIMESTAMP, -1 when absent */
     long long count;    /* -c, 0 = unlimited */
     int exit_eof;
+    int32_t partition; /* -p, -1 = every partition */
+    const char *key;   /* -k: only messages with this key */
+    const char *type;  /* -t: only events of this type */
+    int raw;           /* --raw: the value's bytes, not decoded */
     char **topics;
     int ntopics;
 } options_t;
@@ -43,6 +48,9 @@ typedef struct {
 typedef struct {
     rd_kafka_t *rk;
     const evk_catalog_t *cat;
+    const evk_schema_t *type; /* -t, resolved */
+    const char *key;          /* -k */
+    int raw;                  /* --raw */
     part_t *parts;
     int nparts;
     long long printed;
@@ -61,13 +69,19 @@ static void on_stop_signal(int sig) {
 static void usage(FILE *out, const char *prog) {
     (void)prog;
     fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-G group]\n"
-                 "       [-o beginning|end|<offset>|-<n>] [-c count] [-e] TOPIC...\n"
+                 "       [-o beginning|end|<offset>|-<n>|s@<ms>] [-p partition] [-k key]\n"
+                 "       [-t type] [--raw] [-c count] [-e] TOPIC...\n"
                  "       " PROG " -h|--help | -V|--version\n"
                  "Print each message as a JSON line with its Avro value decoded.\n"
-                 "  -G group  consume as a member of a balanced consumer group\n"
-                 "  -o        where to start (default beginning; -<n>: n before the end)\n"
-                 "  -c count  exit after count messages\n"
-                 "  -e        exit when every partition has reached its end\n");
+                 "  -G group      consume as a member of a balanced consumer group\n"
+                 "  -o            where to start (default beginning; -<n>: n before the\n"
+                 "                end; s@<ms>: the first message at or after that time)\n"
+                 "  -p partition  only this partition of each topic\n"
+                 "  -k key        only messages with this key\n"
+                 "  -t type       only events of this type (full or short name)\n"
+                 "  --raw         the value as base64, not decoded\n"
+                 "  -c count      exit after printing count messages\n"
+                 "  -e            exit when every partition has reached its end\n");
 }
 
 /* ---- options ---- */
@@ -82,19 +96,25 @@ static int parse_offset(options_t *o) {
         return 0;
     }
     if (o->group) return -1; /* a group resumes from its committed offsets */
+    int at_time = !strncmp(o->offset, "s@", 2);
+    const char *num = o->offset + (at_time ? 2 : 0);
     char *end;
     errno = 0;
-    long long v = strtoll(o->offset, &end, 10);
-    if (errno || end == o->offset || *end) return -1;
-    o->start = v < 0 ? RD_KAFKA_OFFSET_TAIL(-v) : v;
+    long long v = strtoll(num, &end, 10);
+    if (errno || end == num || *end || (at_time && v < 0)) return -1;
+    if (at_time)
+        o->start_ms = v;
+    else
+        o->start = v < 0 ? RD_KAFKA_OFFSET_TAIL(-v) : v;
     return 0;
 }
 
-static int parse_count(const char *s, long long *out) {
+/* A number of at least @p min. */
+static int parse_number(const char *s, long long min, long long *out) {
     char *end;
     errno = 0;
     *out = strtoll(s, &end, 10);
-    return errno || end == s || *end || *out < 1 ? -1 : 0;
+    return errno || end == s || *end || *out < min ? -1 : 0;
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -106,9 +126,14 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 static int parse_options(int argc, char **argv, options_t *o) {
-    static const struct option longopts[] = {EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"raw", no_argument, NULL, 'r'}, EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
+    long long partition;
     int c;
-    while ((c = getopt_long(argc, argv, EVK_CLI_OPTSTRING "G:o:c:e", longopts, NULL)) != -1) {
+    o->partition = -1;
+    o->start_ms = -1;
+    while ((c = getopt_long(argc, argv, EVK_CLI_OPTSTRING "G:o:c:ep:k:t:", longopts, NULL)) !=
+           -1) {
         int shared = evk_cli_opt(&o->cli, c, optarg, PROG, usage);
         if (shared == EVK_CLI_TAKEN) continue;
         if (shared != EVK_CLI_NOT_MINE) exit(shared);
@@ -123,8 +148,22 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->exit_eof = 1;
             break;
         case 'c':
-            if (parse_count(optarg, &o->count))
+            if (parse_number(optarg, 1, &o->count))
                 return usage_error("-c: expected a positive count, got \"%s\"", optarg);
+            break;
+        case 'p':
+            if (parse_number(optarg, 0, &partition) || partition > INT32_MAX)
+                return usage_error("-p: expected a partition number, got \"%s\"", optarg);
+            o->partition = (int32_t)partition;
+            break;
+        case 'k':
+            o->key = optarg;
+            break;
+        case 't':
+            o->type = optarg;
+            break;
+        case 'r':
+            o->raw = 1;
             break;
         default:
             usage(stderr, PROG);
@@ -137,8 +176,13 @@ static int parse_options(int argc, char **argv, options_t *o) {
     o->start = RD_KAFKA_OFFSET_BEGINNING;
     if (o->offset && parse_offset(o))
         return usage_error(o->group ? "-o with -G: expected beginning or end, got \"%s\""
-                                    : "-o: expected beginning, end or an offset, got \"%s\"",
+                                    : "-o: expected beginning, end, an offset or s@<ms>, "
+                                      "got \"%s\"",
                            o->offset);
+    if (o->group && o->partition >= 0)
+        return usage_error("%s", "-p: not with -G (the group assigns the partitions)");
+    if (o->raw && o->type)
+        return usage_error("%s", "-t: not with --raw (the type is known by decoding)");
     return EVK_EXIT_OK;
 }
 
@@ -319,13 +363,38 @@ static void put_envelope(line_t *b, const rd_kafka_message_t *m) {
     put_headers(b, m);
 }
 
-/* The value part of the line; returns 0 when the message decoded (or is a
- * tombstone, which deletes a key and has no value to decode). */
-static int put_value(line_t *b, const evk_catalog_t *cat, const rd_kafka_message_t *m) {
+static void put_base64(line_t *b, const unsigned char *p, size_t n) {
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    put(b, "\"", 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char quad[4] = {digits[v >> 18], digits[v >> 12 & 63],
+                        i + 1 < n ? digits[v >> 6 & 63] : '=',
+                        i + 2 < n ? digits[v & 63] : '='};
+        put(b, quad, sizeof quad);
+    }
+    put(b, "\"", 1);
+}
+
+/* What put_value() made of a message. */
+enum { VALUE_PRINTED, VALUE_UNDECODABLE, VALUE_FILTERED };
+
+/* The value part of the line. A tombstone (which deletes a key and has no
+ * value to decode) is printed; so is a message that cannot be decoded,
+ * with the reason, whatever -t says: it may be of that type. */
+static int put_value(line_t *b, const tail_t *t, const rd_kafka_message_t *m) {
     if (!m->payload) {
         put_str(b, ",\"value\":null");
-        return 0;
+        return VALUE_PRINTED;
     }
+    if (t->raw) {
+        put_str(b, ",\"value_base64\":");
+        put_base64(b, m->payload, m->len);
+        return VALUE_PRINTED;
+    }
+    const evk_catalog_t *cat = t->cat;
     evk_event_t *ev = NULL;
     char errstr[512];
     char *json = NULL;
@@ -334,10 +403,11 @@ static int put_value(line_t *b, const evk_catalog_t *cat, const rd_kafka_message
     if (!err && (err = evk_event_to_json(ev, &json, &len)))
         snprintf(errstr, sizeof(errstr), "%s: cannot write JSON: %s", evk_event_type(ev),
                  evk_err2str(err));
+    int filtered = !err && t->type && strcmp(evk_event_type(ev), evk_schema_type(t->type));
     if (err) {
         put_str(b, ",\"error\":");
         put_cstring(b, errstr);
-    } else {
+    } else if (!filtered) {
         put_str(b, ",\"type\":");
         put_cstring(b, evk_event_type(ev));
         put_str(b, ",\"schema_id\":");
@@ -347,13 +417,20 @@ static int put_value(line_t *b, const evk_catalog_t *cat, const rd_kafka_message
     }
     free(json);
     evk_event_destroy(ev);
-    return err ? -1 : 0;
+    return err ? VALUE_UNDECODABLE : filtered ? VALUE_FILTERED : VALUE_PRINTED;
+}
+
+static int key_matches(const char *key, const rd_kafka_message_t *m) {
+    return m->key && m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len);
 }
 
 static void print_message(tail_t *t, const rd_kafka_message_t *m) {
+    if (t->key && !key_matches(t->key, m)) return;
     t->line.len = 0;
     put_envelope(&t->line, m);
-    t->undecodable += put_value(&t->line, t->cat, m) ? 1 : 0;
+    int value = put_value(&t->line, t, m);
+    if (value == VALUE_FILTERED) return;
+    t->undecodable += value == VALUE_UNDECODABLE;
     put(&t->line, "}\n", 2);
     if (t->line.oom) {
         fprintf(stderr,
@@ -441,33 +518,58 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     track_assignment(opaque);
 }
 
-/* Without a group: every partition of every topic, from -o. */
-static int assign_topic(tail_t *t, const char *topic, int64_t start,
+/* Without a group: every partition of the topic (or -p's), from -o. */
+static int assign_topic(tail_t *t, const options_t *o, const char *topic,
                         rd_kafka_topic_partition_list_t *list) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(t->rk, 0, rkt, &md, METADATA_TIMEOUT_MS)
                                   : rd_kafka_last_error();
     if (!err && md->topic_cnt == 1) err = md->topics[0].err;
-    if (!err)
-        for (int i = 0; i < md->topics[0].partition_cnt; i++)
-            rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)
-                ->offset = start;
+    int n = err ? 0 : md->topics[0].partition_cnt, added = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t id = md->topics[0].partitions[i].id;
+        if (o->partition >= 0 && id != o->partition) continue;
+        /* offsets_for_times() takes the timestamp in the offset field. */
+        rd_kafka_topic_partition_list_add(list, topic, id)->offset =
+            o->start_ms >= 0 ? o->start_ms : o->start;
+        added++;
+    }
     if (md) rd_kafka_metadata_destroy(md);
     if (rkt) rd_kafka_topic_destroy(rkt);
-    if (!err) return EVK_EXIT_OK;
-    fprintf(stderr, PROG ": topic \"%s\": %s\n", topic, rd_kafka_err2str(err));
-    return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? EVK_EXIT_NOT_FOUND
-                                                          : EVK_EXIT_DELIVERY;
+    if (err) {
+        fprintf(stderr, PROG ": topic \"%s\": %s\n", topic, rd_kafka_err2str(err));
+        return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? EVK_EXIT_NOT_FOUND
+                                                              : EVK_EXIT_DELIVERY;
+    }
+    if (added) return EVK_EXIT_OK;
+    fprintf(stderr, PROG ": topic \"%s\" has no partition %" PRId32 " (it has %d)\n", topic,
+            o->partition, n);
+    return EVK_EXIT_NOT_FOUND;
+}
+
+/* -o s@<ms>: each partition's first offset at or after that time (its end
+ * when there is none). */
+static rd_kafka_resp_err_t offsets_for_time(tail_t *t, rd_kafka_topic_partition_list_t *list) {
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(t->rk, list, METADATA_TIMEOUT_MS);
+    for (int i = 0; !err && i < list->cnt; i++) {
+        if (list->elems[i].err) err = list->elems[i].err;
+        if (list->elems[i].offset < 0) list->elems[i].offset = RD_KAFKA_OFFSET_END;
+    }
+    return err;
 }
 
 static int assign_all(tail_t *t, const options_t *o) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
     int rc = EVK_EXIT_OK;
     for (int i = 0; i < o->ntopics && !rc; i++)
-        rc = assign_topic(t, o->topics[i], o->start, list);
-    rd_kafka_resp_err_t err = rc ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_assign(t->rk, list);
-    if (err) {
+        rc = assign_topic(t, o, o->topics[i], list);
+    rd_kafka_resp_err_t err;
+    if (!rc && o->start_ms >= 0 && (err = offsets_for_time(t, list))) {
+        fprintf(stderr, PROG ": -o %s: %s\n", o->offset, rd_kafka_err2str(err));
+        rc = EVK_EXIT_DELIVERY;
+    }
+    if (!rc && (err = rd_kafka_assign(t->rk, list))) {
         fprintf(stderr, PROG ": assign: %s\n", rd_kafka_err2str(err));
         rc = EVK_EXIT_DELIVERY;
     }
@@ -554,7 +656,11 @@ static rd_kafka_t *consumer_new(const options_t *o, const evk_config_t *cfg, tai
 }
 
 static int tail(const options_t *o, const evk_config_t *cfg, const evk_catalog_t *cat) {
-    tail_t t = {.cat = cat};
+    tail_t t = {.cat = cat, .key = o->key, .raw = o->raw};
+    if (o->type && !(t.type = evk_catalog_find(cat, o->type))) {
+        fprintf(stderr, PROG ": -t: unknown event type \"%s\"\n", o->type);
+        return EVK_EXIT_USAGE;
+    }
     t.rk = consumer_new(o, cfg, &t);
     if (!t.rk) return EVK_EXIT_CONFIG;
     int rc = o->group ? subscribe(&t, o) : assign_all(&t, o);

@@ -102,6 +102,20 @@ static int check_rule(run_t *r, const msg_t *m, char *errstr, size_t errstr_size
     return r->o->rule(&r->record, errstr, errstr_size);
 }
 
+/* -H name=value: replaces a header evkit sets under that name (the
+ * command line refuses the CloudEvents ones), else is added. */
+static evk_err_t add_headers(const lines_opts_t *o, rd_kafka_headers_t *h) {
+    for (size_t i = 0; i < o->nheaders; i++) {
+        const char *eq = strchr(o->headers[i], '=');
+        size_t name_len = (size_t)(eq - o->headers[i]);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)name_len, o->headers[i]);
+        rd_kafka_header_remove(h, name);
+        if (rd_kafka_header_add(h, name, -1, eq + 1, -1)) return EVK_ERR_NOMEM;
+    }
+    return EVK_OK;
+}
+
 /* A line to a message: 0, or -1 with errstr "<field path>: <reason>". */
 static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, msg_t *m,
                        char *errstr, size_t errstr_size) {
@@ -112,6 +126,13 @@ static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, ms
         evk_json_reader_frame(r->reader, line, len, &m->frame, &m->len, &key, errstr,
                               errstr_size))
         return -1;
+    if (o->key && key && strcmp(key, o->key)) {
+        snprintf(errstr, errstr_size, "%s: \"%s\" is not the key given with -k (\"%s\")",
+                 evk_schema_key_field(o->schema), key, o->key);
+        free(key);
+        msg_free(m);
+        return -1;
+    }
     if (!(m->tag = malloc(sizeof *m->tag))) {
         free(key);
         msg_free(m);
@@ -125,6 +146,7 @@ static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, ms
     }
     evk_err_t err =
         evk_frame_headers(o->schema, o->prog, o->correlate ? key : NULL, NULL, &m->headers);
+    if (!err) err = add_headers(o, m->headers);
     if (!err) return 0;
     snprintf(errstr, errstr_size, "cannot encode: %s", evk_err2str(err));
     msg_free(m);
@@ -148,8 +170,10 @@ static int send_msg(run_t *r, msg_t *m) {
     char errstr[512];
     tag_t *tag = m->tag;
     const char *key = tag->key;
-    if (!evk_producer_send_frame(r->producer, r->o->schema, key, key ? strlen(key) : 0,
-                                 m->frame, m->len, m->headers, tag, errstr, sizeof errstr)) {
+    int32_t partition = r->o->to_partition ? r->o->partition : RD_KAFKA_PARTITION_UA;
+    if (!evk_producer_send_frame(r->producer, r->o->schema, partition, key,
+                                 key ? strlen(key) : 0, m->frame, m->len, m->headers, tag,
+                                 errstr, sizeof errstr)) {
         evk_producer_poll(r->producer, 0); /* report deliveries as they come */
         return 0;
     }
@@ -255,6 +279,28 @@ static int finish(run_t *r, int stopped) {
     return r->invalid || stopped ? EVK_EXIT_INPUT : EVK_EXIT_OK;
 }
 
+/* -k: the key field takes the key where a line leaves it out. The key has
+ * passed evk_key_check(), so quoting " and \\ makes it a JSON string. */
+static int key_default(run_t *r, char *errstr, size_t errstr_size) {
+    const char *k = r->o->key;
+    char *json = malloc(2 * strlen(k) + 3), *w = json;
+    if (!json) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    *w++ = '"';
+    for (; *k; k++) {
+        if (*k == '"' || *k == '\\') *w++ = '\\';
+        *w++ = *k;
+    }
+    *w++ = '"';
+    *w = '\0';
+    evk_err_t err = evk_json_reader_set_default(r->reader, evk_schema_key_field(r->o->schema),
+                                                json, errstr, errstr_size);
+    free(json);
+    return err ? -1 : 0;
+}
+
 int lines_publish(const lines_opts_t *o, const evk_config_t *cfg, const evk_catalog_t *cat,
                   FILE *in) {
     run_t r = {.o = o};
@@ -262,6 +308,8 @@ int lines_publish(const lines_opts_t *o, const evk_config_t *cfg, const evk_cata
     int rc = EVK_EXIT_CONFIG;
     if (evk_json_reader_new(o->schema, &r.reader) || (o->rule && rule_open(&r)))
         fprintf(stderr, "%s: out of memory\n", o->prog);
+    else if (o->key && key_default(&r, errstr, sizeof errstr))
+        fprintf(stderr, "%s: -k: %s\n", o->prog, errstr);
     else if (evk_producer_new(cfg, cat, o->prog, &r.producer, errstr, sizeof errstr))
         fprintf(stderr, "%s: %s\n", o->prog, errstr);
     else if (evk_producer_connect(r.producer, EVK_CLI_CONNECT_TIMEOUT_MS, errstr,

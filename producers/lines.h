@@ -24,6 +24,12 @@ typedef struct {
     int strict;                 /* send nothing unless every line is valid */
     int print_keys;             /* print each delivered message's key on stdout */
     int correlate;              /* correlation_id header = the key */
+    const char *key;            /* -k: the key field's value where a line leaves it out;
+                                   a line with another is invalid. NULL: none */
+    int to_partition;           /* -p: send to partition, not to the key's */
+    int32_t partition;
+    char *const *headers;       /* -H "name=value": added, or replacing evkit's of that name */
+    size_t nheaders;
 } lines_opts_t;
 
 /* Publish every line of @p in with a producer of @p cfg, reporting invalid

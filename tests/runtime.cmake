@@ -17,3 +17,9 @@ set_tests_properties(test_interop PROPERTIES
 add_test(NAME producers_cli COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_producers_cli.py)
 set_tests_properties(producers_cli PROPERTIES
   ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120 RUN_SERIAL TRUE)
+
+# kcat's habits: evk-produce -k/-p/-H and evk-tail -p/-k/-t/--raw/-o s@, read
+# back with python3-confluent-kafka.
+add_test(NAME kcat_options COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_kcat_options.py)
+set_tests_properties(kcat_options PROPERTIES
+  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120)

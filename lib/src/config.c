@@ -568,7 +568,8 @@ static void find_schemas(void) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
-    if (!strncmp(exe, EVK_BUILD_DIR "/", strlen(EVK_BUILD_DIR "/")) && found(EVK_SOURCE_SCHEMAS))
+    if (!strncmp(exe, EVK_BUILD_DIR "/", strlen(EVK_BUILD_DIR "/")) &&
+        found(EVK_SOURCE_SCHEMAS))
         return;
     if (found_beside(exe, "../share/evkit/schemas")) return;
     Dl_info lib;

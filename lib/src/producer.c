@@ -99,8 +99,9 @@ evk_err_t evk_producer_connect(evk_producer_t *p, int timeout_ms, char *errstr,
     char servers[512] = "?";
     size_t size = sizeof(servers);
     rd_kafka_conf_get(rd_kafka_conf(p->rk), "bootstrap.servers", servers, &size);
-    return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "no broker reachable at %s after %d s: %s",
-                    servers, timeout_ms / 1000, rd_kafka_err2str(err));
+    return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
+                    "no broker reachable at %s after %d s: %s", servers, timeout_ms / 1000,
+                    rd_kafka_err2str(err));
 }
 
 void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_t *cb, void *opaque) {
@@ -133,26 +134,27 @@ static rd_kafka_topic_t *topic_handle(evk_producer_t *p, const char *name) {
 
 /* Queue full means the broker is slower than the caller: serve delivery
  * reports until there is room, never drop. */
-static rd_kafka_resp_err_t produce(evk_producer_t *p, rd_kafka_topic_t *rkt, const void *key,
-                                   size_t key_len, void *frame, size_t len,
+static rd_kafka_resp_err_t produce(evk_producer_t *p, rd_kafka_topic_t *rkt, int32_t partition,
+                                   const void *key, size_t key_len, void *frame, size_t len,
                                    rd_kafka_headers_t *headers, void *msg_opaque) {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-            RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_VALUE(frame, len),
+            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return err;
         rd_kafka_poll(p->rk, 100);
     }
 }
 
-evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, const void *key,
-                                  size_t key_len, void *frame, size_t len,
+evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int32_t partition,
+                                  const void *key, size_t key_len, void *frame, size_t len,
                                   rd_kafka_headers_t *headers, void *msg_opaque, char *errstr,
                                   size_t errstr_size) {
     rd_kafka_topic_t *rkt = topic_handle(p, evk_schema_topic(s));
     rd_kafka_resp_err_t err =
-        rkt ? produce(p, rkt, key, key_len, frame, len, headers, msg_opaque)
+        rkt ? produce(p, rkt, partition, key, key_len, frame, len, headers, msg_opaque)
             : RD_KAFKA_RESP_ERR__INVALID_ARG;
     if (!err) return EVK_OK;
     /* librdkafka takes ownership only on success. */
@@ -185,8 +187,9 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
         return err;
     }
     const char *key = evk_event_key(ev);
-    err = evk_producer_send_frame(p, evk_event_schema(ev), key, key ? strlen(key) : 0, frame,
-                                  len, headers, msg_opaque, errstr, errstr_size);
+    err = evk_producer_send_frame(p, evk_event_schema(ev), RD_KAFKA_PARTITION_UA, key,
+                                  key ? strlen(key) : 0, frame, len, headers, msg_opaque,
+                                  errstr, errstr_size);
     evk_event_destroy(ev);
     return err;
 }

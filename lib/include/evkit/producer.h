@@ -52,9 +52,13 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
 
 /**
  * @brief Queue an already-encoded Confluent frame of type @p s (the fast path
- *        of evk-produce). @p frame (malloc()ed) and @p headers are consumed.
+ *        of evk-produce) to @p partition of the type's topic, or where the
+ *        partitioner puts @p key when @p partition is RD_KAFKA_PARTITION_UA.
+ *        @p frame (malloc()ed) and @p headers are consumed. A partition the
+ *        topic does not have fails the message's delivery ("Local: Unknown
+ *        partition").
  */
-evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s,
+evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int32_t partition,
                                   const void *key, size_t key_len, void *frame,
                                   size_t len, rd_kafka_headers_t *headers,
                                   void *msg_opaque, char *errstr, size_t errstr_size);
