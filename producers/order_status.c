@@ -67,23 +67,54 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Keep the last value of @order_id in the message stream (a tombstone
- * deletes it). */
-static void consider(const evk_catalog_t *cat, const rd_kafka_message_t *m,
-                     const char *order_id, evk_event_t **found) {
+/* What one lookup looks for: the last @type event keyed @order_id. */
+typedef struct {
+    rd_kafka_t *rk;
+    const evk_catalog_t *cat;
+    partitioner_fn *part;
+    const char *order_id;
+} lookup_t;
+
+/* Keep the last @p want of the order in the message stream (a tombstone
+ * deletes it; events of other types on the topic are passed over). */
+static void consider(const lookup_t *l, const evk_schema_t *want, const rd_kafka_message_t *m,
+                     evk_event_t **found) {
     char errstr[512];
     evk_event_t *ev = NULL;
-    if (m->key_len != strlen(order_id) || memcmp(m->key, order_id, m->key_len)) return;
-    if (m->payload && evk_event_from_message(cat, m, &ev, errstr, sizeof errstr))
-        fprintf(stderr, PROG ": skipping undecodable status at offset %lld: %s\n",
-                (long long)m->offset, errstr);
+    if (m->key_len != strlen(l->order_id) || memcmp(m->key, l->order_id, m->key_len)) return;
+    if (m->payload && evk_event_from_message(l->cat, m, &ev, errstr, sizeof errstr)) {
+        fprintf(stderr, PROG ": skipping undecodable %s at offset %lld: %s\n",
+                evk_schema_name(want), (long long)m->offset, errstr);
+        return;
+    }
+    if (ev && strcmp(evk_event_type(ev), evk_schema_type(want))) {
+        evk_event_destroy(ev);
+        return;
+    }
     evk_event_destroy(*found);
     *found = ev;
 }
 
-/* Read partition @p of @topic from the start to its end. */
-static int read_partition(rd_kafka_t *rk, const evk_catalog_t *cat, const char *topic,
-                          int32_t p, const char *order_id, evk_event_t **found) {
+/* The order's partition of @topic in *p; -1 when the topic does not exist (yet). */
+static int order_partition(const lookup_t *l, const char *topic, int32_t *p) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(l->rk, topic, NULL);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    *p = rkt ? partition_of(l->rk, rkt, l->part, l->order_id, &err) : -1;
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    if (!err && rkt) return EVK_EXIT_OK;
+    fprintf(stderr, PROG ": %s: %s\n", topic,
+            rkt ? rd_kafka_err2str(err) : "cannot create topic handle");
+    return EVK_EXIT_DELIVERY;
+}
+
+/* Read the order's partition of @want's topic from the start to its end;
+ * *found stays NULL when the topic does not exist (yet). */
+static int read_partition(const lookup_t *l, const evk_schema_t *want, evk_event_t **found) {
+    rd_kafka_t *rk = l->rk;
+    const char *topic = evk_schema_topic(want);
+    int32_t p;
+    int rc = order_partition(l, topic, &p);
+    if (rc || p < 0) return rc;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_resp_err_t err = rd_kafka_assign(rk, parts);
@@ -98,7 +129,7 @@ static int read_partition(rd_kafka_t *rk, const evk_catalog_t *cat, const char *
         else if (m->err)
             err = m->err;
         else
-            consider(cat, m, order_id, found);
+            consider(l, want, m, found);
         rd_kafka_message_destroy(m);
     }
     if (err || !done) {
@@ -167,43 +198,46 @@ static int print_status(const evk_event_t *st, int json) {
     return EVK_EXIT_OK;
 }
 
+/* No status: an order that was placed is "not seen yet" (order-service
+ * has not recorded it: it is behind, or not running), any other unknown. */
+static int not_found(const lookup_t *l, const evk_schema_t *placed_type) {
+    evk_event_t *placed = NULL;
+    int rc = read_partition(l, placed_type, &placed);
+    if (rc) return rc;
+    if (!placed) {
+        fprintf(stderr, PROG ": order %s not found\n", l->order_id);
+        return EVK_EXIT_NOT_FOUND;
+    }
+    fprintf(stderr,
+            PROG ": order %s was placed at %s but order-service has not recorded it yet\n",
+            l->order_id, evk_event_time(placed) ? evk_event_time(placed) : "an unknown time");
+    evk_event_destroy(placed);
+    return EVK_EXIT_PENDING;
+}
+
 static int lookup(const order_env_t *env, const char *order_id, int json) {
     char errstr[512];
     const evk_schema_t *s = evk_catalog_find(env->cat, "OrderStatus");
-    partitioner_fn *part = partitioner_named(evk_config_kafka_get(env->cfg, "partitioner"));
-    if (!s || !part) {
+    const evk_schema_t *placed = evk_catalog_find(env->cat, "OrderPlaced");
+    lookup_t l = {.cat = env->cat,
+                  .part = partitioner_named(evk_config_kafka_get(env->cfg, "partitioner")),
+                  .order_id = order_id};
+    if (!s || !placed || !l.part) {
         fprintf(stderr, PROG ": %s\n",
-                s ? "unsupported partitioner for a keyed lookup"
-                  : "the catalog has no OrderStatus");
+                l.part ? "the catalog has no OrderStatus or OrderPlaced"
+                       : "unsupported partitioner for a keyed lookup");
         return EVK_EXIT_CONFIG;
     }
-    rd_kafka_t *rk = status_consumer(env->cfg, errstr, sizeof errstr);
-    if (!rk) {
+    if (!(l.rk = status_consumer(env->cfg, errstr, sizeof errstr))) {
         fprintf(stderr, PROG ": %s\n", errstr);
         return EVK_EXIT_CONFIG;
     }
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, evk_schema_topic(s), NULL);
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     evk_event_t *found = NULL;
-    int32_t p = rkt ? partition_of(rk, rkt, part, order_id, &err) : -1;
-    int rc = EVK_EXIT_OK;
-    if (err || !rkt) {
-        fprintf(stderr, PROG ": %s: %s\n", evk_schema_topic(s),
-                rkt ? rd_kafka_err2str(err) : "cannot create topic handle");
-        rc = EVK_EXIT_DELIVERY;
-    } else if (p >= 0) {
-        rc = read_partition(rk, env->cat, evk_schema_topic(s), p, order_id, &found);
-    }
-    if (!rc && !found) {
-        fprintf(stderr, PROG ": order %s not found\n", order_id);
-        rc = EVK_EXIT_NOT_FOUND;
-    } else if (!rc) {
-        rc = print_status(found, json);
-    }
+    int rc = read_partition(&l, s, &found);
+    if (!rc) rc = found ? print_status(found, json) : not_found(&l, placed);
     evk_event_destroy(found);
-    if (rkt) rd_kafka_topic_destroy(rkt);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    rd_kafka_consumer_close(l.rk);
+    rd_kafka_destroy(l.rk);
     return rc;
 }
 

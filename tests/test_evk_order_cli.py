@@ -186,7 +186,16 @@ def test_generate(b):
 
 def test_status_and_errors(b):
     r = b.run("producers/evk-order", "status", "o-unknown")
-    expect(r.returncode == 5 and "not found" in r.stderr, "status: exit 5 when not found")
+    expect(r.returncode == 5 and r.stderr == "evk-order: order o-unknown not found\n",
+           "status: exit 5 when not found")
+    # No order-service runs here: a placed order is never recorded.
+    placed = b.run("producers/evk-order", "place", "--customer", "c-1", "--item", "SKU-1:1:5")
+    order_id = placed.stdout.strip()
+    r = b.run("producers/evk-order", "status", order_id)
+    expect(placed.returncode == 0 and r.returncode == 6 and re.fullmatch(
+        f"evk-order: order {order_id} was placed at 20[0-9-]+T[0-9:.]+Z but order-service has "
+        "not recorded it yet\n", r.stderr) is not None and r.stdout == "",
+        f"status of an order placed but not recorded: exit 6, says so ({r.returncode}, {r.stderr})")
     r = b.run("producers/evk-order", "frobnicate")
     expect(r.returncode == 1, "unknown command: exit 1")
     r = b.run("producers/evk-order", "status", "o-1", brokers=False)

@@ -21,19 +21,25 @@ extern "C" {
 
 /** Exit codes of every evkit program. */
 enum {
-    EVK_EXIT_OK = 0,       /**< success */
-    EVK_EXIT_USAGE = 1,    /**< bad command line */
-    EVK_EXIT_CONFIG = 2,   /**< bad config, catalog or unreachable setup */
-    EVK_EXIT_INPUT = 3,    /**< some input was invalid (see the program's docs for what was sent) */
-    EVK_EXIT_DELIVERY = 4, /**< a message could not be delivered / Kafka failed */
-    EVK_EXIT_NOT_FOUND = 5 /**< the thing asked for does not exist (e.g. evk-order status) */
+    EVK_EXIT_OK = 0,     /**< success */
+    EVK_EXIT_USAGE = 1,  /**< bad command line */
+    EVK_EXIT_CONFIG = 2, /**< bad config, catalog or unreachable setup */
+    EVK_EXIT_INPUT =
+        3, /**< some input was invalid (see the program's docs for what was sent) */
+    EVK_EXIT_DELIVERY = 4,  /**< a message could not be delivered / Kafka failed */
+    EVK_EXIT_NOT_FOUND = 5, /**< the thing asked for does not exist (e.g. evk-order status) */
+    EVK_EXIT_PENDING = 6    /**< it exists but is not processed yet (evk-order status of an
+                                 order that order-service has not recorded) */
 };
 
 /**
  * The long options every program takes besides its own, for its getopt_long()
  * table (needs <getopt.h>): --help as -h, --version as -V.
  */
-#define EVK_CLI_LONGOPTS {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+#define EVK_CLI_LONGOPTS                                                                       \
+    {"help", no_argument, NULL, 'h'}, {                                                        \
+        "version", no_argument, NULL, 'V'                                                      \
+    }
 
 /**
  * @brief Print "@p prog evkit VERSION (librdkafka VERSION)" on stdout, for
@@ -91,9 +97,8 @@ evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char 
  *        Fails with EVK_ERR_CONFIG "no bootstrap servers: use -b, ..." when
  *        none is configured anywhere, since every program needs a cluster.
  */
-evk_err_t evk_cli_config(const char *config_file, const char *brokers,
-                         char *const *props, size_t nprops, evk_config_t **out,
-                         char *errstr, size_t errstr_size);
+evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *const *props,
+                         size_t nprops, evk_config_t **out, char *errstr, size_t errstr_size);
 
 /**
  * @brief Load the schema catalog named by @p cfg (schemas.dir), with the
