@@ -23,3 +23,10 @@ set_tests_properties(producers_cli PROPERTIES
 add_test(NAME kcat_options COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_kcat_options.py)
 set_tests_properties(kcat_options PROPERTIES
   ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120)
+
+# evk-admin: the topic plan without a broker; metadata, check, lag and dlq
+# replay against the dev broker, and its one line where the dev broker has no
+# Admin API.
+add_test(NAME evk_admin COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_evk_admin.py)
+set_tests_properties(evk_admin PROPERTIES
+  ENVIRONMENT "${EVK_TEST_ENV}" LABELS integration TIMEOUT 120)

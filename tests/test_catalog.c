@@ -50,6 +50,8 @@ static void test_real_catalog(void **state) {
     assert_string_equal(evk_schema_topic(s), "orders");
     assert_string_equal(evk_schema_key_field(s), "order_id");
     assert_int_equal(evk_schema_id(s), 1);
+    assert_false(evk_schema_changelog(s));
+    assert_true(evk_schema_changelog(evk_catalog_find(cat, "OrderStatus")));
 
     s = evk_catalog_by_id(cat, 12);
     assert_non_null(s);
@@ -129,6 +131,8 @@ static void test_catalog_errors(void **state) {
                       "catalog.cfg:3: events[1].topic: missing");
     assert_load_fails("unknown_field", EVK_ERR_CONFIG,
                       "catalog.cfg:3: events[0].kee: unknown field");
+    assert_load_fails("bad_changelog", EVK_ERR_CONFIG,
+                      "catalog.cfg:3: events[0].changelog: expected true or false");
     assert_load_fails("bad_id", EVK_ERR_CONFIG,
                       "catalog.cfg:2: events[0].id: expected a positive integer");
     assert_load_fails("dup_id", EVK_ERR_CONFIG,

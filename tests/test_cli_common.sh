@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every program takes -h/--help (usage on stdout, exit 0) and -V/--version
 # ("<program> evkit <CMake's project version> (librdkafka ...)", exit 0), and
-# evk-order takes both after a command too. Programs find the schemas.
+# evk-order and evk-admin take both after a command too. Programs find the schemas.
 set -euo pipefail
 bin=${EVK_BIN_DIR:?}
 version=${EVK_VERSION:?}
@@ -36,6 +36,11 @@ check evk-dev-broker "$bin/lib/evk-dev-broker"
 check evk-order "$bin/producers/evk-order"
 for cmd in place publish generate status; do
   check evk-order "$bin/producers/evk-order" "$cmd"
+done
+check evk-admin "$bin/lib/evk-admin"
+for cmd in "topics plan" "topics check" "topics create" metadata lag "dlq replay"; do
+  # shellcheck disable=SC2086 # the command is two words
+  check evk-admin "$bin/lib/evk-admin" $cmd
 done
 echo "test_cli_common: every program answers -h, --help, -V and --version"
 

@@ -20,6 +20,7 @@ struct evk_schema_s {
     char *topic;
     char *key; /* NULL when the catalog names no key field */
     int32_t id;
+    int changelog; /* a state store's record: its topic is compacted */
     avro_schema_t avro;
     char *json;
     avro_value_iface_t *iface;
@@ -46,8 +47,8 @@ struct evk_cload {
     size_t errstr_size;
 };
 
-static const char *const evk_entry_fields[] = {"type", "topic", "schema",
-                                               "id",   "key",   "writers"};
+static const char *const evk_entry_fields[] = {"type", "topic",   "schema",   "id",
+                                               "key",  "writers", "changelog"};
 
 /* "<catalog>:<line>: <reason>" for the setting @p s. */
 static evk_err_t __attribute__((format(printf, 4, 5)))
@@ -153,6 +154,17 @@ static evk_err_t get_id(const struct evk_cload *cl, const config_setting_t *entr
     if (id <= 0 || id > INT32_MAX)
         return cload_fail(cl, s, EVK_ERR_CONFIG, "%s.id: expected a positive integer", at);
     *out = (int32_t)id;
+    return EVK_OK;
+}
+
+static evk_err_t get_changelog(const struct evk_cload *cl, const config_setting_t *entry,
+                               int *out) {
+    const config_setting_t *s = config_setting_get_member(entry, "changelog");
+    if (!s) return EVK_OK;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return cload_fail(cl, s, EVK_ERR_CONFIG, "events[%d].changelog: expected true or false",
+                          cl->idx);
+    *out = config_setting_get_bool(s);
     return EVK_OK;
 }
 
@@ -393,7 +405,9 @@ static evk_err_t load_entry(const struct evk_cload *cl, evk_catalog_t *cat,
         return cload_fail(cl, entry, EVK_ERR_CONFIG, "events[%d]: expected a group", cl->idx);
     if ((err = check_fields(cl, entry)) || (err = get_text(cl, entry, "type", 1, &e->type)) ||
         (err = get_text(cl, entry, "topic", 1, &e->topic)) ||
-        (err = get_id(cl, entry, at, &e->id)) || (err = get_text(cl, entry, "key", 0, &e->key)))
+        (err = get_id(cl, entry, at, &e->id)) ||
+        (err = get_text(cl, entry, "key", 0, &e->key)) ||
+        (err = get_changelog(cl, entry, &e->changelog)))
         return err;
     const char *dot = strrchr(e->type, '.');
     e->name = dot ? dot + 1 : e->type;
@@ -526,6 +540,10 @@ const char *evk_schema_topic(const evk_schema_t *s) {
 
 const char *evk_schema_key_field(const evk_schema_t *s) {
     return s->key;
+}
+
+int evk_schema_changelog(const evk_schema_t *s) {
+    return s->changelog;
 }
 
 int32_t evk_schema_id(const evk_schema_t *s) {

@@ -174,14 +174,9 @@ static void svc_linger(const evk_service_t *svc, char *buf, size_t size, const c
 static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char max_bytes[24], linger[24];
     snprintf(max_bytes, sizeof(max_bytes), "%lld", (long long)svc->message_max_bytes);
-    const char *kv[16] = {"transactional.id",
-                          svc->txn_id,
-                          "enable.idempotence",
-                          "true",
-                          "acks",
-                          "all",
-                          "message.max.bytes",
-                          max_bytes};
+    const char *kv[16] = {
+        "transactional.id",  svc->txn_id, "enable.idempotence", "true", "acks", "all",
+        "message.max.bytes", max_bytes};
     size_t n = 8;
     svc_client_id(svc, kv, &n);
     svc_linger(svc, linger, sizeof(linger), kv, &n);
@@ -947,6 +942,11 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
         if (svc_store_schema(svc->stores[i]) == s)
             return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                             "%s: a store of %s exists already", svc->name, evk_schema_type(s));
+    /* Only a compacted changelog stays bounded; the catalog is what tells
+     * evk-admin to create it so. */
+    if (!evk_schema_changelog(s))
+        evk_log(EVK_LOG_WARN, svc->name, "store type not marked changelog", "type",
+                evk_schema_type(s), "fix", "changelog = true in its catalog entry", NULL);
     evk_store_t **arr = realloc(svc->stores, (svc->nstores + 1) * sizeof(*arr));
     if (!arr) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->stores = arr;

@@ -71,6 +71,12 @@ const char *evk_schema_name(const evk_schema_t *s);
 const char *evk_schema_topic(const evk_schema_t *s);
 /** @brief Field whose value is the Kafka key (catalog "key"), or NULL. */
 const char *evk_schema_key_field(const evk_schema_t *s);
+/**
+ * @brief 1 when the catalog marks the type as a state store's record
+ *        (`changelog = true`): its topic is a changelog, which evk-admin
+ *        creates with cleanup.policy=compact. 0 otherwise.
+ */
+int evk_schema_changelog(const evk_schema_t *s);
 /** @brief Schema id written in the Confluent frame. */
 int32_t evk_schema_id(const evk_schema_t *s);
 /** @brief The parsed Avro schema (a record). Owned by the catalog. */
