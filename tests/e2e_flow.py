@@ -102,7 +102,6 @@ def write_config(work, stock):
         f.write(f'''schemas = {{ dir = "{SRC}/schemas"; }};
 inventory-service = {{ seed_file = "{work}/stock.cfg"; }};
 payment-service = {{ credit_limit_cents = {CREDIT_LIMIT}; blocked_customers = [ "{BLOCKED}" ]; }};
-notification-service = {{ outbox = "{work}/run/outbox.jsonl"; }};
 ''')
         # A killed member keeps its partitions until its session times out,
         # and every rebalance on the dev broker lasts session.timeout.ms - 1 s
@@ -130,6 +129,9 @@ class Cluster:
         if control:
             argv += ["--control", control]
         subprocess.run(argv, env=self.env, check=True)
+        # The config names no outbox: start-services --dir must have put it
+        # in RUNDIR, where restarted copies write too.
+        self.env["EVK_NOTIFICATION_OUTBOX"] = os.path.join(self.rundir, "outbox.jsonl")
         with open(os.path.join(self.rundir, "bootstrap")) as f:
             self.brokers = f.read().strip()
         self.acks = 0
