@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scripts/new-consumer end to end, in a copy of the repository: refusals
-# change nothing; fraud-check --on OrderPlaced --emit FraudScored builds, turns
-# an OrderPlaced into a FraudScored on the dev broker, and its scaffolded test
-# passes.
+# change nothing; fraud-check --on OrderPlaced --emit FraudScored --store
+# OrderTally builds, turns an OrderPlaced into a FraudScored on the dev broker,
+# and its scaffolded test (which also checks the store's changelog) passes.
+# Then the same service as a project of its own (--dir), built with
+# pkg-config against evkit installed under a prefix, passes its own test.
 set -euo pipefail
 src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 tmp=$(mktemp -d)
@@ -53,13 +55,20 @@ refuse "not a valid type name" fraud-check --on OrderPlaced --emit fraud-scored
 refuse "a loop" fraud-check --on OrderPlaced --emit OrderPlaced
 refuse "required" fraud-check
 refuse "is reserved" metrics --on OrderPlaced
+refuse "exists; a store keeps records of a new type" fraud-check --on OrderPlaced --store OrderPlaced
+refuse "needs the same string key field" fraud-check --on OrderPlaced --on StockLevel --store Tally
+mkdir "$tmp/full" && touch "$tmp/full/x"
+refuse "exists and is not an empty directory" fraud-check --on OrderPlaced --dir "$tmp/full"
 refuse "one typo away from evkit's config section schema_registry" schema-registry --on OrderPlaced
 
-scripts/new-consumer fraud-check --on OrderPlaced --emit FraudScored >/dev/null
-for f in consumers/fraud-check.c tests/fraud-check_test.sh schemas/FraudScored.avsc; do
+scripts/new-consumer fraud-check --on OrderPlaced --emit FraudScored --store OrderTally >/dev/null
+for f in consumers/fraud-check.c tests/fraud-check_test.sh schemas/FraudScored.avsc \
+  schemas/OrderTally.avsc; do
   [ -f "$f" ] || fail "$f was not written"
 done
 grep -q 'FraudScored.*id = 19;' schemas/catalog.cfg || fail "no catalog entry with id 19 (the next free one)"
+grep -q 'OrderTally"; topic = "fraud-check.order_tally";.*id = 20; key = "order_id"; changelog = true;' \
+  schemas/catalog.cfg || fail "no changelog entry for the store: $(tail -3 schemas/catalog.cfg)"
 grep -q '^evk_binary(fraud-check fraud-check.c)$' consumers/CMakeLists.txt ||
   fail "fraud-check is not in consumers/CMakeLists.txt"
 grep -q '^fraud-check = {' config/evkit.cfg || fail "no fraud-check section in config/evkit.cfg"
@@ -139,4 +148,33 @@ wait "$svc" || fail "fraud-check exited with $? after SIGTERM, expected 0"
 # The scaffolded test is registered with ctest and passes.
 ctest --test-dir build -R '^fraud-check_test$' --no-tests=error --output-on-failure \
   >"$tmp/ctest.log" || fail "fraud-check_test: $(cat "$tmp/ctest.log")"
-echo "scaffold_test: ok"
+echo "scaffold_test: in evkit's tree: ok"
+
+# Out of the tree: evkit installed under a prefix of the user's own, the
+# project elsewhere, found with pkg-config; nothing in evkit's tree changes.
+prefix=$tmp/prefix proj=$tmp/project
+cmake --install "${EVK_BIN_DIR:-$src/build}" --prefix "$prefix" >"$tmp/install.log" 2>&1 ||
+  fail "cmake --install: $(cat "$tmp/install.log")"
+tree_sum >"$tmp/before"
+# (New type names: the copy's catalog holds FraudScored and OrderTally now.)
+scripts/new-consumer risk-check --on OrderPlaced --emit RiskScored --store RiskTally \
+  --dir "$proj" >/dev/null || fail "new-consumer --dir failed"
+tree_sum | cmp -s - "$tmp/before" || fail "new-consumer --dir changed evkit's tree"
+for f in CMakeLists.txt risk-check.c risk-check.cfg test/risk-check_test.sh \
+  schemas/catalog.cfg schemas/OrderPlaced.avsc schemas/RiskScored.avsc schemas/RiskTally.avsc; do
+  [ -f "$proj/$f" ] || fail "--dir: $f was not written"
+done
+# The project's catalog plans its topics, the store's changelog compacted.
+EVK_SCHEMAS_DIR=$proj/schemas "$prefix/bin/evk-admin" topics plan >"$tmp/plan" ||
+  fail "evk-admin topics plan of the project's catalog failed"
+grep -qx 'risk-check.risk_tally partitions=4 replication=default cleanup.policy=compact' \
+  "$tmp/plan" || fail "the project's plan lacks the compacted changelog: $(cat "$tmp/plan")"
+cflags=
+[ "$sanitize" = OFF ] || cflags=-fsanitize=address,undefined
+(
+  cd "$proj"
+  export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+  cmake -S . -B build -DCMAKE_C_FLAGS="$cflags" && cmake --build build &&
+    ctest --test-dir build --no-tests=error --output-on-failure
+) >"$tmp/project.log" 2>&1 || fail "the project of its own: $(tail -40 "$tmp/project.log")"
+echo "scaffold_test: a project of its own: ok"
