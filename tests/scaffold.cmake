@@ -13,3 +13,9 @@ set_tests_properties(pkgconfig_test PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}
 
 # The tests of consumers that scripts/new-consumer added.
 include(${CMAKE_CURRENT_SOURCE_DIR}/consumers.cmake OPTIONAL)
+
+# Every command shown in README.md and docs/, run as written (the paragraphs
+# it cannot run here are listed in the script, with the reason).
+add_test(NAME docs_commands COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/docs_commands.py)
+set_tests_properties(docs_commands PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}"
+                     LABELS integration TIMEOUT 600 RUN_SERIAL TRUE)
