@@ -7,10 +7,11 @@ in a copy of the repository whose build/ is the build under test, each
 paragraph in a shell of its own (set -e: every line must succeed). A
 paragraph that shows `scripts/start-services` runs against no flow and
 stops what it started; one that uses run/bootstrap otherwise gets a flow
-started first. Only two things are rewritten, both things a reader does by
-hand: `o-...` becomes the id the paragraph's own `place` printed, and a
+started first. Only three things are rewritten, all things a reader does by
+hand: `o-...` becomes the id the paragraph's own `place` printed; a
 `status` right after a `place` is repeated while it says "not recorded yet"
-(exit 6). Every paragraph not run is listed in SKIP with the reason, so
+(exit 6); and `lag` of a group of the flow just started, while the group has
+not committed yet (exit 5). Every paragraph not run is listed in SKIP with the reason, so
 that a new command in the docs is run unless someone says why not.
 
 Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
@@ -101,9 +102,16 @@ def as_run(cmd, placed):
     if re.search(r"\bplace\b", cmd) and "evk-order" in cmd:
         return f"{cmd} | tee -a {placed}"
     if re.search(r"\bstatus\b", cmd) and "evk-order" in cmd:
-        return ("for try in $(seq 100); do rc=0; " + cmd + " || rc=$?; "
-                "[ $rc -eq 6 ] || break; sleep 0.2; done; [ $rc -eq 0 ]")
+        return again_while(cmd, 6)
+    if re.search(r"\blag\b", cmd) and "evk-admin" in cmd:
+        return again_while(cmd, 5)
     return cmd
+
+
+def again_while(cmd, code):
+    """@cmd repeated for up to 20 s while it exits with @code."""
+    return (f"for try in $(seq 100); do rc=0; {cmd} || rc=$?; "
+            f"[ $rc -eq {code} ] || break; sleep 0.2; done; [ $rc -eq 0 ]")
 
 
 class Walk:
