@@ -68,20 +68,21 @@ static void on_stop_signal(int sig) {
 
 static void usage(FILE *out, const char *prog) {
     (void)prog;
-    fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-G group]\n"
-                 "       [-o beginning|end|<offset>|-<n>|s@<ms>] [-p partition] [-k key]\n"
-                 "       [-t type] [--raw] [-c count] [-e] TOPIC...\n"
-                 "       " PROG " -h|--help | -V|--version\n"
-                 "Print each message as a JSON line with its Avro value decoded.\n"
-                 "  -G group      consume as a member of a balanced consumer group\n"
-                 "  -o            where to start (default beginning; -<n>: n before the\n"
-                 "                end; s@<ms>: the first message at or after that time)\n"
-                 "  -p partition  only this partition of each topic\n"
-                 "  -k key        only messages with this key\n"
-                 "  -t type       only events of this type (full or short name)\n"
-                 "  --raw         the value as base64, not decoded\n"
-                 "  -c count      exit after printing count messages\n"
-                 "  -e            exit when every partition has reached its end\n");
+    fprintf(out,
+            "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-q|-v] [-G group]\n"
+            "       [-o beginning|end|<offset>|-<n>|s@<ms>] [-p partition] [-k key]\n"
+            "       [-t type] [--raw] [-c count] [-e] TOPIC...\n"
+            "       " PROG " -h|--help | -V|--version\n"
+            "Print each message as a JSON line with its Avro value decoded.\n"
+            "  -G group      consume as a member of a balanced consumer group\n"
+            "  -o            where to start (default beginning; -<n>: n before the\n"
+            "                end; s@<ms>: the first message at or after that time)\n"
+            "  -p partition  only this partition of each topic\n"
+            "  -k key        only messages with this key\n"
+            "  -t type       only events of this type (full or short name)\n"
+            "  --raw         the value as base64, not decoded\n"
+            "  -c count      exit after printing count messages\n"
+            "  -e            exit when every partition has reached its end\n");
 }
 
 /* ---- options ---- */

@@ -23,7 +23,8 @@ static evk_err_t on_ready(evk_ctx_t *ctx, void *opaque) {
 
 static void usage(FILE *out, const char *name) {
     fprintf(out,
-            "Usage: %s [-F config] [-b brokers] [-X prop=val]... [-h|--help] [-V|--version]\n",
+            "Usage: %s [-F config] [-b brokers] [-X prop=val]... [-q|-v]... [-h|--help] "
+            "[-V|--version]\n",
             name);
 }
 

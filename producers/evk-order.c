@@ -13,7 +13,7 @@
 static void usage(FILE *out, const char *prog) {
     (void)prog;
     fprintf(out,
-            "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] COMMAND ...\n"
+            "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-q|-v] COMMAND ...\n"
             "       " PROG " -h|--help | -V|--version   (also after a COMMAND)\n"
             "  place --customer C --item SKU:QTY:PRICE_CENTS [--item ...] [--currency EUR]\n"
             "  publish [--strict] FILE|-      OrderPlaced JSON lines\n"

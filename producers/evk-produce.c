@@ -31,7 +31,7 @@ static const char *const OWN_HEADERS[] = {"ce_specversion", "ce_id",   "ce_type"
 
 static void usage(FILE *out, const char *prog) {
     (void)prog;
-    fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] -t TYPE "
+    fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-q|-v] -t TYPE "
                  "[-k KEY] [-p PARTITION] [-H name=value]... [--strict] [FILE|-]\n"
                  "       " PROG " -h|--help | -V|--version\n"
                  "Validate JSON lines (one record per line) against TYPE's schema and\n"
@@ -138,7 +138,8 @@ static int run(const options_t *o, const evk_config_t *cfg, const evk_catalog_t 
                        .to_partition = o->to_partition,
                        .partition = o->partition,
                        .headers = o->headers,
-                       .nheaders = o->nheaders};
+                       .nheaders = o->nheaders,
+                       .quiet = o->cli.verbosity < 0};
     if (!lo.schema) {
         fprintf(stderr, PROG ": unknown event type \"%s\"\n", o->type);
         return EVK_EXIT_USAGE;

@@ -2,8 +2,11 @@
  * its delivery report: librdkafka reports a failure long after later lines
  * were queued, and the report must still name the line. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lines.h"
 
@@ -35,7 +38,21 @@ typedef struct {
     size_t invalid;
     uint64_t delivered, failed;
     int fatal_said; /* producer_failed() has printed why */
+    /* Progress on a terminal: one line rewritten in place (\r). */
+    int progress;
+    double started, shown;
+    size_t lines; /* read so far */
 } run_t;
+
+/* A report on stderr, in place of the progress line if one is shown (it is
+ * drawn again at its next turn). */
+static void __attribute__((format(printf, 2, 3))) say(run_t *r, const char *fmt, ...) {
+    va_list ap;
+    if (r->shown > 0) fputs("\r\033[K", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 static void tag_free(tag_t *t) {
     if (!t) return;
@@ -55,7 +72,7 @@ static void on_delivery(evk_err_t err, const char *errstr, const char *topic, in
     tag_t *tag = msg_opaque;
     (void)partition, (void)offset;
     if (err) {
-        fprintf(stderr, "line %zu: not delivered to %s: %s\n", tag->line, topic, errstr);
+        say(r, "line %zu: not delivered to %s: %s\n", tag->line, topic, errstr);
         r->failed++;
     } else {
         r->delivered++;
@@ -69,9 +86,9 @@ static void on_delivery(evk_err_t err, const char *errstr, const char *topic, in
 static void report_invalid(run_t *r, size_t lineno, const char *reason) {
     static const char parser_line[] = "line 1, ";
     if (!strncmp(reason, parser_line, sizeof(parser_line) - 1))
-        fprintf(stderr, "line %zu, %s\n", lineno, reason + sizeof(parser_line) - 1);
+        say(r, "line %zu, %s\n", lineno, reason + sizeof(parser_line) - 1);
     else
-        fprintf(stderr, "line %zu: %s\n", lineno, reason);
+        say(r, "line %zu: %s\n", lineno, reason);
     r->invalid++;
 }
 
@@ -159,7 +176,7 @@ static int encode_line(run_t *r, size_t lineno, const char *line, size_t len, ms
 static int producer_failed(run_t *r) {
     char reason[512];
     if (!rd_kafka_fatal_error(evk_producer_rk(r->producer), reason, sizeof reason)) return 0;
-    if (!r->fatal_said) fprintf(stderr, "%s: the producer failed: %s\n", r->o->prog, reason);
+    if (!r->fatal_said) say(r, "%s: the producer failed: %s\n", r->o->prog, reason);
     r->fatal_said = 1;
     return 1;
 }
@@ -177,14 +194,14 @@ static int send_msg(run_t *r, msg_t *m) {
         evk_producer_poll(r->producer, 0); /* report deliveries as they come */
         return 0;
     }
-    fprintf(stderr, "line %zu: not delivered: %s\n", tag->line, errstr);
+    say(r, "line %zu: not delivered: %s\n", tag->line, errstr);
     r->failed++;
     if (!producer_failed(r)) {
         tag_free(tag);
         return 0;
     }
-    fprintf(stderr, "%s: stopped at line %zu: the rest of the input is not sent\n", r->o->prog,
-            tag->line);
+    say(r, "%s: stopped at line %zu: the rest of the input is not sent\n", r->o->prog,
+        tag->line);
     tag_free(tag);
     return -1;
 }
@@ -194,8 +211,8 @@ static int hold(run_t *r, msg_t *m) {
         size_t cap = r->cap ? r->cap * 2 : 1024;
         msg_t *grown = realloc(r->held, cap * sizeof *grown);
         if (!grown) {
-            fprintf(stderr, "%s: out of memory holding line %zu for --strict\n", r->o->prog,
-                    m->tag->line);
+            say(r, "%s: out of memory holding line %zu for --strict\n", r->o->prog,
+                m->tag->line);
             msg_free(m);
             return -1;
         }
@@ -223,8 +240,8 @@ static int process_line(run_t *r, size_t lineno, const char *line, size_t len) {
     if (is_blank(line, len)) return 0;
     const char *nul = memchr(line, '\0', len);
     if (nul) {
-        fprintf(stderr, "line %zu, column %zu: NUL byte, not JSON text\n", lineno,
-                (size_t)(nul - line) + 1);
+        say(r, "line %zu, column %zu: NUL byte, not JSON text\n", lineno,
+            (size_t)(nul - line) + 1);
         r->invalid++;
         return 0;
     }
@@ -235,17 +252,36 @@ static int process_line(run_t *r, size_t lineno, const char *line, size_t len) {
     return r->o->strict ? hold(r, &m) : send_msg(r, &m);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* At most ten times a second, and at the end (@p final) once more. */
+static void show_progress(run_t *r, int final) {
+    double now = now_s();
+    if (!r->progress || (!final && now - r->shown < 0.1)) return;
+    r->shown = now;
+    double rate = now > r->started ? (double)r->lines / (now - r->started) : 0;
+    fprintf(stderr, "\r%zu lines read, %llu delivered, %zu invalid, %.0f lines/s%s", r->lines,
+            (unsigned long long)r->delivered, r->invalid, rate, final ? "\n" : "");
+}
+
 /* 0 at the end of the input, -1 when reading stopped before it. */
 static int read_input(run_t *r, FILE *in) {
     char *line = NULL;
     size_t cap = 0, lineno = 0;
     ssize_t n;
     int rc = 0;
-    while (!rc && (n = getline(&line, &cap, in)) != -1)
+    while (!rc && (n = getline(&line, &cap, in)) != -1) {
         rc = process_line(r, ++lineno, line, (size_t)n);
+        r->lines = lineno;
+        show_progress(r, 0);
+    }
     free(line);
     if (!rc && ferror(in)) {
-        fprintf(stderr, "%s: reading line %zu: %s\n", r->o->prog, lineno + 1, strerror(errno));
+        say(r, "%s: reading line %zu: %s\n", r->o->prog, lineno + 1, strerror(errno));
         rc = -1;
     }
     return rc;
@@ -266,17 +302,21 @@ static int finish(run_t *r, int stopped) {
     const lines_opts_t *o = r->o;
     char errstr[1024];
     evk_err_t err = evk_producer_flush(r->producer, -1, errstr, sizeof errstr);
+    show_progress(r, 1);
     /* Failed deliveries were reported line by line. */
     if (err && err != EVK_ERR_DELIVERY) fprintf(stderr, "%s: %s\n", o->prog, errstr);
     producer_failed(r);
     fflush(stdout);
+    int rc = r->failed || (err && err != EVK_ERR_DELIVERY) ? EVK_EXIT_DELIVERY
+             : r->invalid || stopped                       ? EVK_EXIT_INPUT
+                                                           : EVK_EXIT_OK;
+    if (o->quiet) return rc;
     fprintf(stderr, "%s: %llu sent, %zu invalid", o->prog, (unsigned long long)r->delivered,
             r->invalid);
     if (r->failed) fprintf(stderr, ", %llu failed", (unsigned long long)r->failed);
     if (o->strict && (r->invalid || stopped)) fputs(" (--strict: nothing sent)", stderr);
     fputc('\n', stderr);
-    if (r->failed || (err && err != EVK_ERR_DELIVERY)) return EVK_EXIT_DELIVERY;
-    return r->invalid || stopped ? EVK_EXIT_INPUT : EVK_EXIT_OK;
+    return rc;
 }
 
 /* -k: the key field takes the key where a line leaves it out. The key has
@@ -318,6 +358,8 @@ int lines_publish(const lines_opts_t *o, const evk_config_t *cfg, const evk_cata
         rc = EVK_EXIT_DELIVERY;
     } else {
         evk_producer_set_delivery_cb(r.producer, on_delivery, &r);
+        r.progress = !o->quiet && isatty(STDERR_FILENO);
+        r.started = now_s();
         int stopped = read_input(&r, in);
         if (o->strict) release_held(&r, !r.invalid && !stopped);
         rc = finish(&r, stopped);

@@ -30,6 +30,7 @@ typedef struct {
     int32_t partition;
     char *const *headers;       /* -H "name=value": added, or replacing evkit's of that name */
     size_t nheaders;
+    int quiet;                  /* -q: no progress, no summary line (reports of lines stay) */
 } lines_opts_t;
 
 /* Publish every line of @p in with a producer of @p cfg, reporting invalid

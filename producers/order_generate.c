@@ -17,6 +17,7 @@ typedef struct {
     uint64_t seed;
     char *skus[256];
     size_t nskus;
+    int quiet; /* -q: no progress, no summary */
 } gen_args_t;
 
 static uint64_t next_random(uint64_t *state) { /* splitmix64 */
@@ -85,7 +86,7 @@ static int generate(const order_env_t *env, const gen_args_t *a) {
     int rc = order_sender_open(&s, env, 0);
     if (rc) return rc;
     uint64_t rng = a->seed;
-    int tty = isatty(STDERR_FILENO);
+    int tty = !a->quiet && isatty(STDERR_FILENO);
     double start = now_s(), last_report = 0;
     for (int64_t i = 0; !rc && i < a->count; i++) {
         /* Pace against the start time, not the previous order, so that the
@@ -101,7 +102,7 @@ static int generate(const order_env_t *env, const gen_args_t *a) {
         }
     }
     int closed = order_sender_close(&s);
-    report(&s, a, now_s() - start, tty, 1);
+    if (!a->quiet) report(&s, a, now_s() - start, tty, 1);
     return rc ? rc : closed;
 }
 
@@ -173,6 +174,7 @@ int order_cmd_generate(int argc, char **argv, order_opts_t *o) {
     gen_args_t a = {0};
     order_env_t env;
     int rc = parse_generate(argc, argv, o, &a);
+    a.quiet = o->verbosity < 0;
     if (!rc && !(rc = order_env_open(o, &env))) {
         rc = generate(&env, &a);
         order_env_close(&env);

@@ -37,6 +37,7 @@ int order_cmd_publish(int argc, char **argv, order_opts_t *o) {
             return EVK_EXIT_USAGE;
     }
     if (argc - optind != 1) return order_usage_error("publish: expected one input, FILE or -");
+    lo.quiet = o->verbosity < 0;
     const char *path = argv[optind];
     FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!in) {

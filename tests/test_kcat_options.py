@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """kcat's habits on evk-produce and evk-tail, against evk-dev-broker
-(docs/CLI.md): evk-produce -k/-p/-H, evk-tail -p/-k/-t/--raw/-o s@.
+(docs/CLI.md): evk-produce -k/-p/-H, evk-tail -p/-k/-t/--raw/-o s@; -q and
+progress on a terminal for evk-produce and evk-order publish/generate.
 What evk-produce sent is read back with python3-confluent-kafka, not only
 with evk-tail, so that one program's filter does not hide the other's bug.
 
@@ -9,6 +10,8 @@ Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 import base64
 import json
 import os
+import pty
+import subprocess
 import sys
 import tempfile
 import time
@@ -156,6 +159,52 @@ def test_tail_from_time(b):
     expect(r.returncode == 0 and lines == [], "-o s@<an hour from now>: nothing, exit 0")
 
 
+def on_a_tty(b, args, stdin):
+    """Run a program with stderr on a pseudo-terminal; (exit code, what it wrote there)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([os.path.join(os.environ.get("EVK_BIN_DIR", "build"), args[0]), "-b",
+                          b.brokers] + args[1:], env=b.env, stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=slave, text=True)
+    os.close(slave)
+    p.communicate(stdin, timeout=60)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the program has closed its side
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return p.returncode, out.decode()
+
+
+def test_quiet_and_progress(b):
+    """-q leaves out the summary (the reports of bad lines stay); on a
+    terminal a progress line is rewritten in place, unless -q."""
+    r = b.run(PRODUCE, "-q", "-t", "OrderPlaced", "-", stdin=record("q-1") + "\n")
+    expect(r.returncode == 0 and r.stderr == "", f"-q: nothing on stderr ({r.stderr!r})")
+    r = b.run(PRODUCE, "-t", "OrderPlaced", "-q", "-", stdin=record("q-2") + "\n{}\n")
+    expect(r.returncode == 3 and r.stderr == "line 2: order_id: missing required field\n",
+           f"-q: the bad line is still reported ({r.stderr!r})")
+    r = b.run("producers/evk-order", "publish", "-q", "-", stdin=record("q-3") + "\n")
+    expect(r.returncode == 0 and r.stderr == "" and r.stdout == "q-3\n",
+           f"evk-order publish -q: the id on stdout, nothing on stderr ({r.stderr!r})")
+    r = b.run("producers/evk-order", "generate", "-q", "--count", "3")
+    expect(r.returncode == 0 and r.stderr == "", f"evk-order generate -q: silent ({r.stderr!r})")
+
+    lines = "".join(record(f"tty-{i}") + "\n" for i in range(2000))
+    rc, out = on_a_tty(b, [PRODUCE, "-t", "OrderPlaced", "-"], lines)
+    expect(rc == 0 and "\r2000 lines read, 2000 delivered, 0 invalid" in out and
+           out.rstrip().endswith("evk-produce: 2000 sent, 0 invalid"),
+           f"a terminal: progress, then the summary ({out[-200:]!r})")
+    rc, out = on_a_tty(b, [PRODUCE, "-q", "-t", "OrderPlaced", "-"], lines)
+    expect(rc == 0 and out == "", f"a terminal with -q: nothing ({out[-200:]!r})")
+    r = b.run(PRODUCE, "-t", "OrderPlaced", "-", stdin=lines)
+    expect("\r" not in r.stderr, "not a terminal: no progress line")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="evk-kcat-options-") as work:
         b = Broker(work)
@@ -165,6 +214,7 @@ def main():
             test_tail_filters(b)
             test_tail_raw(b)
             test_tail_from_time(b)
+            test_quiet_and_progress(b)
         finally:
             b.stop()
     print(f"{len(failures)} failure(s)")

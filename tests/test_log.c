@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "evkit/cli.h"
 #include "evkit/log.h"
 #include "internal.h"
 
@@ -98,6 +99,45 @@ static void test_url_password_redacted(void **state) {
     assert_null(strstr(out, "w0rd"));
 }
 
+/* -v/-q as a program gets them (evk_cli_opt(), evk_cli_opts_config()): a
+ * step from the level the config and environment give, kept across a
+ * later evk_log_setup() and within debug..error. */
+static int level_after(const char *env_level, const char *opts) {
+    evk_cli_opts_t o;
+    evk_config_t *cfg = NULL;
+    char err[256];
+    unsetenv("EVK_LOG_FORMAT");
+    if (env_level)
+        setenv("EVK_LOG_LEVEL", env_level, 1);
+    else
+        unsetenv("EVK_LOG_LEVEL");
+    assert_int_equal(evk_cli_opts_init(&o, 4), EVK_OK);
+    o.brokers = "127.0.0.1:1";
+    for (const char *c = opts; *c; c++)
+        assert_int_equal(evk_cli_opt(&o, *c, NULL, "test", NULL), EVK_CLI_TAKEN);
+    assert_int_equal(evk_cli_opts_config(&o, &cfg, err, sizeof err), EVK_OK);
+    assert_int_equal(evk_log_setup(cfg, err, sizeof err), EVK_OK); /* a program's own call */
+    evk_config_destroy(cfg);
+    evk_cli_opts_clear(&o);
+    for (int l = EVK_LOG_DEBUG; l <= EVK_LOG_ERROR; l++)
+        if (evk_log_enabled((evk_log_level_t)l)) return l;
+    return -1;
+}
+
+static void test_verbosity(void **state) {
+    (void)state;
+    assert_int_equal(level_after(NULL, ""), EVK_LOG_INFO);
+    assert_int_equal(level_after(NULL, "v"), EVK_LOG_DEBUG);
+    assert_int_equal(level_after(NULL, "vvv"), EVK_LOG_DEBUG);
+    assert_int_equal(level_after(NULL, "q"), EVK_LOG_WARN);
+    assert_int_equal(level_after(NULL, "qq"), EVK_LOG_ERROR);
+    assert_int_equal(level_after(NULL, "qqqq"), EVK_LOG_ERROR);
+    assert_int_equal(level_after("warn", "v"), EVK_LOG_INFO);
+    assert_int_equal(level_after("debug", "q"), EVK_LOG_INFO);
+    assert_int_equal(level_after("error", "vq"), EVK_LOG_ERROR);
+    unsetenv("EVK_LOG_LEVEL");
+}
+
 static void test_bad_level(void **state) {
     (void)state;
     char err[256];
@@ -118,6 +158,7 @@ int main(void) {
         cmocka_unit_test(test_url_password_redacted),
         cmocka_unit_test(test_secret_names),
         cmocka_unit_test(test_bad_level),
+        cmocka_unit_test(test_verbosity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

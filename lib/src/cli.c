@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "evkit/cli.h"
+#include "evkit/log.h"
 #include "evkit/registry.h"
 #include "evkit/version.h"
 #include "internal.h"
@@ -38,6 +39,12 @@ int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
     case 'F':
         o->config_file = arg;
         return EVK_CLI_TAKEN;
+    case 'q':
+        o->verbosity--;
+        return EVK_CLI_TAKEN;
+    case 'v':
+        o->verbosity++;
+        return EVK_CLI_TAKEN;
     case 'h':
         usage(stdout, prog);
         return EVK_EXIT_OK;
@@ -51,8 +58,15 @@ int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
 
 evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
                               size_t errstr_size) {
-    return evk_cli_config(o->config_file, o->brokers, o->props, o->nprops, out, errstr,
-                          errstr_size);
+    evk_err_t err = evk_cli_config(o->config_file, o->brokers, o->props, o->nprops, out, errstr,
+                                   errstr_size);
+    if (err) return err;
+    evk_log_verbosity(o->verbosity);
+    err = evk_log_setup(*out, errstr, errstr_size);
+    if (!err) return EVK_OK;
+    evk_config_destroy(*out);
+    *out = NULL;
+    return err;
 }
 
 static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,

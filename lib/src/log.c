@@ -16,6 +16,9 @@
 
 typedef enum { FMT_LOGFMT, FMT_JSON } log_format_t;
 
+/* The level evk_log_setup() read, and the command line's move from it. */
+static evk_log_level_t base_level = EVK_LOG_INFO;
+static int verbosity;
 static evk_log_level_t min_level = EVK_LOG_INFO;
 static log_format_t format = FMT_LOGFMT;
 
@@ -148,8 +151,20 @@ int evk_log_level_from_name(const char *name, evk_log_level_t *out) {
     return -1;
 }
 
+static void apply_level(void) {
+    int l = (int)base_level - verbosity;
+    min_level = (evk_log_level_t)(l < EVK_LOG_DEBUG   ? EVK_LOG_DEBUG
+                                  : l > EVK_LOG_ERROR ? EVK_LOG_ERROR
+                                                      : l);
+}
+
+void evk_log_verbosity(int steps) {
+    verbosity = steps;
+    apply_level();
+}
+
 static evk_err_t parse_level(const char *s, const char *from, char *errstr, size_t n) {
-    if (!evk_log_level_from_name(s, &min_level)) return EVK_OK;
+    if (!evk_log_level_from_name(s, &base_level)) return EVK_OK;
     return evk_fail(EVK_ERR_CONFIG, errstr, n,
                     "%s: unknown log level \"%s\" (debug, info, warn, error)", from, s);
 }
@@ -183,6 +198,7 @@ evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_siz
     evk_err_t err = EVK_OK;
     if (level) err = parse_level(level, level_from, errstr, errstr_size);
     if (!err && fmt) err = parse_format(fmt, fmt_from, errstr, errstr_size);
+    apply_level();
     return err;
 }
 

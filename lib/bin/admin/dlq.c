@@ -177,11 +177,13 @@ static int replay(admin_t *a, const replay_opts_t *o) {
                                                       : EVK_EXIT_CONFIG;
     if (!rc) rc = read_dlq(&r, partitions);
     if (r.producer) rd_kafka_flush(r.producer, -1);
-    fprintf(stderr, PROG ": %lld %s, %lld filtered out", o->dry_run ? r.matched : r.sent,
-            o->dry_run ? "to replay (--dry-run: nothing sent)" : "replayed", r.filtered);
-    if (r.unusable) fprintf(stderr, ", %lld without evk_dlq_topic", r.unusable);
-    if (r.failed) fprintf(stderr, ", %lld failed", r.failed);
-    fputc('\n', stderr);
+    if (a->cli.verbosity >= 0) { /* -q: the summary left out */
+        fprintf(stderr, PROG ": %lld %s, %lld filtered out", o->dry_run ? r.matched : r.sent,
+                o->dry_run ? "to replay (--dry-run: nothing sent)" : "replayed", r.filtered);
+        if (r.unusable) fprintf(stderr, ", %lld without evk_dlq_topic", r.unusable);
+        if (r.failed) fprintf(stderr, ", %lld failed", r.failed);
+        fputc('\n', stderr);
+    }
     if (r.consumer) {
         rd_kafka_consumer_close(r.consumer);
         rd_kafka_destroy(r.consumer);

@@ -10,20 +10,21 @@
 
 static void usage(FILE *out, const char *prog) {
     (void)prog;
-    fprintf(out, "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] COMMAND [ARGS]\n"
-                 "       " PROG " -h|--help | -V|--version\n"
-                 "Commands:\n"
-                 "  topics plan|check|create [--partitions N] [--replication R]\n"
-                 "                           [--dlq-partitions N] [--dry-run]\n"
-                 "      the catalog's topics, their .dlq topics and configs (changelogs\n"
-                 "      compacted): print the plan (no broker needed), check the cluster\n"
-                 "      against it, or create what is missing\n"
-                 "  metadata [TOPIC...]      brokers, topics and partitions, like kcat -L\n"
-                 "  lag GROUP [TOPIC...]     the group's committed offsets against the ends\n"
-                 "  dlq replay TOPIC.dlq [--error NAME] [--reason TEXT] [--type TYPE]\n"
-                 "                       [--offsets FROM-TO] [--dry-run]\n"
-                 "      send dead letters back to the topic they came from, without\n"
-                 "      their evk_dlq_* headers\n");
+    fprintf(out,
+            "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-q|-v] COMMAND [ARGS]\n"
+            "       " PROG " -h|--help | -V|--version\n"
+            "Commands:\n"
+            "  topics plan|check|create [--partitions N] [--replication R]\n"
+            "                           [--dlq-partitions N] [--dry-run]\n"
+            "      the catalog's topics, their .dlq topics and configs (changelogs\n"
+            "      compacted): print the plan (no broker needed), check the cluster\n"
+            "      against it, or create what is missing\n"
+            "  metadata [TOPIC...]      brokers, topics and partitions, like kcat -L\n"
+            "  lag GROUP [TOPIC...]     the group's committed offsets against the ends\n"
+            "  dlq replay TOPIC.dlq [--error NAME] [--reason TEXT] [--type TYPE]\n"
+            "                       [--offsets FROM-TO] [--dry-run]\n"
+            "      send dead letters back to the topic they came from, without\n"
+            "      their evk_dlq_* headers\n");
 }
 
 int admin_usage_error(const char *fmt, ...) {

@@ -49,18 +49,22 @@ void evk_cli_version(const char *prog);
 
 /**
  * The kcat-style options every program that talks to a cluster takes:
- * -b brokers, -X prop=val (repeatable), -F config file; with -h/--help and
- * -V/--version (EVK_CLI_LONGOPTS) handled alike everywhere.
+ * -b brokers, -X prop=val (repeatable), -F config file, -q quieter and -v
+ * more verbose (repeatable); with -h/--help and -V/--version
+ * (EVK_CLI_LONGOPTS) handled alike everywhere.
  */
 typedef struct {
     const char *brokers;     /**< -b, or NULL */
     const char *config_file; /**< -F, or NULL */
     char **props;            /**< -X values (argv's strings), nprops of them */
     size_t nprops;
+    int verbosity; /**< +1 per -v, -1 per -q: moves the log level (evk_log_verbosity());
+                        below 0 a program also leaves out its own progress and
+                        summary lines */
 } evk_cli_opts_t;
 
 /** The getopt letters of evk_cli_opts_t, for a program's optstring. */
-#define EVK_CLI_OPTSTRING "b:X:F:hV"
+#define EVK_CLI_OPTSTRING "b:X:F:hVqv"
 
 /** evk_cli_opt(): the option was one of evk_cli_opts_t's, taken. */
 #define EVK_CLI_TAKEN (-1)
@@ -86,7 +90,10 @@ void evk_cli_opts_clear(evk_cli_opts_t *o);
 int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
                 void (*usage)(FILE *out, const char *prog));
 
-/** @brief evk_cli_config() of @p o's options. */
+/**
+ * @brief evk_cli_config() of @p o's options, then the log set up from it
+ *        (evk_log_setup()) with -q/-v applied (evk_log_verbosity()).
+ */
 evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
                               size_t errstr_size);
 
