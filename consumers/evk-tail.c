@@ -664,7 +664,13 @@ static int tail(const options_t *o, const evk_config_t *cfg, const evk_catalog_t
     }
     t.rk = consumer_new(o, cfg, &t);
     if (!t.rk) return EVK_EXIT_CONFIG;
-    int rc = o->group ? subscribe(&t, o) : assign_all(&t, o);
+    char errstr[512];
+    int rc = EVK_EXIT_OK;
+    if (evk_cli_connect(t.rk, EVK_CLI_CONNECT_TIMEOUT_MS, errstr, sizeof errstr)) {
+        fprintf(stderr, PROG ": %s\n", errstr);
+        rc = EVK_EXIT_DELIVERY;
+    }
+    if (!rc) rc = o->group ? subscribe(&t, o) : assign_all(&t, o);
     if (!rc) consume(&t, o);
     rd_kafka_consumer_close(t.rk);
     rd_kafka_destroy(t.rk);

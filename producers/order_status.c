@@ -233,7 +233,12 @@ static int lookup(const order_env_t *env, const char *order_id, int json) {
         return EVK_EXIT_CONFIG;
     }
     evk_event_t *found = NULL;
-    int rc = read_partition(&l, s, &found);
+    int rc = EVK_EXIT_OK;
+    if (evk_cli_connect(l.rk, EVK_CLI_CONNECT_TIMEOUT_MS, errstr, sizeof errstr)) {
+        fprintf(stderr, PROG ": %s\n", errstr);
+        rc = EVK_EXIT_DELIVERY;
+    }
+    if (!rc) rc = read_partition(&l, s, &found);
     if (!rc) rc = found ? print_status(found, json) : not_found(&l, placed);
     evk_event_destroy(found);
     rd_kafka_consumer_close(l.rk);

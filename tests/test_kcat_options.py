@@ -205,6 +205,15 @@ def test_quiet_and_progress(b):
     expect("\r" not in r.stderr, "not a terminal: no progress line")
 
 
+def test_tail_no_broker(b):
+    """evk-tail -G does not wait for a group forever when no broker answers."""
+    r = b.run(TAIL, "-b", "127.0.0.1:1", "-G", "g-nobroker", "orders", brokers=False)
+    last = r.stderr.strip().split("\n")[-1]
+    expect(r.returncode == 4 and last.startswith(
+        "evk-tail: no broker reachable at 127.0.0.1:1 after 10 s"), f"evk-tail -G, no broker: "
+        f"one line, exit 4 ({r.returncode}, {last!r})")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="evk-kcat-options-") as work:
         b = Broker(work)
@@ -215,6 +224,7 @@ def main():
             test_tail_raw(b)
             test_tail_from_time(b)
             test_quiet_and_progress(b)
+            test_tail_no_broker(b)
         finally:
             b.stop()
     print(f"{len(failures)} failure(s)")

@@ -69,6 +69,21 @@ evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char 
     return err;
 }
 
+evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (!err) {
+        rd_kafka_metadata_destroy(md);
+        return EVK_OK;
+    }
+    char servers[512] = "?";
+    size_t size = sizeof(servers);
+    rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &size);
+    return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
+                    "no broker reachable at %s after %d s: %s", servers, timeout_ms / 1000,
+                    rd_kafka_err2str(err));
+}
+
 static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,
                                size_t nprops, char *errstr, size_t errstr_size) {
     evk_err_t err = EVK_OK;

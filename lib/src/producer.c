@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evkit/cli.h"
 #include "evkit/producer.h"
 #include "internal.h"
 
@@ -90,18 +91,7 @@ evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
 
 evk_err_t evk_producer_connect(evk_producer_t *p, int timeout_ms, char *errstr,
                                size_t errstr_size) {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
-    if (!err) {
-        rd_kafka_metadata_destroy(md);
-        return EVK_OK;
-    }
-    char servers[512] = "?";
-    size_t size = sizeof(servers);
-    rd_kafka_conf_get(rd_kafka_conf(p->rk), "bootstrap.servers", servers, &size);
-    return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
-                    "no broker reachable at %s after %d s: %s", servers, timeout_ms / 1000,
-                    rd_kafka_err2str(err));
+    return evk_cli_connect(p->rk, timeout_ms, errstr, errstr_size);
 }
 
 void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_t *cb, void *opaque) {

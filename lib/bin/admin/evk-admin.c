@@ -77,11 +77,7 @@ const struct rd_kafka_metadata *admin_metadata(const admin_t *a) {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(a->rk, 1, NULL, &md, ADMIN_TIMEOUT_MS);
     if (!err) return md;
-    char servers[512] = "";
-    size_t size = sizeof servers;
-    rd_kafka_conf_get(rd_kafka_conf(a->rk), "bootstrap.servers", servers, &size);
-    fprintf(stderr, PROG ": no broker reachable at %s after %d s: %s\n", servers,
-            ADMIN_TIMEOUT_MS / 1000, rd_kafka_err2str(err));
+    fprintf(stderr, PROG ": metadata: %s\n", rd_kafka_err2str(err));
     return NULL;
 }
 
@@ -105,10 +101,9 @@ int admin_open(admin_t *a, int connect) {
     if (!connect) return EVK_EXIT_OK;
     if (!(a->rk = admin_client(a, RD_KAFKA_PRODUCER, NULL, NULL, NULL))) return EVK_EXIT_CONFIG;
     /* Fail fast, as kcat -L does, rather than per request. */
-    const struct rd_kafka_metadata *md = admin_metadata(a);
-    if (!md) return EVK_EXIT_DELIVERY;
-    rd_kafka_metadata_destroy(md);
-    return EVK_EXIT_OK;
+    if (!evk_cli_connect(a->rk, ADMIN_TIMEOUT_MS, errstr, sizeof errstr)) return EVK_EXIT_OK;
+    fprintf(stderr, PROG ": %s\n", errstr);
+    return EVK_EXIT_DELIVERY;
 }
 
 void admin_close(admin_t *a) {

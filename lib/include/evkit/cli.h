@@ -91,6 +91,16 @@ int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
                 void (*usage)(FILE *out, const char *prog));
 
 /**
+ * @brief Wait up to @p timeout_ms for a broker of @p rk's cluster to answer
+ *        (a metadata request), so that a program fails fast, with one line,
+ *        instead of waiting for librdkafka's own timeouts (minutes) when
+ *        nothing is reachable. evk_producer_connect() is this for a producer.
+ * @returns EVK_OK; EVK_ERR_KAFKA with errstr "no broker reachable at
+ *          <bootstrap.servers> after <n> s: <reason>".
+ */
+evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size);
+
+/**
  * @brief evk_cli_config() of @p o's options, then the log set up from it
  *        (evk_log_setup()) with -q/-v applied (evk_log_verbosity()).
  */
