@@ -81,7 +81,7 @@ static rd_kafka_t *plain_consumer(rt_env_t *env) {
 static int partition_count(rd_kafka_t *rk, const char *topic, int64_t deadline) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int cnt = 0;
-    while (!cnt && evk_now_ms() < deadline) {
+    while (!cnt && evk__now_ms() < deadline) {
         const struct rd_kafka_metadata *md;
         if (!rd_kafka_metadata(rk, 0, rkt, &md, 1000)) {
             if (md->topic_cnt == 1 && !md->topics[0].err) cnt = md->topics[0].partition_cnt;
@@ -94,7 +94,7 @@ static int partition_count(rd_kafka_t *rk, const char *topic, int64_t deadline) 
 
 size_t rt_consume(rt_env_t *env, const char *topic, size_t n, int timeout_ms, rt_msg_fn *fn,
                   void *opaque) {
-    int64_t deadline = evk_now_ms() + timeout_ms;
+    int64_t deadline = evk__now_ms() + timeout_ms;
     rd_kafka_t *rk = plain_consumer(env);
     int parts = partition_count(rk, topic, deadline);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
@@ -103,7 +103,7 @@ size_t rt_consume(rt_env_t *env, const char *topic, size_t n, int timeout_ms, rt
     assert_int_equal(rd_kafka_assign(rk, list), 0);
     rd_kafka_topic_partition_list_destroy(list);
     size_t got = 0;
-    while (got < n && evk_now_ms() < deadline) {
+    while (got < n && evk__now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m && !m->err) {
             fn(m, opaque);

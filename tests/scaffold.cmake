@@ -19,3 +19,9 @@ include(${CMAKE_CURRENT_SOURCE_DIR}/consumers.cmake OPTIONAL)
 add_test(NAME docs_commands COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/docs_commands.py)
 set_tests_properties(docs_commands PROPERTIES ENVIRONMENT "${EVK_PROC_TEST_ENV}"
                      LABELS integration TIMEOUT 600 RUN_SERIAL TRUE)
+
+# libevkit.so exports exactly what lib/include/evkit/ declares (EVK_EXPORT).
+file(GLOB EVK_PUBLIC_HEADERS ${PROJECT_SOURCE_DIR}/lib/include/evkit/*.h)
+add_test(NAME exports_test COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/exports_test.sh
+         $<TARGET_FILE:evkit> ${EVK_PUBLIC_HEADERS} ${PROJECT_BINARY_DIR}/lib/include/evkit/version.h)
+set_tests_properties(exports_test PROPERTIES LABELS unit TIMEOUT 60)

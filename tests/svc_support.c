@@ -175,10 +175,10 @@ static size_t read_topic(svc_env_t *env, const char *topic, size_t want, int tim
                          svc_msgs_t *keep) {
     rd_kafka_t *rk = client(env, RD_KAFKA_CONSUMER, "svc-test-reader");
     int partitions = assign_all(rk, topic);
-    int64_t deadline = evk_now_ms() + timeout_ms;
+    int64_t deadline = evk__now_ms() + timeout_ms;
     size_t got = 0;
     int at_end = 0;
-    while ((want ? got < want : at_end < partitions) && evk_now_ms() < deadline) {
+    while ((want ? got < want : at_end < partitions) && evk__now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) at_end++;
@@ -275,13 +275,13 @@ void svc_start(svc_runner_t *r, evk_service_t *svc) {
 }
 
 evk_err_t svc_join(svc_runner_t *r, int timeout_ms) {
-    int64_t deadline = evk_now_ms() + timeout_ms;
+    int64_t deadline = evk__now_ms() + timeout_ms;
     for (;;) {
         pthread_mutex_lock(&r->lock);
         int done = r->done;
         pthread_mutex_unlock(&r->lock);
         if (done) break;
-        if (evk_now_ms() > deadline) fail_msg("service did not return");
+        if (evk__now_ms() > deadline) fail_msg("service did not return");
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -81,8 +81,8 @@ static void test_entry_artifacts(void **state) {
         assert_int_equal(avro_schema_from_json_length(json, strlen(json), &again), 0);
         assert_true(avro_schema_equal(again, evk_schema_avro(s)));
         avro_schema_decref(again);
-        assert_non_null(evk_schema_iface(s));
-        const json_t *doc = evk_schema_doc(s);
+        assert_non_null(evk__schema_iface(s));
+        const json_t *doc = evk__schema_doc(s);
         assert_true(json_is_array(json_object_get(doc, "fields")));
         assert_string_equal(json_string_value(json_object_get(doc, "name")),
                             evk_schema_name(s));
@@ -96,7 +96,7 @@ static void test_iface_builds_values(void **state) {
     evk_catalog_t *cat = load_ok(getenv("EVK_SCHEMAS_DIR"));
     const evk_schema_t *s = evk_catalog_find(cat, "StockLevel");
     avro_value_t value, field;
-    assert_int_equal(avro_generic_value_new(evk_schema_iface(s), &value), 0);
+    assert_int_equal(avro_generic_value_new(evk__schema_iface(s), &value), 0);
     assert_int_equal(avro_value_get_by_name(&value, "sku", &field, NULL), 0);
     assert_int_equal(avro_value_set_string(&field, "SKU-1"), 0);
     avro_value_decref(&value);

@@ -168,7 +168,7 @@ def test_lag_and_replay(work):
                            (["--reason", "disk"], ["d-1"]),
                            (["--type", "OrderConfirmed"], ["d-2"]),
                            (["--offsets", "1-1"], ["d-1"]),
-                           (["--offsets", "1-"], ["d-1", "d-2", "stray"])]:
+                           (["--offsets", "1-"], ["d-1", "d-2"])]:
             r = admin("dlq", "replay", "orders.dlq", "--dry-run", *args, brokers=b.brokers)
             keys = [line.split("key ")[1].split(",")[0] for line in r.stdout.splitlines()]
             expect(keys == want, f"replay --dry-run {args}: {want} ({keys})")

@@ -56,7 +56,7 @@ static int check_same_with(evk_json_reader_t *r, const evk_event_t *dom, evk_err
     void *ref = NULL, *frame = NULL;
     size_t ref_len = 0, frame_len;
     if (!dom_rc) assert_int_equal(evk_event_encode(dom, &ref, &ref_len), EVK_OK);
-    evk_err_t fast = evk_json_reader_fast(r, json, len, &body, &body_len);
+    evk_err_t fast = evk__json_reader_fast(r, json, len, &body, &body_len);
     if (fast == EVK_OK) {
         if (dom_rc) fail_msg("fast path took what the DOM path rejects: %.*s (%s)", (int)len,
                              json, dom_err);
@@ -395,7 +395,7 @@ static void test_reader_defaults(void **state) {
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         evk_event_t *dom = NULL;
         char dom_err[512] = "";
-        evk_err_t rc = evk_event_from_json_with(schema("OrderPlaced"), lines[i], strlen(lines[i]),
+        evk_err_t rc = evk__event_from_json_with(schema("OrderPlaced"), lines[i], strlen(lines[i]),
                                                 names, values, 2, &dom, dom_err, sizeof dom_err);
         int fast = check_same_with(r, dom, rc, dom_err, lines[i], strlen(lines[i]));
         assert_int_equal(fast, i < 2);

@@ -81,9 +81,9 @@ static void test_secret_names(void **state) {
                                         "secretary", "passwords_changed", "keyspace",
                                         "ssl.key.location", "sasl", "reason"};
     for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
-        if (!evk_secret_name(secret[i])) fail_msg("%s should be a secret", secret[i]);
+        if (!evk__secret_name(secret[i])) fail_msg("%s should be a secret", secret[i]);
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
-        if (evk_secret_name(plain[i])) fail_msg("%s should not be a secret", plain[i]);
+        if (evk__secret_name(plain[i])) fail_msg("%s should not be a secret", plain[i]);
 }
 
 /* A password may hold '/', '@' or '#' unescaped: all of it is redacted. */

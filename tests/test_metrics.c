@@ -105,11 +105,11 @@ static void nap(void) {
 /* Status of @p path once it differs from @p from (-1: nothing listens),
  * with its body in *body (NULL if nothing listens). */
 static int http_wait_change(int port, const char *path, int from, char **body) {
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     for (;;) {
         *body = NULL;
         int status = http_get(port, path, body);
-        if (status != from || evk_now_ms() > deadline) return status;
+        if (status != from || evk__now_ms() > deadline) return status;
         free(*body);
         nap();
     }
@@ -128,14 +128,14 @@ static double sample(const char *text, const char *series) {
 /* Scrape /metrics until @p series is @p want (or more, with @p at_least);
  * its last value. */
 static double wait_sample(int port, const char *series, double want, int at_least) {
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     double v;
     for (;;) {
         char *body = NULL;
         assert_int_equal(http_get(port, "/metrics", &body), 200);
         v = sample(body, series);
         free(body);
-        if (v == want || (at_least && v > want) || evk_now_ms() > deadline) break;
+        if (v == want || (at_least && v > want) || evk__now_ms() > deadline) break;
         nap();
     }
     if (v != want && !(at_least && v > want)) print_error("%s: %g, want %g\n", series, v, want);

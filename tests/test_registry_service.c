@@ -84,11 +84,11 @@ static void nap(void) {
 
 /* Poll /healthz until it answers @p status with @p text. */
 static void wait_health(const fixture_t *f, long status, const char *text) {
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     body_t body;
     long got;
     while ((got = get(f, "/healthz", &body)) != status || strcmp(body.text, text)) {
-        if (evk_now_ms() > deadline)
+        if (evk__now_ms() > deadline)
             fail_msg("/healthz: %ld \"%s\", want %ld \"%s\"", got, body.text, status, text);
         nap();
     }
@@ -236,9 +236,9 @@ static void test_unreachable_registry_waits(void **state) {
     size_t before = dead_letters(f);
     send_frame(f, 9004);
     wait_health(f, 503, "waiting for the schema registry\n");
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     while (sample(f, "evk_registry_waits_total{service=\"" NAME "\"}") < 2) {
-        if (evk_now_ms() > deadline) fail_msg("evk_registry_waits_total stays below 2");
+        if (evk__now_ms() > deadline) fail_msg("evk_registry_waits_total stays below 2");
         nap();
     }
     assert_int_equal(dead_letters(f), before);

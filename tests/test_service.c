@@ -389,9 +389,9 @@ static evk_service_t *new_store_service(fixture_t *f) {
 
 /* The store loads its partitions once they are assigned. */
 static void wait_store(fixture_t *f, size_t n) {
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     while (evk_store_count(f->levels) != n) {
-        if (evk_now_ms() > deadline)
+        if (evk__now_ms() > deadline)
             fail_msg("store holds %zu keys, expected %zu", evk_store_count(f->levels), n);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -546,9 +546,9 @@ static void test_store_long_key(void **state) {
 
 /* Waits until the two stores hold @p a and @p b keys: the group settled. */
 static void wait_split(evk_store_t *const *sa, evk_store_t *const *sb, size_t a, size_t b) {
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     while (evk_store_count(*sa) != a || evk_store_count(*sb) != b) {
-        if (evk_now_ms() > deadline)
+        if (evk__now_ms() > deadline)
             fail_msg("stores hold %zu and %zu keys, expected %zu and %zu",
                      evk_store_count(*sa), evk_store_count(*sb), a, b);
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -755,9 +755,9 @@ static void test_store_disk_unreadable(void **state) {
 /* ---- injected faults ---- */
 
 static void wait_ready(fixture_t *f) {
-    int64_t deadline = evk_now_ms() + SVC_WAIT_MS;
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     while (!atomic_load(&f->ready)) {
-        if (evk_now_ms() > deadline) fail_msg("service not ready");
+        if (evk__now_ms() > deadline) fail_msg("service not ready");
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

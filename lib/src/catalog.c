@@ -1,3 +1,5 @@
+/* The schema catalog: catalog.cfg and its Avro schemas loaded into entries
+ * (type, topic, id, key field, changelog), and the writer schemas met. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +35,7 @@ struct evk_catalog_s {
     /* Writers are the one part that changes after loading (ids met in the
      * registry are added as they are met), hence the lock. */
     pthread_mutex_t lock;
-    evk_writer_t **writers;
+    evk__writer_t **writers;
     size_t nwriters;
     evk_registry_t *reg;
 };
@@ -59,12 +61,12 @@ cload_fail(const struct evk_cload *cl, const config_setting_t *s, evk_err_t err,
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    return evk_fail(err, cl->errstr, cl->errstr_size, "%s:%u: %s", cl->cat_path,
+    return evk__fail(err, cl->errstr, cl->errstr_size, "%s:%u: %s", cl->cat_path,
                     config_setting_source_line(s), reason);
 }
 
 static evk_err_t nomem(const struct evk_cload *cl) {
-    return evk_fail(EVK_ERR_NOMEM, cl->errstr, cl->errstr_size, "out of memory");
+    return evk__fail(EVK_ERR_NOMEM, cl->errstr, cl->errstr_size, "out of memory");
 }
 
 /* Schema paths are relative to the catalog's directory unless absolute. */
@@ -209,14 +211,14 @@ static char *schema_full_name(avro_schema_t schema) {
 static evk_err_t check_record(const struct evk_cload *cl, const evk_schema_t *e,
                               const char *file) {
     if (!is_avro_record(e->avro))
-        return evk_fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size,
+        return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size,
                         "%s: expected a record schema", file);
     char *full = schema_full_name(e->avro);
     if (!full) return nomem(cl);
     evk_err_t err = EVK_OK;
     if (strcmp(full, e->type))
         err =
-            evk_fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size,
+            evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size,
                      "%s: record name %s does not match catalog type %s", file, full, e->type);
     free(full);
     return err;
@@ -264,11 +266,11 @@ static evk_err_t parse_schema(const struct evk_cload *cl, evk_schema_t *e, const
                               const char *text, size_t len) {
     json_error_t jerr;
     if (avro_schema_from_json_length(text, len, &e->avro))
-        return evk_fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s: %s", file,
+        return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s: %s", file,
                         avro_strerror());
     e->doc = json_loadb(text, len, 0, &jerr);
     if (!e->doc)
-        return evk_fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s:%d: %s", file,
+        return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s:%d: %s", file,
                         jerr.line, jerr.text);
     return EVK_OK;
 }
@@ -288,7 +290,7 @@ static evk_err_t load_schema_file(const struct evk_cload *cl, evk_schema_t *e,
     if (err) return err;
     if (!(e->json = schema_json(e->avro))) return nomem(cl);
     if (!(e->iface = avro_generic_class_from_schema(e->avro)))
-        return evk_fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s: %s", file,
+        return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s: %s", file,
                         avro_strerror());
     return EVK_OK;
 }
@@ -312,16 +314,16 @@ static evk_err_t load_schema(const struct evk_cload *cl, evk_schema_t *e,
 static evk_err_t writer_id_taken(const struct evk_cload *cl, const evk_catalog_t *cat,
                                  const config_setting_t *s, int32_t id) {
     for (size_t i = 0; i < cat->nwriters; i++)
-        if (evk_writer_id(cat->writers[i]) == id)
+        if (evk__writer_id(cat->writers[i]) == id)
             return cload_fail(cl, s, EVK_ERR_CONFIG, "duplicate id %d (also a writer of %s)",
-                              (int)id, evk_schema_name(evk_writer_reader(cat->writers[i])));
+                              (int)id, evk_schema_name(evk__writer_reader(cat->writers[i])));
     return EVK_OK;
 }
 
-static evk_err_t add_writer(evk_catalog_t *cat, evk_writer_t *w) {
-    evk_writer_t **grown = realloc(cat->writers, (cat->nwriters + 1) * sizeof *grown);
+static evk_err_t add_writer(evk_catalog_t *cat, evk__writer_t *w) {
+    evk__writer_t **grown = realloc(cat->writers, (cat->nwriters + 1) * sizeof *grown);
     if (!grown) {
-        evk_writer_destroy(w);
+        evk__writer_destroy(w);
         return EVK_ERR_NOMEM;
     }
     cat->writers = grown;
@@ -332,7 +334,7 @@ static evk_err_t add_writer(evk_catalog_t *cat, evk_writer_t *w) {
 /* A writer of type T must be a record named T: resolution matches by name. */
 static evk_err_t parse_writer(const struct evk_cload *cl, const evk_schema_t *e,
                               const config_setting_t *s, const char *file, int32_t id,
-                              evk_writer_t **out) {
+                              evk__writer_t **out) {
     char *text = NULL, *full = NULL, reason[EVK_REASON_MAX];
     size_t len = 0;
     avro_schema_t schema = NULL;
@@ -346,7 +348,7 @@ static evk_err_t parse_writer(const struct evk_cload *cl, const evk_schema_t *e,
              strcmp(full, e->type))
         err =
             cload_fail(cl, s, EVK_ERR_SCHEMA, "%s: expected a record named %s", file, e->type);
-    else if (evk_writer_new(e, id, schema, out, reason, sizeof reason))
+    else if (evk__writer_new(e, id, schema, out, reason, sizeof reason))
         err = cload_fail(cl, s, EVK_ERR_SCHEMA, "%s: %s", file, reason);
     free(text);
     free(full);
@@ -371,7 +373,7 @@ static evk_err_t load_writer(const struct evk_cload *cl, evk_catalog_t *cat,
     if (!err && !config_setting_lookup_string(ws, "schema", &schema))
         err = cload_fail(cl, ws, EVK_ERR_CONFIG, "%s.schema: missing", at);
     char *file = err ? NULL : path_in(cl->dir, schema);
-    evk_writer_t *w = NULL;
+    evk__writer_t *w = NULL;
     if (!err && !file) err = nomem(cl);
     if (!err) err = parse_writer(cl, e, ws, file, id, &w);
     free(file);
@@ -419,7 +421,7 @@ static evk_err_t load_events(struct evk_cload *cl, evk_catalog_t *cat,
                              const config_setting_t *root) {
     const config_setting_t *events = config_setting_get_member(root, "events");
     if (!events)
-        return evk_fail(EVK_ERR_CONFIG, cl->errstr, cl->errstr_size, "%s: events: missing",
+        return evk__fail(EVK_ERR_CONFIG, cl->errstr, cl->errstr_size, "%s: events: missing",
                         cl->cat_path);
     if (!config_setting_is_list(events) && !config_setting_is_array(events))
         return cload_fail(cl, events, EVK_ERR_CONFIG, "events: expected a list");
@@ -438,7 +440,7 @@ static evk_err_t parse_catalog(struct evk_cload *cl, evk_catalog_t *cat) {
     evk_err_t err;
     config_init(&lc);
     if (!config_read_file(&lc, cl->cat_path))
-        err = evk_fail(EVK_ERR_CONFIG, cl->errstr, cl->errstr_size, "%s:%d: %s", cl->cat_path,
+        err = evk__fail(EVK_ERR_CONFIG, cl->errstr, cl->errstr_size, "%s:%d: %s", cl->cat_path,
                        config_error_line(&lc), config_error_text(&lc));
     else
         err = load_events(cl, cat, config_root_setting(&lc));
@@ -449,7 +451,7 @@ static evk_err_t parse_catalog(struct evk_cload *cl, evk_catalog_t *cat) {
 evk_err_t evk_catalog_load(const char *dir, evk_catalog_t **out, char *errstr,
                            size_t errstr_size) {
     if (!dir || !out)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     *out = NULL;
     struct evk_cload cl = {.dir = dir, .errstr = errstr, .errstr_size = errstr_size};
     evk_catalog_t *cat = calloc(1, sizeof(*cat));
@@ -462,7 +464,7 @@ evk_err_t evk_catalog_load(const char *dir, evk_catalog_t **out, char *errstr,
     FILE *fp = fopen(cl.cat_path, "r");
     evk_err_t err =
         fp ? EVK_OK
-           : evk_fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s", cl.cat_path, strerror(errno));
+           : evk__fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s", cl.cat_path, strerror(errno));
     if (fp) fclose(fp);
     if (!err) err = parse_catalog(&cl, cat);
     free(cl.cat_path);
@@ -486,7 +488,7 @@ static void schema_clear(evk_schema_t *e) {
 
 static void drop_writers(evk_catalog_t *cat) {
     for (size_t i = 0; i < cat->nwriters; i++)
-        evk_writer_destroy(cat->writers[i]);
+        evk__writer_destroy(cat->writers[i]);
     free(cat->writers);
     cat->writers = NULL;
     cat->nwriters = 0;
@@ -558,52 +560,52 @@ const char *evk_schema_json(const evk_schema_t *s) {
     return s->json;
 }
 
-avro_value_iface_t *evk_schema_iface(const evk_schema_t *s) {
+avro_value_iface_t *evk__schema_iface(const evk_schema_t *s) {
     return s->iface;
 }
 
-const json_t *evk_schema_doc(const evk_schema_t *s) {
+const json_t *evk__schema_doc(const evk_schema_t *s) {
     return s->doc;
 }
 
 /* ---- writers by id, and the registry ---- */
 
-static const evk_writer_t *find_writer(const evk_catalog_t *cat, int32_t id) {
+static const evk__writer_t *find_writer(const evk_catalog_t *cat, int32_t id) {
     for (size_t i = 0; i < cat->nwriters; i++)
-        if (evk_writer_id(cat->writers[i]) == id) return cat->writers[i];
+        if (evk__writer_id(cat->writers[i]) == id) return cat->writers[i];
     return NULL;
 }
 
 /* The registry's schema for @p id, matched to the catalog entry of the same
  * type name, which is the version this program reads. */
-static evk_err_t fetch_writer(evk_catalog_t *cat, int32_t id, const evk_writer_t **out,
+static evk_err_t fetch_writer(evk_catalog_t *cat, int32_t id, const evk__writer_t **out,
                               char *errstr, size_t errstr_size) {
     const char *json;
     avro_schema_t schema = NULL;
-    evk_writer_t *w = NULL;
+    evk__writer_t *w = NULL;
     evk_err_t err = evk_registry_schema(cat->reg, id, &json, errstr, errstr_size);
     if (err) return err;
     if (avro_schema_from_json_length(json, strlen(json), &schema))
-        return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+        return evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                         "schema id %d from the registry does not parse: %s", (int)id,
                         avro_strerror());
     char *full = is_avro_record(schema) ? schema_full_name(schema) : NULL;
     const evk_schema_t *reader = full ? evk_catalog_find(cat, full) : NULL;
     if (!reader)
-        err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+        err = evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                        "schema id %d is %s, which is not in the catalog", (int)id,
                        full ? full : "not a record");
-    if (!err) err = evk_writer_new(reader, id, schema, &w, errstr, errstr_size);
+    if (!err) err = evk__writer_new(reader, id, schema, &w, errstr, errstr_size);
     if (!err && add_writer(cat, w))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!err) *out = w;
     free(full);
     avro_schema_decref(schema);
     return err;
 }
 
-evk_err_t evk_catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
-                             const evk_writer_t **writer, char *errstr, size_t errstr_size) {
+evk_err_t evk__catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
+                             const evk__writer_t **writer, char *errstr, size_t errstr_size) {
     *writer = NULL;
     if ((*reader = evk_catalog_by_id(cat, id))) return EVK_OK;
     /* The catalog was allocated mutable; only its writer list changes here. */
@@ -614,9 +616,9 @@ evk_err_t evk_catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_sch
     if (!*writer && cat->reg) err = fetch_writer(mut, id, writer, errstr, errstr_size);
     pthread_mutex_unlock(&mut->lock);
     if (!err && !*writer)
-        err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+        err = evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                        "schema id %d is not in the catalog", (int)id);
-    if (!err) *reader = evk_writer_reader(*writer);
+    if (!err) *reader = evk__writer_reader(*writer);
     return err;
 }
 
@@ -624,13 +626,13 @@ static evk_err_t registry_id(evk_catalog_t *cat, evk_schema_t *e, char *errstr,
                              size_t errstr_size) {
     char subject[512], reason[EVK_REASON_MAX];
     if (evk_registry_subject(cat->reg, e, subject, sizeof subject))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: subject name too long",
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: subject name too long",
                         e->name);
     evk_err_t err =
-        evk_registry_auto_register(cat->reg)
+        evk__registry_auto_register(cat->reg)
             ? evk_registry_register(cat->reg, subject, e->json, &e->id, reason, sizeof reason)
             : evk_registry_lookup(cat->reg, subject, e->json, &e->id, reason, sizeof reason);
-    return err ? evk_fail(err, errstr, errstr_size, "%s (%s): %s", e->name, subject, reason)
+    return err ? evk__fail(err, errstr, errstr_size, "%s (%s): %s", e->name, subject, reason)
                : EVK_OK;
 }
 
@@ -641,7 +643,7 @@ static evk_err_t check_unique_ids(const evk_catalog_t *cat, char *errstr, size_t
     for (size_t i = 0; i < cat->n; i++)
         for (size_t j = i + 1; j < cat->n; j++)
             if (cat->v[i].id == cat->v[j].id && strcmp(cat->v[i].json, cat->v[j].json))
-                return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                                 "the schema registry gave %s and %s the same id %d: ids must "
                                 "be unique per schema (is schema_registry.url a Confluent "
                                 "Schema Registry?)",
@@ -653,7 +655,7 @@ evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char
                                    size_t errstr_size) {
     if (!cat || !reg) {
         evk_registry_destroy(reg);
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     }
     pthread_mutex_lock(&cat->lock);
     drop_writers(cat);

@@ -1,3 +1,5 @@
+/* What every program shares: its kcat-style options, its config and
+ * catalog, the connection check, and the version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +81,7 @@ evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t e
     char servers[512] = "?";
     size_t size = sizeof(servers);
     rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &size);
-    return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
+    return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
                     "no broker reachable at %s after %d s: %s", servers, timeout_ms / 1000,
                     rd_kafka_err2str(err));
 }
@@ -102,7 +104,7 @@ evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *con
     err = apply_options(cfg, brokers, props, nprops, errstr, errstr_size);
     const char *servers = evk_config_kafka_get(cfg, "bootstrap.servers");
     if (!err && (!servers || !*servers))
-        err = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        err = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                        "no bootstrap servers: use -b, EVK_BOOTSTRAP_SERVERS or "
                        "kafka.bootstrap_servers in the config file "
                        "(evk-dev-broker starts a local one)");
@@ -127,11 +129,11 @@ evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *er
     char reason[512];
     evk_err_t err = evk_catalog_load(dir, out, reason, sizeof(reason));
     if (err == EVK_ERR_IO)
-        return evk_fail(err, errstr, errstr_size,
+        return evk__fail(err, errstr, errstr_size,
                         "%s: %s (point EVK_SCHEMAS_DIR or schemas.dir in the -F file at the "
                         "directory holding catalog.cfg)",
                         dir, reason);
-    if (err) return evk_fail(err, errstr, errstr_size, "%s: %s", dir, reason);
+    if (err) return evk__fail(err, errstr, errstr_size, "%s: %s", dir, reason);
     if (!evk_registry_configured(cfg)) return EVK_OK;
     err = attach_registry(cfg, *out, errstr, errstr_size);
     if (err) {

@@ -77,7 +77,7 @@ static evk_err_t kv_set(struct evk_kv *kv, const char *val, cfg_kind_t kind, con
         free(where);
         return EVK_ERR_NOMEM;
     }
-    evk_free_secret(kv->val);
+    evk__free_secret(kv->val);
     free(kv->src);
     *kv = (struct evk_kv){.key = kv->key, .val = v, .kind = kind, .src = where};
     return EVK_OK;
@@ -127,7 +127,7 @@ static evk_err_t kvs_merge(struct evk_kvs *dst, const struct evk_kvs *src) {
 static void kvs_clear(struct evk_kvs *kvs) {
     for (size_t i = 0; i < kvs->n; i++) {
         free(kvs->v[i].key);
-        evk_free_secret(kvs->v[i].val);
+        evk__free_secret(kvs->v[i].val);
         free(kvs->v[i].src);
     }
     free(kvs->v);
@@ -136,7 +136,7 @@ static void kvs_clear(struct evk_kvs *kvs) {
 
 /* Value of @p name as it may be shown to a user. */
 static const char *shown(const char *name, const char *value) {
-    return evk_secret_name(name) ? EVK_REDACTED : value;
+    return evk__secret_name(name) ? EVK_REDACTED : value;
 }
 
 /* librdkafka quotes some values in its messages ('Invalid value "x" for ...'),
@@ -174,10 +174,10 @@ static evk_err_t kafka_policy(const rd_kafka_conf_t *conf, const char *name, cha
                               size_t size) {
     if ((!strcmp(name, "acks") || !strcmp(name, "request.required.acks")) &&
         !kafka_value_is(conf, "acks", "-1"))
-        return evk_fail(EVK_ERR_CONFIG, reason, size,
+        return evk__fail(EVK_ERR_CONFIG, reason, size,
                         "kafka.%s: evkit requires acks=all (idempotent producer)", name);
     if (!strcmp(name, "enable.idempotence") && !kafka_value_is(conf, name, "true"))
-        return evk_fail(
+        return evk__fail(
             EVK_ERR_CONFIG, reason, size,
             "kafka.%s: evkit requires enable.idempotence=true (idempotent producer)", name);
     return EVK_OK;
@@ -190,8 +190,8 @@ static evk_err_t kafka_set(rd_kafka_conf_t *conf, const char *name, const char *
     if (rd_kafka_conf_set(conf, name, value, msg, sizeof(msg)) == RD_KAFKA_CONF_OK)
         return EVK_OK;
     chomp(msg);
-    if (evk_secret_name(name)) redact(msg, sizeof(msg), value);
-    return evk_fail(EVK_ERR_CONFIG, reason, size, "kafka.%s: %s", name, msg);
+    if (evk__secret_name(name)) redact(msg, sizeof(msg), value);
+    return evk__fail(EVK_ERR_CONFIG, reason, size, "kafka.%s: %s", name, msg);
 }
 
 /* Each property is tried on a scratch conf of its own, so that a typo or a
@@ -239,14 +239,14 @@ static int kafka_knows(const char *name) {
  * the value of <property>: a secret then stays out of the config file, the
  * environment and the command line (ps). */
 static int names_a_file(const char *name) {
-    return evk_ends_with(name, EVK_FILE_SUFFIX) && !kafka_knows(name);
+    return evk__ends_with(name, EVK_FILE_SUFFIX) && !kafka_knows(name);
 }
 
 static evk_err_t kafka_put_checked(struct evk_kvs *kvs, const char *name, const char *value,
                                    char *reason, size_t size) {
     evk_err_t err = kafka_check(name, value, reason, size);
     if (!err && kvs_put(kvs, name, value) != EVK_OK)
-        err = evk_fail(EVK_ERR_NOMEM, reason, size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, reason, size, "out of memory");
     return err;
 }
 
@@ -257,37 +257,37 @@ static evk_err_t kafka_put(struct evk_kvs *kvs, const char *name, const char *va
     if (!names_a_file(name)) return kafka_put_checked(kvs, name, value, reason, size);
     char why[EVK_REASON_MAX], *secret = NULL;
     char *property = strndup(name, strlen(name) - strlen(EVK_FILE_SUFFIX));
-    evk_err_t err = property ? evk_secret_file_read(value, &secret, why, sizeof(why))
-                             : evk_fail(EVK_ERR_NOMEM, why, sizeof(why), "out of memory");
+    evk_err_t err = property ? evk__secret_file_read(value, &secret, why, sizeof(why))
+                             : evk__fail(EVK_ERR_NOMEM, why, sizeof(why), "out of memory");
     if (err)
-        evk_fail(err, reason, size, "kafka.%s: %s", name, why);
+        evk__fail(err, reason, size, "kafka.%s: %s", name, why);
     else
         err = kafka_put_checked(kvs, property, secret, reason, size);
     free(property);
-    evk_free_secret(secret);
+    evk__free_secret(secret);
     return err;
 }
 
 evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
                                char *errstr, size_t errstr_size) {
     if (!cfg || !name || !value)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     return kafka_put(&cfg->kafka, name, value, errstr, errstr_size);
 }
 
 evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size) {
-    if (!cfg || !kv) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    if (!cfg || !kv) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const char *eq = strchr(kv, '=');
     /* Without '=' the argument may be a value given alone (-X hunter2). */
     if (!eq && kafka_knows(kv))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value", kv);
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value", kv);
     if (!eq)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "expected name=value, got an argument without '=' (not shown: it "
                         "may be a secret)");
     char *name = strndup(kv, (size_t)(eq - kv));
-    if (!name) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!name) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, errstr, errstr_size);
     free(name);
     return err;
@@ -301,7 +301,7 @@ const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name) {
 rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
                                        size_t errstr_size) {
     if (!cfg) {
-        evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
         return NULL;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -329,7 +329,7 @@ const char *evk_config_get_string(const evk_config_t *cfg, const char *path, con
     return kv && kv->val ? kv->val : def;
 }
 
-const char *evk_config_source(const evk_config_t *cfg, const char *path) {
+const char *evk__config_source(const evk_config_t *cfg, const char *path) {
     const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
     return kv ? kv->src : NULL;
 }
@@ -367,7 +367,7 @@ static evk_err_t type_fail(const struct evk_kv *kv, const char *what, char *errs
                       : kv->kind == CFG_GROUP ? "a group"
                                               : NULL;
     const char *quote = is_text(kv) ? "\"" : "";
-    return evk_fail(EVK_ERR_CONFIG, errstr, size, "%s%s%s: expected %s, got %s%s%s",
+    return evk__fail(EVK_ERR_CONFIG, errstr, size, "%s%s%s: expected %s, got %s%s%s",
                     kv->src ? kv->src : "", kv->src ? ": " : "", kv->key, what, quote,
                     got ? got : shown(kv->key, kv->val), quote);
 }
@@ -403,7 +403,7 @@ static evk_err_t read_list(const struct evk_kvs *kvs, const char *path, const ch
         if (!kvs_find(kvs, key)) break;
     }
     const char **list = key ? calloc(count + 1, sizeof(*list)) : NULL;
-    evk_err_t err = list ? EVK_OK : evk_fail(EVK_ERR_NOMEM, errstr, size, "out of memory");
+    evk_err_t err = list ? EVK_OK : evk__fail(EVK_ERR_NOMEM, errstr, size, "out of memory");
     for (size_t i = 0; i < count && !err; i++) {
         snprintf(key, key_size, "%s[%zu]", path, i);
         const struct evk_kv *item = kvs_find(kvs, key);
@@ -438,13 +438,13 @@ static evk_err_t check_type(const struct evk_kvs *kvs, const struct evk_kv *kv,
         if (!(err = read_list(kvs, kv->key, &list, NULL, errstr, size))) free(list);
         return err;
     }
-    return evk_fail(EVK_ERR_INVALID_ARG, errstr, size, "%s: unknown setting type %d", kv->key,
+    return evk__fail(EVK_ERR_INVALID_ARG, errstr, size, "%s: unknown setting type %d", kv->key,
                     (int)type);
 }
 
 evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
                              int64_t *out, char *errstr, size_t errstr_size) {
-    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    if (!out) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
     *out = def;
     return kv ? read_int(kv, out, errstr, errstr_size) : EVK_OK;
@@ -452,7 +452,7 @@ evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t 
 
 evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def, int *out,
                               char *errstr, size_t errstr_size) {
-    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    if (!out) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const struct evk_kv *kv = cfg && path ? kvs_find(&cfg->settings, path) : NULL;
     *out = def;
     return kv ? read_bool(kv, out, errstr, errstr_size) : EVK_OK;
@@ -463,7 +463,7 @@ evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def
 evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const char ***out,
                               size_t *n, char *errstr, size_t errstr_size) {
     if (!cfg || !path || !out)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const struct evk_kv *kv = kvs_find(&cfg->settings, path);
     *out = NULL;
     if (kv && kv->kind != CFG_LIST)
@@ -503,16 +503,16 @@ static const char *guess(const evk_setting_t *const *tables, size_t ntables, con
 /* "<file>:<line>: <key>: unknown <what>[; did you mean "<guess>"?]". */
 static evk_err_t unknown_fail(const struct evk_kv *kv, const char *what, const char *guess,
                               char *errstr, size_t size) {
-    return evk_fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: unknown %s%s%s%s", kv->src, kv->key,
+    return evk__fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: unknown %s%s%s%s", kv->src, kv->key,
                     what, guess ? "; did you mean \"" : "", guess ? guess : "",
                     guess ? "\"?" : "");
 }
 
-evk_err_t evk_config_check_group(const evk_config_t *cfg, const char *group,
+evk_err_t evk__config_check_group(const evk_config_t *cfg, const char *group,
                                  const evk_setting_t *const *tables, size_t ntables, int strict,
                                  char *errstr, size_t errstr_size) {
     if (!cfg || !group)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     size_t len = strlen(group);
     for (size_t i = 0; i < cfg->settings.n; i++) {
         const struct evk_kv *kv = &cfg->settings.v[i];
@@ -593,7 +593,7 @@ const char *evk_config_schemas_dir(const evk_config_t *cfg) {
 static evk_err_t load_fail(struct evk_load *ld, const config_setting_t *s, evk_err_t err,
                            const char *reason) {
     const char *file = config_setting_source_file(s);
-    return evk_fail(err, ld->errstr, ld->errstr_size, "%s:%u: %s", file ? file : ld->path,
+    return evk__fail(err, ld->errstr, ld->errstr_size, "%s:%u: %s", file ? file : ld->path,
                     config_setting_source_line(s), reason);
 }
 
@@ -647,7 +647,7 @@ static evk_err_t load_kafka_property(struct evk_load *ld, const config_setting_t
     char reason[EVK_REASON_MAX], buf[64];
     char *name = strdup(config_setting_name(s));
     evk_err_t err = EVK_OK;
-    if (!name) return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+    if (!name) return evk__fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
     for (char *p = name; *p; p++)
         if (*p == '_') *p = '.';
     if (config_setting_is_aggregate(s)) {
@@ -694,7 +694,7 @@ static evk_err_t load_children(struct evk_load *ld, const config_setting_t *s,
     for (int i = 0; i < config_setting_length(s); i++) {
         char *child = child_path(path, config_setting_get_elem(s, i));
         if (!child)
-            return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+            return evk__fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
         evk_err_t err = load_setting(ld, config_setting_get_elem(s, i), child);
         free(child);
         if (err) return err;
@@ -711,7 +711,7 @@ static evk_err_t load_setting(struct evk_load *ld, const config_setting_t *s,
     if (kvs_put_from(&ld->stage.settings, path,
                      aggregate ? NULL : scalar_text(s, buf, sizeof(buf)), kind_of(s),
                      src) != EVK_OK)
-        return evk_fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, ld->errstr, ld->errstr_size, "out of memory");
     return aggregate ? load_children(ld, s, path) : EVK_OK;
 }
 
@@ -736,10 +736,10 @@ static const struct {
 } own_groups[] = {
     {"kafka", NULL},
     {"schemas", schemas_settings},
-    {"schema_registry", evk_registry_settings},
-    {"log", evk_log_settings},
-    {"metrics", evk_metrics_settings},
-    {"state", evk_state_settings},
+    {"schema_registry", evk__registry_settings},
+    {"log", evk__log_settings},
+    {"metrics", evk__metrics_settings},
+    {"state", evk__state_settings},
 };
 
 /* Names this short are too near plausible service names ("blog" for
@@ -755,13 +755,13 @@ static evk_err_t check_top(const evk_config_t *stage, const struct evk_kv *kv, c
     for (size_t i = 0; i < sizeof(own_groups) / sizeof(own_groups[0]); i++) {
         if (strcmp(kv->key, own_groups[i].name)) continue;
         if (kv->kind != CFG_GROUP)
-            return evk_fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: expected a group", kv->src,
+            return evk__fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: expected a group", kv->src,
                             kv->key);
-        return evk_config_check_group(stage, kv->key, &own_groups[i].settings, 1, 1, errstr,
+        return evk__config_check_group(stage, kv->key, &own_groups[i].settings, 1, 1, errstr,
                                       size);
     }
     if (kv->kind != CFG_GROUP)
-        return evk_fail(EVK_ERR_CONFIG, errstr, size,
+        return evk__fail(EVK_ERR_CONFIG, errstr, size,
                         "%s: %s: unknown setting: the top level holds groups only (kafka, "
                         "schemas, schema_registry, log, metrics, state and one per service)",
                         kv->src, kv->key);
@@ -785,7 +785,7 @@ static evk_err_t check_file(const struct evk_load *ld) {
 /* libconfig says "file I/O error" for a missing file; the caller wants errno. */
 static evk_err_t check_readable(const char *path, char *errstr, size_t errstr_size) {
     FILE *fp = fopen(path, "r");
-    if (!fp) return evk_fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    if (!fp) return evk__fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s", path, strerror(errno));
     fclose(fp);
     return EVK_OK;
 }
@@ -797,7 +797,7 @@ static evk_err_t parse_file(struct evk_load *ld) {
     if (!config_read_file(&lc, ld->path)) {
         const char *file = config_error_file(&lc);
         err = config_error_type(&lc) == CONFIG_ERR_FILE_IO ? EVK_ERR_IO : EVK_ERR_CONFIG;
-        evk_fail(err, ld->errstr, ld->errstr_size, "%s:%d: %s", file ? file : ld->path,
+        evk__fail(err, ld->errstr, ld->errstr_size, "%s:%d: %s", file ? file : ld->path,
                  config_error_line(&lc), config_error_text(&lc));
     } else {
         err = load_root(ld, config_root_setting(&lc));
@@ -809,7 +809,7 @@ static evk_err_t parse_file(struct evk_load *ld) {
 evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
                           size_t errstr_size) {
     if (!cfg || !path)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     evk_err_t err = check_readable(path, errstr, errstr_size);
     if (err) return err;
     struct evk_load ld = {.path = path, .errstr = errstr, .errstr_size = errstr_size};
@@ -817,25 +817,25 @@ evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
     if (!err) err = check_file(&ld);
     if (!err && (kvs_merge(&cfg->kafka, &ld.stage.kafka) ||
                  kvs_merge(&cfg->settings, &ld.stage.settings)))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     kvs_clear(&ld.stage.kafka);
     kvs_clear(&ld.stage.settings);
     return err;
 }
 
-evk_err_t evk_secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size) {
+evk_err_t evk__secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size) {
     FILE *fp = fopen(path, "r");
     if (!fp)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path, strerror(errno));
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path, strerror(errno));
     char *buf = malloc(EVK_SECRET_FILE_MAX + 1);
     size_t n = buf ? fread(buf, 1, EVK_SECRET_FILE_MAX + 1, fp) : 0;
     int failed = ferror(fp);
     fclose(fp);
-    if (!buf) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!buf) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     buf[n > EVK_SECRET_FILE_MAX ? EVK_SECRET_FILE_MAX : n] = '\0';
     if (failed || n > EVK_SECRET_FILE_MAX) {
-        evk_free_secret(buf);
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path,
+        evk__free_secret(buf);
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path,
                         failed ? "read error" : "larger than 64 KiB");
     }
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -855,11 +855,11 @@ static evk_err_t apply_env_kafka(evk_config_t *cfg, const char *entry, char *err
     const char *eq = strchr(entry, '=');
     size_t var_len = (size_t)(eq - entry), prefix_len = strlen(EVK_ENV_KAFKA);
     char *name = strndup(entry + prefix_len, var_len - prefix_len);
-    if (!name) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!name) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     for (char *p = name; *p; p++)
         *p = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
     evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, reason, sizeof(reason));
-    if (err) evk_fail(err, errstr, errstr_size, "%.*s: %s", (int)var_len, entry, reason);
+    if (err) evk__fail(err, errstr, errstr_size, "%.*s: %s", (int)var_len, entry, reason);
     free(name);
     return err;
 }
@@ -881,7 +881,7 @@ static evk_err_t apply_env_metrics(evk_config_t *cfg, const char *var, const cha
     snprintf(shared, sizeof(shared), "metrics.%s", name);
     snprintf(own, sizeof(own), ".metrics_%s", name);
     for (size_t i = 0; i < cfg->settings.n; i++)
-        if (evk_ends_with(cfg->settings.v[i].key, own) && kvs_replace(&cfg->settings.v[i], v))
+        if (evk__ends_with(cfg->settings.v[i].key, own) && kvs_replace(&cfg->settings.v[i], v))
             return EVK_ERR_NOMEM;
     return kvs_put(&cfg->settings, shared, v);
 }
@@ -890,7 +890,7 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
     char reason[EVK_REASON_MAX];
     const char *v;
     evk_err_t err;
-    if (!cfg) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    if (!cfg) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, EVK_ENV_KAFKA, strlen(EVK_ENV_KAFKA)) || !strchr(*e, '=')) continue;
         if ((err = apply_env_kafka(cfg, *e, errstr, errstr_size))) return err;
@@ -898,7 +898,7 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
     /* The named shortcuts come last so that they win over EVK_KAFKA_*. */
     if ((v = env_nonempty("EVK_BOOTSTRAP_SERVERS")) &&
         (err = evk_config_set_kafka(cfg, "bootstrap.servers", v, reason, sizeof(reason))))
-        return evk_fail(err, errstr, errstr_size, "EVK_BOOTSTRAP_SERVERS: %s", reason);
+        return evk__fail(err, errstr, errstr_size, "EVK_BOOTSTRAP_SERVERS: %s", reason);
     if (((v = env_nonempty("EVK_SCHEMAS_DIR")) && evk_config_set(cfg, "schemas.dir", v)) ||
         ((v = env_nonempty("EVK_STATE_DIR")) && evk_config_set(cfg, "state.dir", v)) ||
         ((v = env_nonempty("EVK_SCHEMA_REGISTRY_URL")) &&
@@ -907,16 +907,16 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
          evk_config_set(cfg, "schema_registry.basic.auth.user.info", v)) ||
         apply_env_metrics(cfg, "EVK_METRICS_PORT", "port") ||
         apply_env_metrics(cfg, "EVK_METRICS_BIND", "bind"))
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     return EVK_OK;
 }
 
 evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
                           size_t errstr_size) {
-    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    if (!out) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     *out = NULL;
     evk_config_t *cfg = evk_config_new();
-    if (!cfg) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!cfg) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!path) path = env_nonempty("EVK_CONFIG");
     evk_err_t err = path ? evk_config_load(cfg, path, errstr, errstr_size) : EVK_OK;
     if (!err) err = evk_config_apply_env(cfg, errstr, errstr_size);

@@ -1,3 +1,5 @@
+/* evk_devbroker_t: librdkafka's mock cluster as evkit's dev broker, with
+ * topics and fault injection. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -26,20 +28,20 @@ static rd_kafka_t *host_handle_new(char *errstr, size_t errstr_size) {
 evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
                             size_t errstr_size) {
     if (!out || brokers < 1)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "dev broker: need at least 1 broker, got %d", brokers);
     evk_devbroker_t *db = calloc(1, sizeof(*db));
-    if (!db) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "dev broker: out of memory");
+    if (!db) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "dev broker: out of memory");
     char rderr[512];
     db->rk = host_handle_new(rderr, sizeof(rderr));
     if (!db->rk) {
         free(db);
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: %s", rderr);
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: %s", rderr);
     }
     db->mcluster = rd_kafka_mock_cluster_new(db->rk, brokers);
     if (!db->mcluster) {
         evk_devbroker_destroy(db);
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
                         "dev broker: cannot start a mock cluster of %d brokers", brokers);
     }
     *out = db;
@@ -53,14 +55,14 @@ const char *evk_devbroker_bootstraps(const evk_devbroker_t *db) {
 evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic, int partitions,
                                      int replication, char *errstr, size_t errstr_size) {
     if (!db || !topic || !*topic || partitions < 1 || replication < 1)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "dev broker: topic \"%s\": need a name, partitions >= 1 and "
                         "replication >= 1",
                         topic ? topic : "(null)");
     rd_kafka_resp_err_t err =
         rd_kafka_mock_topic_create(db->mcluster, topic, partitions, replication);
     if (err)
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: topic \"%s\": %s",
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: topic \"%s\": %s",
                         topic, rd_kafka_err2str(err));
     return EVK_OK;
 }
@@ -120,9 +122,9 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
     char buf[256], *w[CMD_MAX_WORDS + 1] = {0}, *save;
     int n = 0;
     if (!db || !line)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: no command");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: no command");
     if (snprintf(buf, sizeof buf, "%s", line) >= (int)sizeof buf)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: command too long");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: command too long");
     for (char *t = strtok_r(buf, " \t\r\n", &save); t && n <= CMD_MAX_WORDS;
          t = strtok_r(NULL, " \t\r\n", &save))
         w[n++] = t;
@@ -148,12 +150,12 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
         rd_kafka_mock_push_request_errors_array(db->mcluster, api, (size_t)count, errs);
         err = RD_KAFKA_RESP_ERR_NO_ERROR;
     } else
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "dev broker: bad command \"%s\" (expected: down BROKER, up BROKER, "
                         "err API COUNT ERROR, clear API, rtt BROKER MS)",
                         line);
     if (err)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: \"%s\": %s",
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: \"%s\": %s",
                         line, rd_kafka_err2str(err));
     return EVK_OK;
 }

@@ -1,3 +1,4 @@
+/* evk_err_t names and messages. */
 #include <stddef.h>
 
 #include "evkit/error.h"

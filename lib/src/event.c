@@ -164,14 +164,14 @@ void evk_now_rfc3339(char buf[32]) {
 
 /* ---- the object ---- */
 
-evk_event_t *evk_event_alloc(const evk_schema_t *s, int fresh_meta) {
+evk_event_t *evk__event_alloc(const evk_schema_t *s, int fresh_meta) {
     if (!s) return NULL;
     evk_event_t *ev = calloc(1, sizeof *ev);
     if (!ev) return NULL;
     ev->schema = s;
     ev->partition = -1;
     ev->offset = -1;
-    if (avro_generic_value_new(evk_schema_iface(s), &ev->value)) {
+    if (avro_generic_value_new(evk__schema_iface(s), &ev->value)) {
         free(ev);
         return NULL;
     }
@@ -188,8 +188,8 @@ evk_event_t *evk_event_alloc(const evk_schema_t *s, int fresh_meta) {
 }
 
 evk_event_t *evk_event_new(const evk_schema_t *s) {
-    evk_event_t *ev = evk_event_alloc(s, 1);
-    if (ev && evk_value_init(evk_schema_doc(s), &ev->value) != EVK_OK) {
+    evk_event_t *ev = evk__event_alloc(s, 1);
+    if (ev && evk__value_init(evk__schema_doc(s), &ev->value) != EVK_OK) {
         evk_event_destroy(ev);
         return NULL;
     }
@@ -366,7 +366,7 @@ static evk_err_t union_write(const evk_event_t *ev, avro_value_t *v, want_t want
         if (!accepts(avro_schema_union_branch(us, (int)i), want)) continue;
         if (avro_value_set_branch(v, (int)i, &branch)) return EVK_ERR_NOMEM;
         *v = branch;
-        return evk_value_init(evk_schema_doc(ev->schema), v);
+        return evk__value_init(evk__schema_doc(ev->schema), v);
     }
     return EVK_ERR_VALIDATION;
 }
@@ -390,7 +390,7 @@ static evk_err_t child_by_name(const evk_event_t *ev, avro_value_t *v, const cha
     int is_new = 0;
     if (avro_value_add(v, name, &child, NULL, &is_new)) return EVK_ERR_NOMEM;
     *v = child;
-    return is_new ? evk_value_init(evk_schema_doc(ev->schema), v) : EVK_OK;
+    return is_new ? evk__value_init(evk__schema_doc(ev->schema), v) : EVK_OK;
 }
 
 static evk_err_t child_by_index(avro_value_t *v, size_t index) {
@@ -536,7 +536,7 @@ evk_err_t evk_event_set_string(evk_event_t *ev, const char *path, const char *va
     }
     /* Strings are UTF-8 on the wire; keeping them so here means every
      * encoded event is readable by other Avro clients and as JSON. */
-    if (avro_value_get_type(&v) != AVRO_STRING || !evk_utf8_valid(value, strlen(value)))
+    if (avro_value_get_type(&v) != AVRO_STRING || !evk__utf8_valid(value, strlen(value)))
         return EVK_ERR_VALIDATION;
     return avro_value_set_string(&v, value) ? EVK_ERR_NOMEM : EVK_OK;
 }
@@ -578,7 +578,7 @@ evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t *index) {
     if (err) return err;
     if (avro_value_get_type(&v) != AVRO_ARRAY) return EVK_ERR_VALIDATION;
     if (avro_value_append(&v, &child, &at)) return EVK_ERR_NOMEM;
-    err = evk_value_init(evk_schema_doc(ev->schema), &child);
+    err = evk__value_init(evk__schema_doc(ev->schema), &child);
     if (!err && index) *index = at;
     return err;
 }
@@ -640,7 +640,7 @@ static evk_err_t scan_fail(scan_t *sc, evk_err_t err, const char *fmt, ...) {
     va_list ap;
     snprintf(prefix, sizeof prefix, "%s body: ", sc->type);
     va_start(ap, fmt);
-    err = evk_fail_at(err, sc->errstr, sc->errstr_size, prefix, sc->path, fmt, ap);
+    err = evk__fail_at(err, sc->errstr, sc->errstr_size, prefix, sc->path, fmt, ap);
     va_end(ap);
     return err;
 }
@@ -722,7 +722,7 @@ static evk_err_t scan_string(scan_t *sc) {
     const unsigned char *s;
     size_t n;
     evk_err_t err = scan_counted(sc, "string", &s, &n);
-    if (!err && !evk_utf8_valid((const char *)s, n))
+    if (!err && !evk__utf8_valid((const char *)s, n))
         err = scan_fail(sc, EVK_ERR_DECODE, "string at offset %zu is not valid UTF-8",
                         scan_off(sc, s));
     return err;
@@ -788,7 +788,7 @@ static evk_err_t scan_entry(scan_t *sc, avro_schema_t s, uint64_t index) {
         if (err) return err;
         /* A key is an Avro string, held by avro-c as a C string: invalid
          * UTF-8 or a NUL would not survive the round trip. */
-        if (!evk_utf8_valid((const char *)key, klen) || memchr(key, 0, klen))
+        if (!evk__utf8_valid((const char *)key, klen) || memchr(key, 0, klen))
             return scan_fail(sc, EVK_ERR_DECODE,
                              "map key at offset %zu is not valid UTF-8 without NUL",
                              scan_off(sc, key));
@@ -917,7 +917,7 @@ static evk_err_t scan_body(const evk_schema_t *s, avro_schema_t writer,
     if (err) return err;
     size_t extra = scan_left(&sc);
     if (extra)
-        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body: %zu trailing byte%s",
+        return evk__fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body: %zu trailing byte%s",
                         sc.type, extra, extra == 1 ? "" : "s");
     return EVK_OK;
 }
@@ -927,12 +927,12 @@ static evk_err_t scan_body(const evk_schema_t *s, avro_schema_t writer,
 static evk_err_t read_body(evk_event_t *ev, const unsigned char *body, size_t len, char *errstr,
                            size_t errstr_size) {
     avro_reader_t r = avro_reader_memory((const char *)body, (int64_t)len);
-    if (!r) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!r) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     int rc = avro_value_read(r, &ev->value);
     avro_reader_free(r);
-    if (rc == ENOMEM) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (rc == ENOMEM) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (rc)
-        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body: %s",
+        return evk__fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body: %s",
                         evk_schema_name(ev->schema), avro_strerror());
     return EVK_OK;
 }
@@ -961,24 +961,24 @@ static evk_err_t read_headers(evk_event_t *ev, const rd_kafka_headers_t *headers
 /* Checks the 5-byte header and finds the reader's catalog entry and, when
  * the frame was written with another version of it, the writer. */
 static evk_err_t read_frame_header(const evk_catalog_t *cat, const unsigned char *b, size_t len,
-                                   const evk_schema_t **s, const evk_writer_t **w, char *errstr,
+                                   const evk_schema_t **s, const evk__writer_t **w, char *errstr,
                                    size_t errstr_size) {
     if (len < EVK_FRAME_HEADER_SIZE)
-        return evk_fail(EVK_ERR_TRUNCATED, errstr, errstr_size,
+        return evk__fail(EVK_ERR_TRUNCATED, errstr, errstr_size,
                         "frame is %zu byte%s, shorter than the %d-byte header", len,
                         len == 1 ? "" : "s", EVK_FRAME_HEADER_SIZE);
     if (b[0] != 0)
-        return evk_fail(EVK_ERR_BAD_MAGIC, errstr, errstr_size,
+        return evk__fail(EVK_ERR_BAD_MAGIC, errstr, errstr_size,
                         "magic byte is 0x%02x, expected 0x00", b[0]);
     int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 |
                            (uint32_t)b[4]);
-    return evk_catalog_writer(cat, id, s, w, errstr, errstr_size);
+    return evk__catalog_writer(cat, id, s, w, errstr, errstr_size);
 }
 
-static evk_err_t read_resolved(const evk_writer_t *w, evk_event_t *ev,
+static evk_err_t read_resolved(const evk__writer_t *w, evk_event_t *ev,
                                const unsigned char *body, size_t len, char *errstr,
                                size_t errstr_size) {
-    return w ? evk_writer_read(w, body, len, &ev->value, errstr, errstr_size)
+    return w ? evk__writer_read(w, body, len, &ev->value, errstr, errstr_size)
              : read_body(ev, body, len, errstr, errstr_size);
 }
 
@@ -987,25 +987,25 @@ evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t l
                            evk_event_t **out, char *errstr, size_t errstr_size) {
     const unsigned char *b = value;
     const evk_schema_t *s;
-    const evk_writer_t *w;
-    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
+    const evk__writer_t *w;
+    if (!out) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
     *out = NULL;
     if (!cat || (!value && len))
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "catalog or value is NULL");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "catalog or value is NULL");
     evk_err_t err = read_frame_header(cat, b, len, &s, &w, errstr, errstr_size);
     if (err) return err;
     b += EVK_FRAME_HEADER_SIZE;
     len -= EVK_FRAME_HEADER_SIZE;
-    err = scan_body(s, w ? evk_writer_schema(w) : evk_schema_avro(s), b, len, errstr,
+    err = scan_body(s, w ? evk__writer_schema(w) : evk_schema_avro(s), b, len, errstr,
                     errstr_size);
     if (err) return err;
-    evk_event_t *ev = evk_event_alloc(s, 0);
-    if (!ev) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    evk_event_t *ev = evk__event_alloc(s, 0);
+    if (!ev) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     err = read_resolved(w, ev, b, len, errstr, errstr_size);
     if (!err && headers && read_headers(ev, headers))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!err && key && replace(&ev->meta[M_KEY], key, key_len))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (err) {
         evk_event_destroy(ev);
         return err;
@@ -1017,10 +1017,10 @@ evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t l
 evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_message_t *msg,
                                  evk_event_t **out, char *errstr, size_t errstr_size) {
     if (!out || !msg)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "message or out is NULL");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "message or out is NULL");
     *out = NULL;
     if (msg->err)
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s", rd_kafka_message_errstr(msg));
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s", rd_kafka_message_errstr(msg));
     rd_kafka_headers_t *headers = NULL;
     if (rd_kafka_message_headers(msg, &headers)) headers = NULL;
     evk_err_t err = evk_event_decode(cat, msg->payload, msg->len, msg->key, msg->key_len,
@@ -1030,7 +1030,7 @@ evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_messag
     if (evk_event_set_origin(*out, topic, msg->partition, msg->offset)) {
         evk_event_destroy(*out);
         *out = NULL;
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
     return EVK_OK;
 }
@@ -1039,7 +1039,7 @@ evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_messag
 
 evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out) {
     if (!ev || !out) return EVK_ERR_INVALID_ARG;
-    *out = evk_ce_headers(ev->schema, ev->meta[M_ID], ev->meta[M_SOURCE], ev->meta[M_TIME],
+    *out = evk__ce_headers(ev->schema, ev->meta[M_ID], ev->meta[M_SOURCE], ev->meta[M_TIME],
                           ev->meta[M_CORRELATION], ev->meta[M_CAUSATION]);
     return *out ? EVK_OK : EVK_ERR_NOMEM;
 }

@@ -18,7 +18,7 @@
 /* Recursive schemas are checked this deep; the copy re-checks what it meets. */
 #define EVOLVE_MAX_DEPTH 32
 
-struct evk_writer_s {
+struct evk__writer_s {
     int32_t id;
     const evk_schema_t *reader;
     avro_schema_t schema;
@@ -60,7 +60,7 @@ walk_fail(walk_t *w, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    return evk_fail(EVK_ERR_SCHEMA, w->errstr, w->errstr_size, "%s: %s",
+    return evk__fail(EVK_ERR_SCHEMA, w->errstr, w->errstr_size, "%s: %s",
                     w->plen ? w->path : "(record)", reason);
 }
 
@@ -108,7 +108,7 @@ static evk_err_t check_record(walk_t *w, avro_schema_t ws, avro_schema_t rs) {
         int wi = avro_schema_record_field_get_index(ws, name);
         size_t saved = path_push(w, name);
         evk_err_t err = EVK_OK;
-        if (wi < 0 && !evk_field_default(w->doc, rs, i))
+        if (wi < 0 && !evk__field_default(w->doc, rs, i))
             err = walk_fail(w, "not in the writer's schema and has no default");
         else if (wi >= 0)
             err = check(w, avro_schema_record_field_get_by_index(ws, wi),
@@ -182,43 +182,43 @@ static evk_err_t check(walk_t *w, avro_schema_t ws, avro_schema_t rs) {
 
 /* ---- writers ---- */
 
-evk_err_t evk_writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
-                         evk_writer_t **out, char *errstr, size_t errstr_size) {
+evk_err_t evk__writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
+                         evk__writer_t **out, char *errstr, size_t errstr_size) {
     char reason[512];
-    walk_t w = {.doc = evk_schema_doc(reader), .errstr = reason, .errstr_size = sizeof reason};
+    walk_t w = {.doc = evk__schema_doc(reader), .errstr = reason, .errstr_size = sizeof reason};
     *out = NULL;
     if (check(&w, schema, evk_schema_avro(reader)))
-        return evk_fail(EVK_ERR_SCHEMA, errstr, errstr_size,
+        return evk__fail(EVK_ERR_SCHEMA, errstr, errstr_size,
                         "%s: schema id %d cannot be read as the catalog's version: %s",
                         evk_schema_name(reader), (int)id, reason);
-    evk_writer_t *wr = calloc(1, sizeof *wr);
-    if (!wr) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    *wr = (evk_writer_t){.id = id, .reader = reader, .schema = avro_schema_incref(schema)};
+    evk__writer_t *wr = calloc(1, sizeof *wr);
+    if (!wr) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    *wr = (evk__writer_t){.id = id, .reader = reader, .schema = avro_schema_incref(schema)};
     if (!(wr->iface = avro_generic_class_from_schema(schema))) {
-        evk_writer_destroy(wr);
-        return evk_fail(EVK_ERR_SCHEMA, errstr, errstr_size, "%s: schema id %d: %s",
+        evk__writer_destroy(wr);
+        return evk__fail(EVK_ERR_SCHEMA, errstr, errstr_size, "%s: schema id %d: %s",
                         evk_schema_name(reader), (int)id, avro_strerror());
     }
     *out = wr;
     return EVK_OK;
 }
 
-void evk_writer_destroy(evk_writer_t *w) {
+void evk__writer_destroy(evk__writer_t *w) {
     if (!w) return;
     if (w->iface) avro_value_iface_decref(w->iface);
     avro_schema_decref(w->schema);
     free(w);
 }
 
-int32_t evk_writer_id(const evk_writer_t *w) {
+int32_t evk__writer_id(const evk__writer_t *w) {
     return w->id;
 }
 
-const evk_schema_t *evk_writer_reader(const evk_writer_t *w) {
+const evk_schema_t *evk__writer_reader(const evk__writer_t *w) {
     return w->reader;
 }
 
-avro_schema_t evk_writer_schema(const evk_writer_t *w) {
+avro_schema_t evk__writer_schema(const evk__writer_t *w) {
     return w->schema;
 }
 
@@ -227,13 +227,13 @@ avro_schema_t evk_writer_schema(const evk_writer_t *w) {
 static evk_err_t copy(walk_t *w, avro_value_t *wv, avro_value_t *rv);
 
 static evk_err_t nomem(walk_t *w) {
-    return evk_fail(EVK_ERR_NOMEM, w->errstr, w->errstr_size, "out of memory");
+    return evk__fail(EVK_ERR_NOMEM, w->errstr, w->errstr_size, "out of memory");
 }
 
 /* A fresh reader slot takes its defaults first, for the fields the writer
  * does not have. */
 static evk_err_t copy_fresh(walk_t *w, avro_value_t *wv, avro_value_t *rv) {
-    evk_err_t err = evk_value_init(w->doc, rv);
+    evk_err_t err = evk__value_init(w->doc, rv);
     return err ? nomem(w) : copy(w, wv, rv);
 }
 
@@ -399,31 +399,31 @@ static evk_err_t copy(walk_t *w, avro_value_t *wv, avro_value_t *rv) {
     return copy_plain(w, wv, rv);
 }
 
-static evk_err_t read_writer_value(const evk_writer_t *wr, const void *body, size_t len,
+static evk_err_t read_writer_value(const evk__writer_t *wr, const void *body, size_t len,
                                    avro_value_t *wv, char *errstr, size_t errstr_size) {
     avro_reader_t r = avro_reader_memory(body, (int64_t)len);
-    if (!r) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!r) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     int rc = avro_value_read(r, wv);
     avro_reader_free(r);
     if (rc)
-        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body (schema id %d): %s",
+        return evk__fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body (schema id %d): %s",
                         evk_schema_name(wr->reader), (int)wr->id, avro_strerror());
     return EVK_OK;
 }
 
-evk_err_t evk_writer_read(const evk_writer_t *wr, const void *body, size_t len,
+evk_err_t evk__writer_read(const evk__writer_t *wr, const void *body, size_t len,
                           avro_value_t *out, char *errstr, size_t errstr_size) {
     char reason[512];
     walk_t w = {
-        .doc = evk_schema_doc(wr->reader), .errstr = reason, .errstr_size = sizeof reason};
+        .doc = evk__schema_doc(wr->reader), .errstr = reason, .errstr_size = sizeof reason};
     avro_value_t wv;
     if (avro_generic_value_new(wr->iface, &wv))
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     evk_err_t err = read_writer_value(wr, body, len, &wv, errstr, errstr_size);
     if (!err && (err = copy_fresh(&w, &wv, out))) {
-        /* The check at evk_writer_new() leaves only values to fail here. */
+        /* The check at evk__writer_new() leaves only values to fail here. */
         err = err == EVK_ERR_NOMEM ? err : EVK_ERR_DECODE;
-        evk_fail(err, errstr, errstr_size, "%s (schema id %d): %s", evk_schema_name(wr->reader),
+        evk__fail(err, errstr, errstr_size, "%s (schema id %d): %s", evk_schema_name(wr->reader),
                  (int)wr->id, reason);
     }
     avro_value_decref(&wv);

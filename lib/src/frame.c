@@ -4,7 +4,7 @@
 #include "evkit/event.h"
 #include "internal.h"
 
-rd_kafka_headers_t *evk_ce_headers(const evk_schema_t *s, const char *id, const char *source,
+rd_kafka_headers_t *evk__ce_headers(const evk_schema_t *s, const char *id, const char *source,
                                    const char *time, const char *correlation_id,
                                    const char *causation_id) {
     const char *const headers[][2] = {
@@ -32,6 +32,6 @@ evk_err_t evk_frame_headers(const evk_schema_t *s, const char *source,
     char id[37], now[32];
     evk_uuid4(id);
     evk_now_rfc3339(now);
-    *out = evk_ce_headers(s, id, source, now, correlation_id, causation_id);
+    *out = evk__ce_headers(s, id, source, now, correlation_id, causation_id);
     return *out ? EVK_OK : EVK_ERR_NOMEM;
 }

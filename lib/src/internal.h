@@ -13,57 +13,57 @@
 #include "evkit/schema.h"
 
 /* Format into a caller's errstr buffer; tolerates errstr == NULL. Returns err
- * so that failure paths read `return evk_fail(EVK_ERR_X, errstr, size, ...)`. */
-evk_err_t evk_fail(evk_err_t err, char *errstr, size_t errstr_size, const char *fmt, ...)
+ * so that failure paths read `return evk__fail(EVK_ERR_X, errstr, size, ...)`. */
+evk_err_t evk__fail(evk_err_t err, char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* The codecs' error at a field: "<prefix><path>: <message>", or
  * "<prefix><message>" at the top (an empty @p path). */
-evk_err_t evk_fail_at(evk_err_t err, char *errstr, size_t errstr_size, const char *prefix,
+evk_err_t evk__fail_at(evk_err_t err, char *errstr, size_t errstr_size, const char *prefix,
                       const char *path, const char *fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));
 
 /* strdup that accepts NULL. */
-char *evk_strdup0(const char *s);
+char *evk__strdup0(const char *s);
 
 /* Monotonic clock in milliseconds, for timeouts and backoff. */
-int64_t evk_now_ms(void);
+int64_t evk__now_ms(void);
 
 /* mkdir -p @p path (written to and restored), the directories it makes
  * private to the user; -1 with errno on failure. */
-int evk_make_dirs(char *path);
+int evk__make_dirs(char *path);
 
 /* Whether @p s ends with @p suffix. */
-int evk_ends_with(const char *s, const char *suffix);
+int evk__ends_with(const char *s, const char *suffix);
 
 /* Whether a setting or log field called @p name holds a secret, whose value
  * is shown as <redacted>: a last name part (after the last '.') password,
  * passwd, secret, token, authorization or credentials; a name ending in
  * _password, _secret, _token, -token, .key, key.pem or
  * basic.auth.user.info; any sasl.* property. */
-int evk_secret_name(const char *name);
+int evk__secret_name(const char *name);
 
 /* Length of the "user:password@" at the start of @p authority (what follows
  * a URL's "://"), 0 if there is none. It ends at the last '@' before
  * whitespace, a quote or an angle bracket: a password may hold '/', '@',
  * '?' or '#' unescaped, and hiding a path's '@' with it is the safe mistake. */
-size_t evk_url_userinfo_len(const char *authority);
+size_t evk__url_userinfo_len(const char *authority);
 
 /* Overwrite a secret, so that a core dump or a reused heap block does not
- * hand it on; evk_free_secret() then frees it too. NULL is allowed. */
-void evk_wipe(char *s);
-void evk_free_secret(char *s);
+ * hand it on; evk__free_secret() then frees it too. NULL is allowed. */
+void evk__wipe(char *s);
+void evk__free_secret(char *s);
 
 /* ---- configuration (config.c) ---- */
 
 /* The content of the file at @p path, less trailing newlines: a secret kept
  * out of the config file and the command line. *out is malloc()ed (free it
- * with evk_free_secret()). EVK_ERR_CONFIG "<path>: <reason>". */
-evk_err_t evk_secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size);
+ * with evk__free_secret()). EVK_ERR_CONFIG "<path>: <reason>". */
+evk_err_t evk__secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size);
 
 /* "<file>:<line>" of the setting at @p path when it came from a file, else
  * NULL. Owned by @p cfg. */
-const char *evk_config_source(const evk_config_t *cfg, const char *path);
+const char *evk__config_source(const evk_config_t *cfg, const char *path);
 
 /* Check the keys of @p group that @p cfg holds against @p ntables tables
  * (each ended by a NULL name): a listed key's value must read as its type;
@@ -71,19 +71,19 @@ const char *evk_config_source(const evk_config_t *cfg, const char *path);
  * ("<file>:<line>: <group>.<key>: unknown setting"). Values set through the
  * API or the environment are type-checked only: their names are fixed by
  * code. */
-evk_err_t evk_config_check_group(const evk_config_t *cfg, const char *group,
+evk_err_t evk__config_check_group(const evk_config_t *cfg, const char *group,
                                  const evk_setting_t *const *tables, size_t ntables, int strict,
                                  char *errstr, size_t errstr_size);
 
 /* The keys of evkit's own groups, checked when a file is loaded; each table
  * lives beside the code that reads its group. */
-extern const evk_setting_t evk_log_settings[];      /* log (log.c) */
-extern const evk_setting_t evk_registry_settings[]; /* schema_registry (registry.c) */
-extern const evk_setting_t evk_metrics_settings[];  /* metrics (metrics_http.c) */
-extern const evk_setting_t evk_state_settings[];    /* state (store_disk.c) */
+extern const evk_setting_t evk__log_settings[];      /* log (log.c) */
+extern const evk_setting_t evk__registry_settings[]; /* schema_registry (registry.c) */
+extern const evk_setting_t evk__metrics_settings[];  /* metrics (metrics_http.c) */
+extern const evk_setting_t evk__state_settings[];    /* state (store_disk.c) */
 
 /* Level named @p name (debug, info, warn, error; any case); -1 if none is. */
-int evk_log_level_from_name(const char *name, evk_log_level_t *out);
+int evk__log_level_from_name(const char *name, evk_log_level_t *out);
 
 /* librdkafka's log callback for every client evkit makes: its lines in
  * evkit's log format, component "librdkafka". */
@@ -93,48 +93,48 @@ void evk__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 
 /* avro-c generic value class for the entry's schema; created once at load so
  * that events do not pay for it. Owned by the catalog. */
-avro_value_iface_t *evk_schema_iface(const evk_schema_t *s);
+avro_value_iface_t *evk__schema_iface(const evk_schema_t *s);
 
 /* The parsed .avsc document, for field defaults (avro-c does not expose
  * them). Owned by the catalog. */
-const json_t *evk_schema_doc(const evk_schema_t *s);
+const json_t *evk__schema_doc(const evk_schema_t *s);
 
 /* ---- schema evolution (evolve.c) ----
  * A writer is a schema id whose schema differs from the catalog entry that
  * reads it: an older version of the type (catalog "writers") or one met in
  * a schema registry. */
-typedef struct evk_writer_s evk_writer_t;
+typedef struct evk__writer_s evk__writer_t;
 
 /* Check that @p schema can be read as @p reader under Avro's resolution
  * rules and build the writer; errstr names the first incompatible field.
  * Takes its own reference to @p schema. */
-evk_err_t evk_writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
-                         evk_writer_t **out, char *errstr, size_t errstr_size);
-void evk_writer_destroy(evk_writer_t *w);
-int32_t evk_writer_id(const evk_writer_t *w);
-const evk_schema_t *evk_writer_reader(const evk_writer_t *w);
-avro_schema_t evk_writer_schema(const evk_writer_t *w);
+evk_err_t evk__writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
+                         evk__writer_t **out, char *errstr, size_t errstr_size);
+void evk__writer_destroy(evk__writer_t *w);
+int32_t evk__writer_id(const evk__writer_t *w);
+const evk_schema_t *evk__writer_reader(const evk__writer_t *w);
+avro_schema_t evk__writer_schema(const evk__writer_t *w);
 
 /* Read the Avro @p body written with @p w into @p out, a fresh (not yet
  * initialised) value of the reader's schema. The body must have passed the
- * frame scan against evk_writer_schema(). */
-evk_err_t evk_writer_read(const evk_writer_t *w, const void *body, size_t len,
+ * frame scan against evk__writer_schema(). */
+evk_err_t evk__writer_read(const evk__writer_t *w, const void *body, size_t len,
                           avro_value_t *out, char *errstr, size_t errstr_size);
 
 /* How to read schema id @p id: *reader is the catalog entry, *writer NULL
  * when the frame was written with that very schema, else the writer to
  * resolve it with (from the catalog, or fetched from the registry and
  * cached). EVK_ERR_UNKNOWN_SCHEMA_ID when neither knows the id. */
-evk_err_t evk_catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
-                             const evk_writer_t **writer, char *errstr, size_t errstr_size);
+evk_err_t evk__catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
+                             const evk__writer_t **writer, char *errstr, size_t errstr_size);
 
 /* Whether the registry may register schemas (schema_registry.auto.register). */
 struct evk_registry_s;
-int evk_registry_auto_register(const struct evk_registry_s *reg);
+int evk__registry_auto_register(const struct evk_registry_s *reg);
 
 /* The CloudEvents binary-mode headers of docs/WIRE.md, in their order; NULL
  * values are left out. NULL when out of memory. */
-rd_kafka_headers_t *evk_ce_headers(const evk_schema_t *s, const char *id, const char *source,
+rd_kafka_headers_t *evk__ce_headers(const evk_schema_t *s, const char *id, const char *source,
                                    const char *time, const char *correlation_id,
                                    const char *causation_id);
 

@@ -14,7 +14,7 @@
 
 /* ---- UTF-8 ---- */
 
-size_t evk_utf8_seq(const unsigned char *s, size_t n) {
+size_t evk__utf8_seq(const unsigned char *s, size_t n) {
     if (n == 0) return 0;
     unsigned char c = s[0];
     if (c < 0x80) return 1;
@@ -39,10 +39,10 @@ size_t evk_utf8_seq(const unsigned char *s, size_t n) {
     return len;
 }
 
-int evk_utf8_valid(const char *s, size_t n) {
+int evk__utf8_valid(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
-        size_t k = evk_utf8_seq(p, (size_t)(end - p));
+        size_t k = evk__utf8_seq(p, (size_t)(end - p));
         if (!k) return 0;
         p += k;
     }
@@ -145,7 +145,7 @@ static const json_t *field_default(const json_t *fields, avro_schema_t s, size_t
     return json_object_get(f, "default");
 }
 
-const json_t *evk_field_default(const json_t *doc, avro_schema_t s, size_t i) {
+const json_t *evk__field_default(const json_t *doc, avro_schema_t s, size_t i) {
     return field_default(record_fields(doc, s), s, i);
 }
 
@@ -168,13 +168,13 @@ static evk_err_t fill_fail(fill_t *fc, evk_err_t err, const char *fmt, ...)
 static evk_err_t fill_fail(fill_t *fc, evk_err_t err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    err = evk_fail_at(err, fc->errstr, fc->errstr_size, "", fc->path, fmt, ap);
+    err = evk__fail_at(err, fc->errstr, fc->errstr_size, "", fc->path, fmt, ap);
     va_end(ap);
     return err;
 }
 
 static evk_err_t nomem(fill_t *fc) {
-    return evk_fail(EVK_ERR_NOMEM, fc->errstr, fc->errstr_size, "out of memory");
+    return evk__fail(EVK_ERR_NOMEM, fc->errstr, fc->errstr_size, "out of memory");
 }
 
 static size_t push(fill_t *fc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -508,13 +508,13 @@ static evk_err_t fill_value(fill_t *fc, const json_t *in, avro_value_t *v) {
     }
 }
 
-evk_err_t evk_json_fill(const json_t *doc, const json_t *in, avro_value_t *v, char *errstr,
+evk_err_t evk__json_fill(const json_t *doc, const json_t *in, avro_value_t *v, char *errstr,
                         size_t errstr_size) {
     fill_t fc = {.doc = doc, .errstr = errstr, .errstr_size = errstr_size};
     return fill_value(&fc, in, v);
 }
 
-evk_err_t evk_json_fill_default(const json_t *doc, const json_t *def, avro_value_t *v,
+evk_err_t evk__json_fill_default(const json_t *doc, const json_t *def, avro_value_t *v,
                                 char *errstr, size_t errstr_size) {
     fill_t fc = {.doc = doc, .in_default = 1, .errstr = errstr, .errstr_size = errstr_size};
     return fill_value(&fc, def, v);
@@ -559,7 +559,7 @@ static evk_err_t init_value(const json_t *doc, avro_value_t *v) {
     }
 }
 
-evk_err_t evk_value_init(const json_t *doc, avro_value_t *v) {
+evk_err_t evk__value_init(const json_t *doc, avro_value_t *v) {
     return init_value(doc, v);
 }
 
@@ -574,12 +574,12 @@ static long control_at(const unsigned char *s, size_t n, size_t i) {
 }
 
 evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr_size) {
-    if (!key && len) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "key is NULL");
-    if (!len) return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size, "must not be empty");
+    if (!key && len) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "key is NULL");
+    if (!len) return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size, "must not be empty");
     for (size_t i = 0; i < len; i++) {
         long cp = control_at((const unsigned char *)key, len, i);
         if (cp >= 0)
-            return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size,
+            return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size,
                             "must not contain control characters (found U+%04lX)", cp);
     }
     return EVK_OK;
@@ -598,13 +598,13 @@ static evk_err_t key_from_field(evk_event_t *ev, char *errstr, size_t errstr_siz
     if (!field) return EVK_OK;
     if (avro_value_get_by_name(evk_event_value(ev), field, &v, NULL) ||
         avro_value_get_string(&v, &s, &size))
-        return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key is not a string",
+        return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key is not a string",
                         field);
     char why[128];
     if (evk_key_check(s, size ? size - 1 : 0, why, sizeof why)) /* size counts the NUL */
-        return evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key %s", field, why);
+        return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key %s", field, why);
     return evk_event_set_key(ev, s)
-               ? evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory")
+               ? evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory")
                : EVK_OK;
 }
 
@@ -619,26 +619,26 @@ static evk_err_t add_absent(json_t *root, const char *const *names, const char *
     return EVK_OK;
 }
 
-evk_err_t evk_event_from_json_with(const evk_schema_t *s, const char *json, size_t len,
+evk_err_t evk__event_from_json_with(const evk_schema_t *s, const char *json, size_t len,
                                    const char *const *names, const char *const *values,
                                    size_t n, evk_event_t **out, char *errstr,
                                    size_t errstr_size) {
-    if (!out) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
+    if (!out) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
     *out = NULL;
     if (!s || (!json && len))
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "schema or json is NULL");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "schema or json is NULL");
     json_error_t je;
     /* Avro strings may hold U+0000, so JSON may too: both codecs then
      * carry any valid record without loss. */
     json_t *root = json_loadb(json ? json : "", len,
                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!root)
-        return evk_fail(EVK_ERR_JSON, errstr, errstr_size, "line %d, column %d: %s", je.line,
+        return evk__fail(EVK_ERR_JSON, errstr, errstr_size, "line %d, column %d: %s", je.line,
                         je.column, je.text);
-    evk_event_t *ev = add_absent(root, names, values, n) ? NULL : evk_event_alloc(s, 1);
+    evk_event_t *ev = add_absent(root, names, values, n) ? NULL : evk__event_alloc(s, 1);
     evk_err_t err =
-        ev ? evk_json_fill(evk_schema_doc(s), root, evk_event_value(ev), errstr, errstr_size)
-           : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        ev ? evk__json_fill(evk__schema_doc(s), root, evk_event_value(ev), errstr, errstr_size)
+           : evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     json_decref(root);
     if (!err) err = key_from_field(ev, errstr, errstr_size);
     if (err) {
@@ -651,7 +651,7 @@ evk_err_t evk_event_from_json_with(const evk_schema_t *s, const char *json, size
 
 evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
                               evk_event_t **out, char *errstr, size_t errstr_size) {
-    return evk_event_from_json_with(s, json, len, NULL, NULL, 0, out, errstr, errstr_size);
+    return evk__event_from_json_with(s, json, len, NULL, NULL, 0, out, errstr, errstr_size);
 }
 
 /* ---- Avro -> JSON ----
@@ -738,7 +738,7 @@ static void put_string(sb_t *sb, const char *str, size_t n) {
             put_escape(sb, *s++);
             continue;
         }
-        size_t k = evk_utf8_seq(s, (size_t)(end - s));
+        size_t k = evk__utf8_seq(s, (size_t)(end - s));
         if (k) {
             sb_put(sb, (const char *)s, k);
             s += k;

@@ -244,7 +244,7 @@ static int scan_plain(ctx_t *c) {
             c->p++;
             continue;
         }
-        size_t k = evk_utf8_seq((const unsigned char *)c->p, (size_t)(c->end - c->p));
+        size_t k = evk__utf8_seq((const unsigned char *)c->p, (size_t)(c->end - c->p));
         if (!k) return -1;
         c->p += k;
     }
@@ -719,11 +719,11 @@ static evk_err_t encode_value(avro_value_t *v, buf_t *out) {
 }
 
 static evk_err_t compile_default(const json_t *doc, node_t *n, size_t i, avro_value_t *rec) {
-    const json_t *def = evk_field_default(doc, n->schema, i);
+    const json_t *def = evk__field_default(doc, n->schema, i);
     avro_value_t child;
     if (!def) return EVK_OK;
     if (avro_value_get_by_index(rec, i, &child, NULL)) return EVK_ERR_NOMEM;
-    evk_err_t err = evk_json_fill_default(doc, def, &child, NULL, 0);
+    evk_err_t err = evk__json_fill_default(doc, def, &child, NULL, 0);
     if (!err) err = encode_value(&child, &n->fields[i].def);
     return err == EVK_ERR_NOMEM ? err : EVK_OK;
 }
@@ -731,7 +731,7 @@ static evk_err_t compile_default(const json_t *doc, node_t *n, size_t i, avro_va
 /* avro-c builds a class only for a schema that defines every type it names;
  * a record naming a type defined further out goes without fast defaults. */
 static evk_err_t compile_defaults(evk_json_reader_t *r, node_t *n) {
-    const json_t *doc = evk_schema_doc(r->schema);
+    const json_t *doc = evk__schema_doc(r->schema);
     avro_value_iface_t *iface = avro_generic_class_from_schema(n->schema);
     avro_value_t rec;
     if (!iface) return EVK_OK;
@@ -873,21 +873,21 @@ static int run(evk_json_reader_t *r, const node_t *n, const char *json, size_t l
 evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field, const char *json,
                                       char *errstr, size_t errstr_size) {
     if (!r || !field || !json)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "reader, field or json is NULL");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "reader, field or json is NULL");
     int i = top_field(r->root, field);
-    if (i < 0) return evk_fail(EVK_ERR_NOT_FOUND, errstr, errstr_size, "%s: no such field", field);
+    if (i < 0) return evk__fail(EVK_ERR_NOT_FOUND, errstr, errstr_size, "%s: no such field", field);
     field_t *f = &r->root->fields[i];
     int oom;
     r->out.len = 0;
     if (run(r, f->type, json, strlen(json), &oom))
-        return oom ? evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory")
-                   : evk_fail(EVK_ERR_VALIDATION, errstr, errstr_size,
+        return oom ? evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory")
+                   : evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size,
                               "%s: default %s does not fit the field", field, json);
     char *copy = strdup(json);
     buf_t def = {0};
     if (!copy || buf_reserve(&def, r->out.len + 1)) {
         free(copy);
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
     memcpy(def.p, r->out.p, def.len = r->out.len);
     free(f->def.p);
@@ -910,7 +910,7 @@ static evk_err_t dom_frame(evk_json_reader_t *r, const char *json, size_t len, v
     }
     evk_event_t *ev;
     evk_err_t err =
-        evk_event_from_json_with(r->schema, json, len, names, values, n, &ev, errstr, errstr_size);
+        evk__event_from_json_with(r->schema, json, len, names, values, n, &ev, errstr, errstr_size);
     if (err) return err;
     err = evk_event_encode(ev, frame, frame_len);
     if (!err && evk_event_key(ev) && !(*key = strdup(evk_event_key(ev)))) {
@@ -918,7 +918,7 @@ static evk_err_t dom_frame(evk_json_reader_t *r, const char *json, size_t len, v
         err = EVK_ERR_NOMEM;
     }
     evk_event_destroy(ev);
-    return err ? evk_fail(err, errstr, errstr_size, "cannot encode: %s", evk_err2str(err))
+    return err ? evk__fail(err, errstr, errstr_size, "cannot encode: %s", evk_err2str(err))
                : EVK_OK;
 }
 
@@ -939,7 +939,7 @@ static evk_err_t fast_frame(evk_json_reader_t *r, void **frame, size_t *frame_le
     return EVK_OK;
 }
 
-evk_err_t evk_json_reader_fast(evk_json_reader_t *r, const char *json, size_t len,
+evk_err_t evk__json_reader_fast(evk_json_reader_t *r, const char *json, size_t len,
                                const unsigned char **body, size_t *body_len) {
     int oom = 0;
     r->out.len = EVK_FRAME_HEADER_SIZE; /* the header is written last */
@@ -955,15 +955,15 @@ evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *json, size_t l
                                 void **frame, size_t *frame_len, char **key, char *errstr,
                                 size_t errstr_size) {
     if (!r || !frame || !frame_len || !key || (!json && len))
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "invalid argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "invalid argument");
     *frame = NULL;
     *key = NULL;
     *frame_len = 0;
     const unsigned char *body;
     size_t body_len;
-    evk_err_t err = evk_json_reader_fast(r, json, len, &body, &body_len);
+    evk_err_t err = evk__json_reader_fast(r, json, len, &body, &body_len);
     if (err == EVK_ERR_VALIDATION)
         return dom_frame(r, json, len, frame, frame_len, key, errstr, errstr_size);
     if (!err) err = fast_frame(r, frame, frame_len, key);
-    return err ? evk_fail(err, errstr, errstr_size, "out of memory") : EVK_OK;
+    return err ? evk__fail(err, errstr, errstr_size, "out of memory") : EVK_OK;
 }

@@ -1,3 +1,5 @@
+/* Structured log lines (logfmt or JSON) on stderr, levels, and
+ * librdkafka's log lines in the same format. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +74,7 @@ static void put_escaped(line_t *l, const char *s) {
     const char *scheme;
     while ((scheme = strstr(s, "://"))) {
         const char *authority = scheme + 3;
-        size_t n = evk_url_userinfo_len(authority);
+        size_t n = evk__url_userinfo_len(authority);
         put_escaped_n(l, s, (size_t)(authority - s));
         s = authority + n;
         if (n) puts_(l, "<redacted>@");
@@ -131,7 +133,7 @@ void evk_log(evk_log_level_t level, const char *component, const char *msg, ...)
     const char *k;
     while ((k = va_arg(ap, const char *))) {
         const char *v = va_arg(ap, const char *);
-        put_field(&l, k, evk_secret_name(k) ? "<redacted>" : v);
+        put_field(&l, k, evk__secret_name(k) ? "<redacted>" : v);
     }
     va_end(ap);
     if (format == FMT_JSON) put(&l, "}", 1);
@@ -141,7 +143,7 @@ void evk_log(evk_log_level_t level, const char *component, const char *msg, ...)
     (void)ignored;
 }
 
-int evk_log_level_from_name(const char *name, evk_log_level_t *out) {
+int evk__log_level_from_name(const char *name, evk_log_level_t *out) {
     for (int i = EVK_LOG_DEBUG; i <= EVK_LOG_ERROR; i++) {
         if (!strcasecmp(name, level_names[i])) {
             *out = (evk_log_level_t)i;
@@ -164,8 +166,8 @@ void evk_log_verbosity(int steps) {
 }
 
 static evk_err_t parse_level(const char *s, const char *from, char *errstr, size_t n) {
-    if (!evk_log_level_from_name(s, &base_level)) return EVK_OK;
-    return evk_fail(EVK_ERR_CONFIG, errstr, n,
+    if (!evk__log_level_from_name(s, &base_level)) return EVK_OK;
+    return evk__fail(EVK_ERR_CONFIG, errstr, n,
                     "%s: unknown log level \"%s\" (debug, info, warn, error)", from, s);
 }
 
@@ -175,12 +177,12 @@ static evk_err_t parse_format(const char *s, const char *from, char *errstr, siz
     else if (!strcasecmp(s, "json"))
         format = FMT_JSON;
     else
-        return evk_fail(EVK_ERR_CONFIG, errstr, n,
+        return evk__fail(EVK_ERR_CONFIG, errstr, n,
                         "%s: unknown log format \"%s\" (logfmt, json)", from, s);
     return EVK_OK;
 }
 
-const evk_setting_t evk_log_settings[] = {
+const evk_setting_t evk__log_settings[] = {
     {"level", EVK_SETTING_STRING}, {"format", EVK_SETTING_STRING}, {NULL, 0}};
 
 evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_size) {

@@ -29,7 +29,7 @@
 
 /* ---- settings ---- */
 
-const evk_setting_t evk_metrics_settings[] = {{"port", EVK_SETTING_INT},
+const evk_setting_t evk__metrics_settings[] = {{"port", EVK_SETTING_INT},
                                               {"bind", EVK_SETTING_STRING},
                                               {"max_connections", EVK_SETTING_INT},
                                               {"max_connections_per_ip", EVK_SETTING_INT},
@@ -55,7 +55,7 @@ static evk_err_t metrics_port_for_slot(const evk_service_t *svc, svc_metrics_t *
     evk_err_t rc = evk_config_get_int(svc->cfg, path, 100, &stride, errstr, errstr_size);
     if (rc || !m->port || !svc->slot) return rc;
     if (stride < 1 || m->port + stride * svc->slot > 65535)
-        return evk_fail(
+        return evk__fail(
             EVK_ERR_CONFIG, errstr, errstr_size,
             "%s: instance %s (slot %d) would serve on port %lld + %d * %lld, outside "
             "1-65535; set %s or %s",
@@ -76,7 +76,7 @@ static evk_err_t met_int(const evk_service_t *svc, const char *name, int64_t def
     const char *path = met_path(svc, own, shared, buf, sizeof(buf));
     evk_err_t rc = evk_config_get_int(svc->cfg, path, def, out, errstr, errstr_size);
     if (!rc && (*out < min || *out > max))
-        rc = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        rc = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                       "%s: expected %lld to %lld (%s), got %lld", path, (long long)min,
                       (long long)max, max_is, (long long)*out);
     return rc;
@@ -115,13 +115,13 @@ evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_s
     const char *path = met_path(svc, "metrics_port", "metrics.port", buf, sizeof(buf));
     evk_err_t rc = evk_config_get_int(svc->cfg, path, 0, &m->port, errstr, errstr_size);
     if (!rc && (m->port < 0 || m->port > 65535))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "%s: expected a port (1-65535, 0 for none), got %lld", path,
                         (long long)m->port);
     if (!rc) rc = metrics_port_for_slot(svc, m, path, errstr, errstr_size);
     path = met_path(svc, "metrics_bind", "metrics.bind", buf, sizeof(buf));
     if (!rc && !(m->bind = strdup(evk_config_get_string(svc->cfg, path, "127.0.0.1"))))
-        rc = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        rc = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     /* Without an endpoint its limits mean nothing, the descriptor one included. */
     return rc || !m->port ? rc : met_limits(svc, errstr, errstr_size);
 }
@@ -218,7 +218,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     char msg[sizeof(m->log_last)];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    int64_t now = evk_now_ms();
+    int64_t now = evk__now_ms();
     if (m->log_window_ms && now - m->log_window_ms < MET_LOG_WINDOW_MS) {
         memcpy(m->log_last, msg, sizeof(msg));
         m->log_suppressed++;
@@ -242,7 +242,7 @@ static evk_err_t met_listen(const svc_metrics_t *m, int *out, char *errstr,
     snprintf(port, sizeof(port), "%d", (int)m->port);
     int gai = getaddrinfo(m->bind, port, &hints, &ai);
     if (gai)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "metrics_bind \"%s\": %s", m->bind,
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "metrics_bind \"%s\": %s", m->bind,
                         gai_strerror(gai));
     int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int ok = fd >= 0 && !setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
@@ -251,7 +251,7 @@ static evk_err_t met_listen(const svc_metrics_t *m, int *out, char *errstr,
     freeaddrinfo(ai);
     if (!ok) {
         if (fd >= 0) close(fd);
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        return evk__fail(EVK_ERR_IO, errstr, errstr_size,
                         "metrics: cannot listen on %s port %s: %s", m->bind, port,
                         strerror(err));
     }
@@ -282,7 +282,7 @@ evk_err_t svc_metrics_start(evk_service_t *svc, char *errstr, size_t errstr_size
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)m->timeout_s, MHD_OPTION_END);
     if (!m->daemon) {
         close(fd);
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        return evk__fail(EVK_ERR_IO, errstr, errstr_size,
                         "metrics: cannot start the HTTP server on %s port %lld", m->bind,
                         (long long)m->port);
     }

@@ -1,3 +1,4 @@
+/* evk_producer_t: an idempotent producer of evkit events and frames. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,12 +67,12 @@ evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
                            const char *source, evk_producer_t **out, char *errstr,
                            size_t errstr_size) {
     if (!cfg || !cat || !out)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "producer: config, catalog and out are required");
     evk_producer_t *p = calloc(1, sizeof(*p));
     if (!p || (source && !(p->source = strdup(source)))) {
         free(p);
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "producer: out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "producer: out of memory");
     }
     p->cat = cat;
     char rderr[512];
@@ -83,7 +84,7 @@ evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
     }
     if (!p->rk) {
         evk_producer_destroy(p);
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "producer: %s", rderr);
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "producer: %s", rderr);
     }
     *out = p;
     return EVK_OK;
@@ -150,7 +151,7 @@ evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int3
     /* librdkafka takes ownership only on success. */
     free(frame);
     if (headers) rd_kafka_headers_destroy(headers);
-    return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "produce to %s: %s",
+    return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "produce to %s: %s",
                     evk_schema_topic(s),
                     rkt ? rd_kafka_err2str(err) : "cannot create topic handle");
 }
@@ -159,7 +160,7 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
                             size_t errstr_size) {
     if (!p || !ev) {
         evk_event_destroy(ev);
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "producer: producer and event are required");
     }
     void *frame = NULL;
@@ -170,7 +171,7 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
     if (!err) err = evk_event_encode(ev, &frame, &len);
     if (!err) err = evk_event_headers(ev, &headers);
     if (err) {
-        evk_fail(err, errstr, errstr_size, "%s: cannot encode: %s", evk_event_type(ev),
+        evk__fail(err, errstr, errstr_size, "%s: cannot encode: %s", evk_event_type(ev),
                  evk_err2str(err));
         free(frame);
         evk_event_destroy(ev);
@@ -192,13 +193,13 @@ evk_err_t evk_producer_flush(evk_producer_t *p, int timeout_ms, char *errstr,
                              size_t errstr_size) {
     rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
     if (p->failed_since_flush) {
-        evk_fail(EVK_ERR_DELIVERY, errstr, errstr_size, "%llu message(s) not delivered: %s",
+        evk__fail(EVK_ERR_DELIVERY, errstr, errstr_size, "%llu message(s) not delivered: %s",
                  (unsigned long long)p->failed_since_flush, p->first_failure);
         p->failed_since_flush = 0;
         return EVK_ERR_DELIVERY;
     }
     if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
-        return evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
+        return evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
                         "flush: %d message(s) still in flight after %d ms",
                         rd_kafka_outq_len(p->rk), timeout_ms);
     return EVK_OK;

@@ -63,7 +63,7 @@ typedef struct {
 
 /* ---- settings ---- */
 
-const evk_setting_t evk_registry_settings[] = {
+const evk_setting_t evk__registry_settings[] = {
     {"url", EVK_SETTING_STRING},
     {"basic_auth_user_info", EVK_SETTING_STRING},
     {"basic_auth_user_info_file", EVK_SETTING_STRING},
@@ -111,10 +111,10 @@ static evk_err_t secret_setting(char **slot, const evk_config_t *cfg, const char
     if (v) return (*slot = strdup(v)) ? EVK_OK : EVK_ERR_NOMEM;
     snprintf(file, sizeof file, "%s.file", name);
     if (!(path = setting(cfg, file))) return EVK_OK;
-    evk_err_t err = evk_secret_file_read(path, slot, why, sizeof why);
-    if (err && (src = evk_config_source(cfg, setting_key(cfg, file, key, sizeof key))))
-        return evk_fail(err, errstr, errstr_size, "%s: %s: %s", src, key, why);
-    return err ? evk_fail(err, errstr, errstr_size, "%s: %s", key, why) : EVK_OK;
+    evk_err_t err = evk__secret_file_read(path, slot, why, sizeof why);
+    if (err && (src = evk__config_source(cfg, setting_key(cfg, file, key, sizeof key))))
+        return evk__fail(err, errstr, errstr_size, "%s: %s: %s", src, key, why);
+    return err ? evk__fail(err, errstr, errstr_size, "%s: %s", key, why) : EVK_OK;
 }
 
 /* reg->url is @p url without its user:password@ part; *userinfo that part,
@@ -122,7 +122,7 @@ static evk_err_t secret_setting(char **slot, const evk_config_t *cfg, const char
 static evk_err_t split_url(evk_registry_t *reg, const char *url, char **userinfo) {
     const char *scheme = strstr(url, "://");
     const char *authority = scheme ? scheme + 3 : url;
-    size_t n = evk_url_userinfo_len(authority), head = (size_t)(authority - url);
+    size_t n = evk__url_userinfo_len(authority), head = (size_t)(authority - url);
     size_t size = strlen(url) - n + 1;
     *userinfo = NULL;
     if (!(reg->url = malloc(size))) return EVK_ERR_NOMEM;
@@ -132,7 +132,7 @@ static evk_err_t split_url(evk_registry_t *reg, const char *url, char **userinfo
     char *decoded = n ? curl_easy_unescape(reg->curl, authority, (int)n - 1, NULL) : NULL;
     if (decoded) {
         *userinfo = strdup(decoded);
-        evk_wipe(decoded);
+        evk__wipe(decoded);
         curl_free(decoded);
     }
     return n && !*userinfo ? EVK_ERR_NOMEM : EVK_OK;
@@ -145,7 +145,7 @@ static evk_err_t read_strategy(evk_registry_t *reg, const evk_config_t *cfg, cha
     for (int i = 0; v && i < 3; i++)
         if (!strcmp(v, names[i])) reg->strategy = i;
     if (v && strcmp(v, names[reg->strategy]))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "schema_registry.subject.name.strategy: \"%s\" is not topic, record "
                         "or topic_record",
                         v);
@@ -162,7 +162,7 @@ static evk_err_t read_numbers(evk_registry_t *reg, const evk_config_t *cfg, char
         err = evk_config_get_bool(cfg, setting_key(cfg, "auto.register", akey, sizeof akey), 1,
                                   &reg->auto_register, errstr, errstr_size);
     if (!err && (timeout <= 0 || timeout > INT32_MAX))
-        err = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected a positive number",
+        err = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected a positive number",
                        tkey);
     reg->timeout_ms = (long)timeout;
     return err;
@@ -187,19 +187,19 @@ static evk_err_t read_credentials(evk_registry_t *reg, const evk_config_t *cfg, 
     }
     if (!err)
         err = secret_setting(&reg->key_password, cfg, "ssl.key.password", errstr, errstr_size);
-    evk_free_secret(from_url);
-    return err == EVK_ERR_NOMEM ? evk_fail(err, errstr, errstr_size, "out of memory") : err;
+    evk__free_secret(from_url);
+    return err == EVK_ERR_NOMEM ? evk__fail(err, errstr, errstr_size, "out of memory") : err;
 }
 
 static evk_err_t read_settings(evk_registry_t *reg, const evk_config_t *cfg, char *errstr,
                                size_t errstr_size) {
     if (!setting(cfg, "url"))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "schema_registry.url: not set");
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "schema_registry.url: not set");
     evk_err_t err = read_credentials(reg, cfg, errstr, errstr_size);
     if (!err && (copy_setting(&reg->ca, cfg, "ssl.ca.location") ||
                  copy_setting(&reg->cert, cfg, "ssl.certificate.location") ||
                  copy_setting(&reg->key, cfg, "ssl.key.location")))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!err) err = read_strategy(reg, cfg, errstr, errstr_size);
     return err ? err : read_numbers(reg, cfg, errstr, errstr_size);
 }
@@ -207,15 +207,15 @@ static evk_err_t read_settings(evk_registry_t *reg, const evk_config_t *cfg, cha
 evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *errstr,
                            size_t errstr_size) {
     if (!cfg || !out)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     *out = NULL;
     evk_registry_t *reg = calloc(1, sizeof *reg);
-    if (!reg) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!reg) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     pthread_mutex_init(&reg->lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     evk_err_t err = (reg->curl = curl_easy_init())
                         ? read_settings(reg, cfg, errstr, errstr_size)
-                        : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size,
+                        : evk__fail(EVK_ERR_NOMEM, errstr, errstr_size,
                                    "schema registry: curl_easy_init failed");
     if (err) {
         evk_registry_destroy(reg);
@@ -238,11 +238,11 @@ void evk_registry_destroy(evk_registry_t *reg) {
     free(reg->ids);
     free(reg->schemas);
     free(reg->url);
-    evk_free_secret(reg->userpwd);
+    evk__free_secret(reg->userpwd);
     free(reg->ca);
     free(reg->cert);
     free(reg->key);
-    evk_free_secret(reg->key_password);
+    evk__free_secret(reg->key_password);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
@@ -344,7 +344,7 @@ static evk_err_t http_status_fail(const evk_registry_t *reg, long status, const 
               : body->buf ? body->buf
                           : "(no body)",
               REG_QUOTE_MAX);
-    evk_fail(err, errstr, errstr_size, "schema registry %s: HTTP %ld: %s%s", reg->url, status,
+    evk__fail(err, errstr, errstr_size, "schema registry %s: HTTP %ld: %s%s", reg->url, status,
              quoted,
              err == EVK_ERR_CONFIG ? " (check schema_registry.basic.auth.user.info)" : "");
     json_decref(doc);
@@ -364,7 +364,7 @@ static evk_err_t http(evk_registry_t *reg, const char *path, const char *post, j
     size_t n = strlen(reg->url) + strlen(path) + 1;
     if (!headers || !(url = malloc(n))) {
         curl_slist_free_all(headers ? headers : h);
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
     snprintf(url, n, "%s%s", reg->url, path);
     set_request(reg, url, post, &body, headers, curl_err);
@@ -374,12 +374,12 @@ static evk_err_t http(evk_registry_t *reg, const char *path, const char *post, j
     free(url);
     evk_err_t err = EVK_OK;
     if (rc)
-        err = evk_fail(EVK_ERR_IO, errstr, errstr_size, "schema registry %s: %s", reg->url,
+        err = evk__fail(EVK_ERR_IO, errstr, errstr_size, "schema registry %s: %s", reg->url,
                        *curl_err ? curl_err : curl_easy_strerror(rc));
     else if (status < 200 || status > 299)
         err = http_status_fail(reg, status, &body, errstr, errstr_size);
     else if (!(*reply = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL))
-        err = evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+        err = evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
                        "schema registry %s%s: answer is not JSON", reg->url, path);
     free(body.buf);
     return err;
@@ -397,7 +397,7 @@ static int ask_again(evk_err_t err, unsigned tries) {
 /* @p err, with how many tries a broken answer got added to errstr. */
 static evk_err_t asked(evk_err_t err, unsigned tries, char *errstr, size_t errstr_size) {
     if (err != EVK_ERR_DECODE || !errstr || !errstr_size) return err;
-    size_t n = strlen(errstr); /* the last try's reason, which evk_fail() wrote */
+    size_t n = strlen(errstr); /* the last try's reason, which evk__fail() wrote */
     if (n + 1 < errstr_size) snprintf(errstr + n, errstr_size - n, " (asked %u times)", tries);
     return err;
 }
@@ -435,7 +435,7 @@ static evk_err_t reply_id(const evk_registry_t *reg, const json_t *reply, const 
                           int32_t *id, char *errstr, size_t errstr_size) {
     json_int_t v = json_integer_value(json_object_get(reply, "id"));
     if (!json_is_integer(json_object_get(reply, "id")) || v <= 0 || v > INT32_MAX)
-        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+        return evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
                         "schema registry %s: %s: answer has no valid \"id\"", reg->url, what);
     *id = (int32_t)v;
     return EVK_OK;
@@ -451,14 +451,14 @@ static evk_err_t subject_request_once(evk_registry_t *reg, const char *subject,
     char *path = malloc(n);
     evk_err_t err = EVK_OK;
     if (!post || !escaped || !path) {
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     } else {
         snprintf(path, n, "/subjects/%s%s", escaped, registering ? "/versions" : "");
         err = http(reg, path, post, &reply, errstr, errstr_size);
     }
     if (!err) err = reply_id(reg, reply, subject, id, errstr, errstr_size);
     if (!err && remember_id(reg, subject, schema, *id))
-        err = evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     json_decref(req);
     json_decref(reply);
     free(post);
@@ -481,7 +481,7 @@ static evk_err_t subject_request(evk_registry_t *reg, const char *subject, const
 static evk_err_t subject_id(evk_registry_t *reg, const char *subject, const char *schema,
                             int registering, int32_t *id, char *errstr, size_t errstr_size) {
     if (!reg || !subject || !schema || !id)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     pthread_mutex_lock(&reg->lock);
     const reg_id_t *hit = find_id(reg, subject, schema);
     evk_err_t err = EVK_OK;
@@ -522,7 +522,7 @@ static evk_err_t check_avro(const evk_registry_t *reg, int32_t id, const char *t
         return EVK_OK;
     }
     printable(why, sizeof why, avro_strerror(), REG_QUOTE_MAX);
-    return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+    return evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
                     "schema registry %s: schema id %d: the schema does not parse: %s", reg->url,
                     (int)id, why);
 }
@@ -535,12 +535,12 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
     const char *type = json_string_value(json_object_get(reply, "schemaType"));
     char shown[32 * 6 + 8];
     if (!text)
-        return evk_fail(EVK_ERR_DECODE, errstr, errstr_size,
+        return evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
                         "schema registry %s: schema id %d: answer has no \"schema\"", reg->url,
                         (int)id);
     if (type && strcmp(type, "AVRO")) {
         printable(shown, sizeof shown, type, 32);
-        return evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+        return evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                         "schema id %d is a %s schema, not Avro", (int)id, shown);
     }
     evk_err_t err = check_avro(reg, id, text, errstr, errstr_size);
@@ -550,7 +550,7 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
     if (grown) reg->schemas = grown;
     if (!grown || !copy) {
         free(copy);
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
     reg->schemas[reg->nschemas++] = (reg_schema_t){.id = id, .json = copy};
     *json = copy;
@@ -564,7 +564,7 @@ static evk_err_t fetch_schema_once(evk_registry_t *reg, int32_t id, const char *
     snprintf(path, sizeof path, "/schemas/ids/%d", (int)id);
     evk_err_t err = http(reg, path, NULL, &reply, errstr, errstr_size);
     if (err == EVK_ERR_NOT_FOUND)
-        err = evk_fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
+        err = evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
                        "schema id %d is not in the catalog nor in schema registry %s", (int)id,
                        reg->url);
     if (!err) err = keep_schema(reg, id, reply, json, errstr, errstr_size);
@@ -585,7 +585,7 @@ static evk_err_t fetch_schema(evk_registry_t *reg, int32_t id, const char **json
 evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
                               size_t errstr_size) {
     if (!reg || !json)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     pthread_mutex_lock(&reg->lock);
     evk_err_t err = EVK_OK;
     if (!(*json = find_schema(reg, id))) err = fetch_schema(reg, id, json, errstr, errstr_size);
@@ -612,6 +612,6 @@ evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s,
     return n < 0 || (size_t)n >= size ? EVK_ERR_INVALID_ARG : EVK_OK;
 }
 
-int evk_registry_auto_register(const evk_registry_t *reg) {
+int evk__registry_auto_register(const evk_registry_t *reg) {
     return reg->auto_register;
 }

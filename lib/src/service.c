@@ -27,7 +27,7 @@
  * service installs them, the last one puts back what was there before. */
 static volatile sig_atomic_t svc_signalled;
 /* When the first signal came: the shutdown's time budget starts then.
- * Lock-free, and evk_now_ms() is clock_gettime(), so both are
+ * Lock-free, and evk__now_ms() is clock_gettime(), so both are
  * async-signal-safe. */
 static atomic_int_fast64_t svc_signal_ms;
 static pthread_mutex_t svc_sig_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -37,7 +37,7 @@ static struct sigaction svc_old_int, svc_old_term;
 /* Sets *at to now unless it is set already. */
 static void stop_clock(atomic_int_fast64_t *at) {
     int_fast64_t unset = 0;
-    atomic_compare_exchange_strong(at, &unset, evk_now_ms());
+    atomic_compare_exchange_strong(at, &unset, evk__now_ms());
 }
 
 static void svc_on_signal(int sig) {
@@ -86,17 +86,17 @@ int64_t svc_stop_deadline(const evk_service_t *svc) {
     int64_t sig = svc_signalled ? atomic_load(&svc_signal_ms) : 0;
     if (!at || (sig && sig < at)) at = sig;
     /* Not set yet only in the instant between the two stores of a stop. */
-    return (at ? at : evk_now_ms()) + svc->shutdown_timeout_ms;
+    return (at ? at : evk__now_ms()) + svc->shutdown_timeout_ms;
 }
 
 int svc_call_timeout(const evk_service_t *svc, int slice_ms, int64_t reserve_ms) {
-    int64_t left = svc_stop_deadline(svc) - reserve_ms - evk_now_ms();
+    int64_t left = svc_stop_deadline(svc) - reserve_ms - evk__now_ms();
     return left <= 0 ? 0 : left < slice_ms ? (int)left : slice_ms;
 }
 
 int svc_wait(evk_service_t *svc, int64_t ms) {
-    int64_t until = evk_now_ms() + ms;
-    for (int64_t left = ms; left > 0; left = until - evk_now_ms()) {
+    int64_t until = evk__now_ms() + ms;
+    for (int64_t left = ms; left > 0; left = until - evk__now_ms()) {
         if (svc_stopping(svc)) return 0;
         rd_kafka_poll(svc->producer, (int)(left < SVC_POLL_MS ? left : SVC_POLL_MS));
     }
@@ -120,7 +120,7 @@ rd_kafka_conf_t *svc_kafka_conf(const evk_service_t *svc, const char *const *kv,
     for (; *kv; kv += 2) {
         if (rd_kafka_conf_set(conf, kv[0], kv[1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
-            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "kafka.%s: %s", kv[0], why);
+            evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "kafka.%s: %s", kv[0], why);
             return NULL;
         }
     }
@@ -136,7 +136,7 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: %s",
+        evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: %s",
                  type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
     }
     return rk;
@@ -190,7 +190,7 @@ static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errs
         if (!e) return EVK_OK;
         evk_err_t rc = EVK_OK;
         if (!rd_kafka_error_is_retriable(e))
-            rc = evk_fail(rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA, errstr,
+            rc = evk__fail(rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA, errstr,
                           errstr_size, "init_transactions: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         if (rc) return rc;
@@ -257,7 +257,7 @@ static evk_err_t svc_subscribe(evk_service_t *svc, char *errstr, size_t errstr_s
     rd_kafka_resp_err_t err = rd_kafka_subscribe(svc->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err)
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "subscribe: %s",
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "subscribe: %s",
                         rd_kafka_err2str(err));
     return EVK_OK;
 }
@@ -308,7 +308,7 @@ static evk_err_t svc_hold(evk_service_t *svc, const rd_kafka_topic_partition_lis
 static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_t errstr_size) {
     const char *first = NULL;
     int want = 0;
-    int64_t deadline = evk_now_ms() + SVC_METADATA_TIMEOUT_MS;
+    int64_t deadline = evk__now_ms() + SVC_METADATA_TIMEOUT_MS;
     for (size_t i = 0; i < svc->nroutes + svc->nstores; i++) {
         const evk_schema_t *s = i < svc->nroutes
                                     ? svc->routes[i].schema
@@ -322,7 +322,7 @@ static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_
             first = evk_schema_topic(s);
             want = n;
         } else if (n != want) {
-            return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+            return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                             "%s: topic %s has %d partitions but %s has %d: a service with "
                             "stores needs the same count on every input topic and changelog "
                             "(docs/SCALING.md)",
@@ -360,7 +360,7 @@ static void svc_settle(evk_service_t *svc, int lost) {
 static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
                        rd_kafka_topic_partition_list_t *parts, int coop) {
     char text[1024], ms[24], records[24];
-    int64_t start = evk_now_ms();
+    int64_t start = evk__now_ms();
     uint64_t restored = atomic_load(&svc->stats.restored);
     svc_settle(svc, 0);
     svc_give_up_held(svc);
@@ -376,13 +376,13 @@ static void svc_assign(evk_service_t *svc, rd_kafka_t *rk,
     }
     if (e) rd_kafka_error_destroy(e);
     svc_parts_text(parts, text, sizeof(text));
-    snprintf(ms, sizeof(ms), "%lld", (long long)(evk_now_ms() - start));
+    snprintf(ms, sizeof(ms), "%lld", (long long)(evk__now_ms() - start));
     snprintf(records, sizeof(records), "%llu",
              (unsigned long long)(atomic_load(&svc->stats.restored) - restored));
     evk_log(EVK_LOG_INFO, svc->name, "partitions assigned", "instance", svc->instance_id,
             "partitions", parts->cnt ? text : "(none)", "restore_ms", ms, "restored_records",
             records, NULL);
-    svc->unassigned_since = parts->cnt ? 0 : evk_now_ms();
+    svc->unassigned_since = parts->cnt ? 0 : evk__now_ms();
 }
 
 static void svc_revoke(evk_service_t *svc, rd_kafka_t *rk,
@@ -401,7 +401,7 @@ static void svc_revoke(evk_service_t *svc, rd_kafka_t *rk,
     svc_parts_text(parts, text, sizeof(text));
     evk_log(EVK_LOG_INFO, svc->name, lost ? "partitions lost" : "partitions revoked",
             "instance", svc->instance_id, "partitions", parts->cnt ? text : "(none)", NULL);
-    svc->unassigned_since = evk_now_ms();
+    svc->unassigned_since = evk__now_ms();
 }
 
 static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -416,7 +416,7 @@ static void svc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* A member without partitions says so now and then: the group may be
  * waiting for a departed member's session to time out. */
 static void svc_report_waiting(evk_service_t *svc) {
-    int64_t now = evk_now_ms();
+    int64_t now = evk__now_ms();
     if (!svc->unassigned_since || now - svc->unassigned_since < SVC_WAIT_REPORT_MS ||
         now - svc->waiting_logged < SVC_WAIT_REPORT_MS)
         return;
@@ -579,7 +579,7 @@ static evk_err_t svc_handle(evk_service_t *svc, const rd_kafka_message_t *m, cha
 
 static int svc_batch_full(const evk_service_t *svc) {
     return svc->batch_inputs >= (uint64_t)svc->batch_max ||
-           evk_now_ms() - svc->batch_start_ms >= svc->commit_interval_ms;
+           evk__now_ms() - svc->batch_start_ms >= svc->commit_interval_ms;
 }
 
 static evk_err_t svc_take(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
@@ -587,7 +587,7 @@ static evk_err_t svc_take(evk_service_t *svc, const rd_kafka_message_t *m, char 
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         rd_kafka_fatal_error(svc->consumer, why, sizeof(why));
-        return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "consumer: %s", why);
+        return evk__fail(EVK_ERR_FATAL, errstr, errstr_size, "consumer: %s", why);
     }
     /* Other consumer errors are reports librdkafka recovers from itself. */
     if (m->err || svc_stopping(svc)) return EVK_OK;
@@ -608,7 +608,7 @@ static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) 
         svc_report_waiting(svc);
         evk_err_t rc = EVK_OK;
         if (svc->cb_err)
-            rc = evk_fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
+            rc = evk__fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
         else if (m)
             rc = svc_take(svc, m, errstr, errstr_size);
         else
@@ -629,7 +629,7 @@ static evk_err_t svc_ready_once(evk_service_t *svc, char *errstr, size_t errstr_
     if (cbrc) {
         rc = svc_txn_abort(svc, 0, errstr, errstr_size);
         if (rc != SVC_REPLAY) return rc;
-        return evk_fail(cbrc, errstr, errstr_size, "ready callback failed: %s",
+        return evk__fail(cbrc, errstr, errstr_size, "ready callback failed: %s",
                         evk_err2str(cbrc));
     }
     rc = svc_flush_staged(svc, NULL, errstr, errstr_size);
@@ -654,7 +654,7 @@ static evk_err_t svc_start(evk_service_t *svc, char *errstr, size_t errstr_size)
     if (!rc)
         evk_log(EVK_LOG_INFO, svc->name, "joining group", "group", svc->group_id, "instance",
                 svc->instance_id, "transactional_id", svc->txn_id, NULL);
-    svc->unassigned_since = evk_now_ms();
+    svc->unassigned_since = evk__now_ms();
     return rc;
 }
 
@@ -716,7 +716,7 @@ static evk_err_t svc_finish(evk_service_t *svc, evk_err_t rc, char *errstr,
     if (svc->producer) {
         if (!rc && rd_kafka_flush(svc->producer, svc_call_timeout(svc, SVC_FLUSH_TIMEOUT_MS,
                                                                   svc_exit_reserve(svc))))
-            rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size, "producer flush timed out");
+            rc = evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size, "producer flush timed out");
         rd_kafka_destroy(svc->producer);
     }
     svc->consumer = svc->producer = NULL;
@@ -728,7 +728,7 @@ static evk_err_t svc_finish(evk_service_t *svc, evk_err_t rc, char *errstr,
 
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) {
     if (!svc || svc->consumer || svc->producer)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: NULL or already running");
     signals_install();
     evk_err_t rc = svc_settings_check(svc, errstr, errstr_size);
@@ -755,7 +755,7 @@ static evk_err_t svc_setting(evk_service_t *svc, const char *key, int64_t def, i
     evk_err_t rc = evk_config_get_int(svc->cfg, path, def, out, errstr, errstr_size);
     if (!rc && *out < min)
         rc =
-            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: must be at least %lld, got %lld",
+            evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: must be at least %lld, got %lld",
                      path, (long long)min, (long long)*out);
     return rc;
 }
@@ -788,7 +788,7 @@ static evk_err_t svc_check_retry_budget(const evk_service_t *svc, char *errstr,
                                         size_t errstr_size) {
     int64_t budget = svc_retry_budget_ms(svc);
     if (svc_worst_case_ms(svc, 0, budget) > budget)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "%s: retry_max and retry_backoff_max_ms allow backing off more than "
                         "half of max.poll.interval.ms (%lld ms) for one event",
                         svc->name, (long long)budget * 2);
@@ -799,12 +799,12 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
                                          int64_t handler_max_ms, char *errstr,
                                          size_t errstr_size) {
     if (!svc || !setting || handler_max_ms < 0)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: a setting name and a handler time of at least 0 are "
                         "required");
     int64_t budget = svc_retry_budget_ms(svc);
     if (svc_worst_case_ms(svc, handler_max_ms, budget) <= budget) return EVK_OK;
-    return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+    return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                     "%s.retry_max (%lld) tries of up to %s (%lld ms) each, with the "
                     "backoffs between them, can hold one event longer than half of "
                     "max.poll.interval.ms (%lld ms): the group would evict the service in "
@@ -825,7 +825,7 @@ static evk_err_t svc_record_limits(evk_service_t *svc, char *errstr, size_t errs
                                errstr_size);
     if (!rc && svc->dead_letter_max_bytes > svc->message_max_bytes)
         rc =
-            evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+            evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                      "%s.dead_letter_max_bytes: must not exceed kafka.message.max.bytes (%lld)",
                      svc->name, (long long)svc->message_max_bytes);
     return rc;
@@ -835,8 +835,8 @@ static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t er
     char path[512];
     snprintf(path, sizeof(path), "%s.event_log_level", svc->name);
     const char *v = evk_config_get_string(svc->cfg, path, "debug");
-    if (evk_log_level_from_name(v, &svc->event_log_level))
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+    if (evk__log_level_from_name(v, &svc->event_log_level))
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "%s: unknown log level \"%s\" (debug, info, warn, error)", path, v);
     return EVK_OK;
 }
@@ -870,8 +870,8 @@ static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_si
 static evk_err_t svc_ids(evk_service_t *svc, char *errstr, size_t errstr_size) {
     char path[512];
     snprintf(path, sizeof(path), "%s.group_id", svc->name);
-    svc->group_id = evk_strdup0(evk_config_get_string(svc->cfg, path, svc->name));
-    if (!svc->group_id) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    svc->group_id = evk__strdup0(evk_config_get_string(svc->cfg, path, svc->name));
+    if (!svc->group_id) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     snprintf(path, sizeof(path), "%s.static_membership", svc->name);
     evk_err_t rc =
         evk_config_get_bool(svc->cfg, path, 0, &svc->static_membership, errstr, errstr_size);
@@ -879,7 +879,7 @@ static evk_err_t svc_ids(evk_service_t *svc, char *errstr, size_t errstr_size) {
     if (rc) return rc;
     size_t n = strlen(svc->group_id) + strlen(svc->instance_id) + 2;
     if (!(svc->txn_id = malloc(n)))
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     snprintf(svc->txn_id, n, "%s-%s", svc->group_id, svc->instance_id);
     return EVK_OK;
 }
@@ -887,10 +887,10 @@ static evk_err_t svc_ids(evk_service_t *svc, char *errstr, size_t errstr_size) {
 evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_catalog_t *cat,
                           evk_service_t **out, char *errstr, size_t errstr_size) {
     if (!name || !*name || !cfg || !cat || !out)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: name, config, catalog and out are required");
     evk_service_t *svc = calloc(1, sizeof(*svc));
-    if (!svc) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!svc) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->cfg = cfg;
     svc->cat = cat;
     svc->lock_fd = -1;
@@ -900,7 +900,7 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_c
     svc->metrics = svc_metrics_new(name, cat);
     evk_err_t rc = svc->name && svc->metrics
                        ? svc_ids(svc, errstr, errstr_size)
-                       : evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+                       : evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (!rc) rc = svc_settings(svc, errstr, errstr_size);
     if (rc) {
         evk_service_destroy(svc);
@@ -913,17 +913,17 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_c
 evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
                          void *opaque, char *errstr, size_t errstr_size) {
     if (!svc || !type || !handler)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: type and handler are required");
     const evk_schema_t *s = evk_catalog_find(svc->cat, type);
     if (!s)
-        return evk_fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
+        return evk__fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
                         "%s: event type \"%s\" is not in the catalog", svc->name, type);
     if (svc_route(svc, s))
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "%s: %s already has a handler", svc->name, evk_schema_type(s));
     svc_route_t *r = realloc(svc->routes, (svc->nroutes + 1) * sizeof(*r));
-    if (!r) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!r) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->routes = r;
     svc->routes[svc->nroutes++] = (svc_route_t){s, handler, opaque};
     return EVK_OK;
@@ -932,15 +932,15 @@ evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *ha
 evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
                                 char *errstr, size_t errstr_size) {
     if (!svc || !type || !out)
-        return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                         "service: type and out are required");
     const evk_schema_t *s = evk_catalog_find(svc->cat, type);
     if (!s)
-        return evk_fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
+        return evk__fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
                         "%s: event type \"%s\" is not in the catalog", svc->name, type);
     for (size_t i = 0; i < svc->nstores; i++)
         if (svc_store_schema(svc->stores[i]) == s)
-            return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+            return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                             "%s: a store of %s exists already", svc->name, evk_schema_type(s));
     /* Only a compacted changelog stays bounded; the catalog is what tells
      * evk-admin to create it so. */
@@ -948,10 +948,10 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
         evk_log(EVK_LOG_WARN, svc->name, "store type not marked changelog", "type",
                 evk_schema_type(s), "fix", "changelog = true in its catalog entry", NULL);
     evk_store_t **arr = realloc(svc->stores, (svc->nstores + 1) * sizeof(*arr));
-    if (!arr) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!arr) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->stores = arr;
     if (!(arr[svc->nstores] = svc_store_new(svc, s)))
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     *out = arr[svc->nstores++];
     return EVK_OK;
 }

@@ -183,7 +183,7 @@ evk_err_t svc_instance_claim(evk_service_t *svc, char *errstr, size_t errstr_siz
 void svc_instance_release(evk_service_t *svc);
 
 /* Partition count of @p topic; 0 if it does not exist yet. Retries
- * transient metadata errors until @p deadline (evk_now_ms() scale) or a stop
+ * transient metadata errors until @p deadline (evk__now_ms() scale) or a stop
  * request. */
 evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const char *topic,
                                int64_t deadline, int *out, char *errstr, size_t errstr_size);

@@ -29,12 +29,12 @@ static const evk_setting_t loop_settings[] = {
 
 evk_err_t svc_settings_check(const evk_service_t *svc, char *errstr, size_t errstr_size) {
     const evk_setting_t *const tables[] = {loop_settings, svc->own_settings};
-    return evk_config_check_group(svc->cfg, svc->name, tables, 2, 1, errstr, errstr_size);
+    return evk__config_check_group(svc->cfg, svc->name, tables, 2, 1, errstr, errstr_size);
 }
 
 evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings, char *errstr,
                                size_t errstr_size) {
-    if (!svc) return evk_fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "service is NULL");
+    if (!svc) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "service is NULL");
     svc->own_settings = settings;
     return svc_settings_check(svc, errstr, errstr_size);
 }

@@ -29,7 +29,7 @@ void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
 static evk_err_t txn_error(rd_kafka_error_t *e, const char *what, char *errstr,
                            size_t errstr_size) {
     evk_err_t rc = rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA;
-    evk_fail(rc, errstr, errstr_size, "%s: %s", what, rd_kafka_error_string(e));
+    evk__fail(rc, errstr, errstr_size, "%s: %s", what, rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
     return rc;
 }
@@ -40,7 +40,7 @@ static evk_err_t txn_error(rd_kafka_error_t *e, const char *what, char *errstr,
  * the batch is redone. */
 static evk_err_t txn_abandoned(evk_service_t *svc, rd_kafka_error_t *e, const char *what,
                                char *errstr, size_t errstr_size) {
-    evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
+    evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
              "stop: the open batch of %llu input(s) was not %s within shutdown_timeout_ms "
              "(%lld ms), abandoned: the next instance redoes it (%s)",
              (unsigned long long)svc->batch_inputs, what, (long long)svc->shutdown_timeout_ms,
@@ -111,7 +111,7 @@ evk_err_t svc_txn_begin(evk_service_t *svc, char *errstr, size_t errstr_size) {
     rd_kafka_error_t *e = rd_kafka_begin_transaction(svc->producer);
     if (e) return txn_error(e, "begin_transaction", errstr, errstr_size);
     svc->txn_open = 1;
-    svc->batch_start_ms = evk_now_ms();
+    svc->batch_start_ms = evk__now_ms();
     return EVK_OK;
 }
 
@@ -178,7 +178,7 @@ evk_err_t svc_stage(evk_service_t *svc, evk_event_t *ev, int32_t partition, int 
     svc->staged = arr;
     svc_staged_t s = {.topic = evk_schema_topic(evk_event_schema(ev)),
                       .type = evk_schema_type(evk_event_schema(ev)),
-                      .key = evk_strdup0(evk_event_key(ev)),
+                      .key = evk__strdup0(evk_event_key(ev)),
                       .partition = partition,
                       .is_output = is_output};
     evk_err_t rc = evk_event_key(ev) && !s.key ? EVK_ERR_NOMEM : EVK_OK;
@@ -305,13 +305,13 @@ static evk_err_t produce_failed(evk_service_t *svc, rd_kafka_resp_err_t err,
     char why[512];
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(svc->producer, why, sizeof(why));
-        return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "produce to %s: %s", topic, why);
+        return evk__fail(EVK_ERR_FATAL, errstr, errstr_size, "produce to %s: %s", topic, why);
     }
     snprintf(why, sizeof(why), "produce to %s: %s", topic, rd_kafka_err2str(err));
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-        if (!cause) return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s", why);
+        if (!cause) return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s", why);
         if (poison_add(svc, cause, why))
-            return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "%s: out of memory", why);
+            return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "%s: out of memory", why);
     }
     return svc_txn_abort(svc, 1, errstr, errstr_size);
 }
@@ -483,7 +483,7 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
     void *value = d.len ? malloc(d.len) : NULL;
     if (d.len && !value) {
         rd_kafka_headers_destroy(d.headers);
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "dead letter: out of memory");
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "dead letter: out of memory");
     }
     if (value) memcpy(value, msg->payload, d.len);
     rd_kafka_resp_err_t perr = produce(svc, topic, RD_KAFKA_PARTITION_UA, msg->key, d.key_len,
@@ -528,10 +528,10 @@ static int txn_offsets_applied(evk_service_t *svc) {
 /* The commit result that arrives on @p q (nothing else does); __TIMED_OUT
  * after SVC_COMMIT_TIMEOUT_MS or at the stop deadline. */
 static rd_kafka_resp_err_t commit_wait(evk_service_t *svc, rd_kafka_queue_t *q) {
-    int64_t deadline = evk_now_ms() + SVC_COMMIT_TIMEOUT_MS;
+    int64_t deadline = evk__now_ms() + SVC_COMMIT_TIMEOUT_MS;
     int ms;
     while ((ms = svc_call_timeout(svc, 100, close_reserve(svc))) > 0 &&
-           evk_now_ms() < deadline) {
+           evk__now_ms() < deadline) {
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
         if (!ev) continue;
         rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
@@ -600,7 +600,7 @@ evk_err_t svc_txn_commit(evk_service_t *svc, int replay, char *errstr, size_t er
     if (svc->cb_err)
         return errstr == svc->cb_errstr
                    ? svc->cb_err
-                   : evk_fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
+                   : evk__fail(svc->cb_err, errstr, errstr_size, "%s", svc->cb_errstr);
     const char *what = "send_offsets_to_transaction";
     rd_kafka_error_t *e = send_offsets(svc);
     if (!e) {
@@ -631,7 +631,7 @@ static evk_err_t rewind_batch(evk_service_t *svc, char *errstr, size_t errstr_si
          * than lose it (a restart resumes from the committed offsets). */
         for (int i = 0; i < to->cnt && !rc; i++)
             if (to->elems[i].err)
-                rc = evk_fail(EVK_ERR_KAFKA, errstr, errstr_size,
+                rc = evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
                               "rewind %s [%d] to %lld after abort: %s", to->elems[i].topic,
                               (int)to->elems[i].partition, (long long)to->elems[i].offset,
                               rd_kafka_err2str(to->elems[i].err));

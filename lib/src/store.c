@@ -227,7 +227,7 @@ static void store_read_failed(const evk_store_t *st, const char *key, const char
             evk_schema_type(st->schema), "key", key, "error", why, NULL);
     if (svc->cb_err) return;
     svc->cb_err =
-        evk_fail(EVK_ERR_IO, svc->cb_errstr, sizeof(svc->cb_errstr),
+        evk__fail(EVK_ERR_IO, svc->cb_errstr, sizeof(svc->cb_errstr),
                  "state of %s cannot be read from disk: %s", evk_schema_type(st->schema), why);
 }
 
@@ -324,7 +324,7 @@ static evk_err_t stores_flush(evk_service_t *svc) {
 evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = EVK_OK;
     if (svc->disk && svc->nundo && (rc = stores_flush(svc)))
-        return evk_fail(rc, errstr, errstr_size,
+        return evk__fail(rc, errstr, errstr_size,
                         "the committed state cannot be written to disk (state.dir); a "
                         "restart catches up from the changelog");
     for (size_t i = 0; i < svc->nundo; i++) {
@@ -344,23 +344,23 @@ evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size) 
     evk_err_t rc =
         evk_config_get_int(svc->cfg, "state.cache_entries", cache, &cache, errstr, errstr_size);
     if (!rc && cache < 0)
-        rc = evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        rc = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                       "state.cache_entries: must be at least 0, got %lld", (long long)cache);
     if (rc || !dir || !*dir || !svc->nstores || svc->disk) return rc;
     svc->cache_entries = (size_t)cache;
     if (svc->nstores >= SVC_DISK_MAX_TABLES)
-        return evk_fail(EVK_ERR_CONFIG, errstr, errstr_size,
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                         "%s: %zu stores, at most %d can be kept on disk", svc->name,
                         svc->nstores, SVC_DISK_MAX_TABLES - 1);
     size_t n = strlen(dir) + strlen(svc->group_id) + strlen(svc->instance_id) + 3;
     char *path = malloc(n);
-    if (!path) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!path) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     snprintf(path, n, "%s/%s/%s", dir, svc->group_id, svc->instance_id);
     rc = svc_disk_open(path, &svc->disk, errstr, errstr_size);
     for (size_t i = 0; i < svc->nstores && !rc; i++)
         if (svc_disk_table(svc->disk, evk_schema_type(svc->stores[i]->schema),
                            &svc->stores[i]->table))
-            rc = evk_fail(EVK_ERR_IO, errstr, errstr_size, "state %s: cannot open table %s",
+            rc = evk__fail(EVK_ERR_IO, errstr, errstr_size, "state %s: cannot open table %s",
                           path, evk_schema_type(svc->stores[i]->schema));
     if (!rc) {
         char entries[24];
@@ -590,10 +590,10 @@ evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const c
             rd_kafka_metadata_destroy(md);
         }
         if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    } while (err && evk_now_ms() < deadline && !svc_stopping(svc));
+    } while (err && evk__now_ms() < deadline && !svc_stopping(svc));
     rd_kafka_topic_destroy(rkt);
     if (err)
-        return evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: metadata: %s", topic,
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: metadata: %s", topic,
                         rd_kafka_err2str(err));
     return EVK_OK;
 }
@@ -633,7 +633,7 @@ static evk_err_t restore_list(evk_service_t *svc, rd_kafka_t *rk, const int32_t 
         for (size_t k = 0; k < nparts && !rc; k++) {
             int64_t from;
             if (restore_from(svc, topic, parts[k], &from))
-                return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
+                return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
             if (parts[k] < partitions)
                 rd_kafka_topic_partition_list_add(list, topic, parts[k])->offset = from;
         }
@@ -676,11 +676,11 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
         return EVK_OK;
     }
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
-        return evk_fail(STORE_TRUNCATED, errstr, errstr_size,
+        return evk__fail(STORE_TRUNCATED, errstr, errstr_size,
                         "restore %s [%d]: the held state ends past what the changelog has: %s",
                         topic, (int)m->partition, rd_kafka_message_errstr(m));
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-        return evk_fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
+        return evk__fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
                         rd_kafka_message_errstr(m));
     if (m->err) return EVK_OK; /* transient: librdkafka retries */
     uint64_t n = atomic_fetch_add(&svc->stats.restored, 1) + 1;
@@ -691,10 +691,10 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
         if (!rc) rc = svc_disk_begin(svc->disk);
     }
     if (rc == EVK_ERR_IO)
-        return evk_fail(rc, errstr, errstr_size, "restore %s: cannot write the state to disk",
+        return evk__fail(rc, errstr, errstr_size, "restore %s: cannot write the state to disk",
                         topic);
     if (rc)
-        return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
     return EVK_OK;
 }
 
@@ -704,12 +704,12 @@ static evk_err_t restore_read(evk_service_t *svc, rd_kafka_t *rk,
                               const rd_kafka_topic_partition_list_t *list, int64_t deadline,
                               char *errstr, size_t errstr_size) {
     char *at_end = calloc((size_t)list->cnt, 1);
-    if (!at_end) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
+    if (!at_end) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
     int left = list->cnt;
     evk_err_t rc = EVK_OK;
     while (left > 0 && !rc && !svc_stopping(svc)) {
-        if (evk_now_ms() > deadline) {
-            rc = evk_fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
+        if (evk__now_ms() > deadline) {
+            rc = evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
                           "restore: %d of %d changelog partitions not read to the end after "
                           "%lld ms",
                           left, list->cnt, (long long)svc->restore_timeout_ms);
@@ -753,7 +753,7 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore consumer: %s", why);
+        evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore consumer: %s", why);
     }
     return rk;
 }
@@ -785,26 +785,26 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     if (!rk) return EVK_ERR_KAFKA;
     if (stores_claim_disk(svc, rk)) {
         rd_kafka_destroy(rk);
-        return evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        return evk__fail(EVK_ERR_IO, errstr, errstr_size,
                         "restore: cannot clear the state on disk");
     }
-    int64_t deadline = evk_now_ms() + svc->restore_timeout_ms;
+    int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_new((int)(nparts * svc->nstores));
     evk_err_t rc = restore_list(svc, rk, parts, nparts, deadline, list, errstr, errstr_size);
     if (!rc && svc->disk && svc_disk_begin(svc->disk))
-        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        rc = evk__fail(EVK_ERR_IO, errstr, errstr_size,
                       "restore: cannot write the state to disk");
     if (!rc && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
-        rc = err ? evk_fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
+        rc = err ? evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
                             rd_kafka_err2str(err))
                  : restore_read(svc, rk, list, deadline, errstr, errstr_size);
     }
     /* What was read is on disk with its checkpoints, even when the read
      * stopped early: the next restore goes on from there. */
     if (svc->disk && stores_sync(svc) && !rc)
-        rc = evk_fail(EVK_ERR_IO, errstr, errstr_size,
+        rc = evk__fail(EVK_ERR_IO, errstr, errstr_size,
                       "restore: cannot write the state to disk");
     rd_kafka_topic_partition_list_destroy(list);
     rd_kafka_consumer_close(rk);
@@ -847,7 +847,7 @@ evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t np
         evk_log(EVK_LOG_WARN, svc->name, "restoring from the start", "reason", errstr, NULL);
         svc_stores_drop(svc);
         rc = svc->disk && stores_wipe(svc, parts, nparts)
-                 ? evk_fail(EVK_ERR_IO, errstr, errstr_size, "cannot clear the state on disk")
+                 ? evk__fail(EVK_ERR_IO, errstr, errstr_size, "cannot clear the state on disk")
                  : stores_catch_up(svc, parts, nparts, errstr, errstr_size);
     }
     if (rc || svc_stopping(svc)) svc_stores_drop(svc);

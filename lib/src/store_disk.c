@@ -24,7 +24,7 @@
 #define DISK_CHECKPOINTS "evkit.checkpoints"
 #define DISK_CLUSTER_KEY "evkit.cluster" /* in the checkpoints' table */
 
-const evk_setting_t evk_state_settings[] = {
+const evk_setting_t evk__state_settings[] = {
     {"dir", EVK_SETTING_STRING},
     {"cache_entries", EVK_SETTING_INT},
     {NULL, 0},
@@ -40,16 +40,16 @@ struct svc_disk_s {
 
 static evk_err_t disk_fail(int rc, const char *what, const char *path, char *errstr,
                            size_t errstr_size) {
-    return evk_fail(rc == ENOMEM ? EVK_ERR_NOMEM : EVK_ERR_IO, errstr, errstr_size,
+    return evk__fail(rc == ENOMEM ? EVK_ERR_NOMEM : EVK_ERR_IO, errstr, errstr_size,
                     "state %s %s: %s (state.dir, EVK_STATE_DIR)", path, what, mdb_strerror(rc));
 }
 
 evk_err_t svc_disk_open(const char *dir, svc_disk_t **out, char *errstr, size_t errstr_size) {
     size_t n = strlen(dir) + 1;
     svc_disk_t *d = calloc(1, sizeof(*d) + n);
-    if (!d) return evk_fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!d) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     memcpy(d->path, dir, n);
-    int rc = evk_make_dirs(d->path) ? errno : 0;
+    int rc = evk__make_dirs(d->path) ? errno : 0;
     if (!rc) rc = mdb_env_create(&d->env);
     if (!rc) rc = mdb_env_set_maxdbs(d->env, SVC_DISK_MAX_TABLES);
     if (!rc) rc = mdb_env_set_mapsize(d->env, (size_t)DISK_MAP_BYTES);

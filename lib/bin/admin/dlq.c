@@ -86,16 +86,16 @@ static void replay_one(replay_t *r, const rd_kafka_message_t *m) {
     }
     const char *dest = header(h, "evk_dlq_topic", topic, sizeof topic);
     const char *err = header(h, "evk_dlq_error", error, sizeof error);
-    printf("%s %s [%d] %" PRId64 " -> %s: key %.*s, %s\n",
-           r->o->dry_run ? "would replay" : "replay", r->o->topic, (int)m->partition, m->offset,
-           dest ? dest : "?", m->key ? (int)m->key_len : 4,
-           m->key ? (const char *)m->key : "null", err ? err : "no evk_dlq_error");
     if (!dest) {
         fprintf(stderr, PROG ": %s [%d] %" PRId64 ": no evk_dlq_topic header, not replayed\n",
                 r->o->topic, (int)m->partition, m->offset);
         r->unusable++;
         return;
     }
+    printf("%s %s [%d] %" PRId64 " -> %s: key %.*s, %s\n",
+           r->o->dry_run ? "would replay" : "replay", r->o->topic, (int)m->partition, m->offset,
+           dest, m->key ? (int)m->key_len : 4, m->key ? (const char *)m->key : "null",
+           err ? err : "no evk_dlq_error");
     r->matched++;
     if (r->o->dry_run) return;
     rd_kafka_headers_t *orig = original_headers(h);

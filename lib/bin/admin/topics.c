@@ -268,14 +268,24 @@ static size_t create_missing(rd_kafka_t *rk, const plan_t *p,
                              const struct rd_kafka_metadata *md) {
     char errstr[512];
     create_t c = {calloc(p->n ? p->n : 1, sizeof *c.topics), 0};
+    size_t failed = c.topics ? 0 : 1;
     for (size_t i = 0; c.topics && i < p->n; i++) {
         const planned_t *t = &p->v[i];
         const struct rd_kafka_metadata_topic *mt = admin_find_topic(md, t->name);
         if (mt && mt->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
         rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication,
                                                         errstr, sizeof errstr);
-        if (nt && t->compact) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-        if (nt) c.topics[c.n++] = nt;
+        if (nt && t->compact && rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact")) {
+            rd_kafka_NewTopic_destroy(nt);
+            nt = NULL;
+            snprintf(errstr, sizeof errstr, "out of memory");
+        }
+        if (nt) {
+            c.topics[c.n++] = nt;
+        } else {
+            printf("failed  %s: %s\n", t->name, errstr);
+            failed++;
+        }
     }
     rd_kafka_event_t *ev =
         c.n ? admin_request(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, "CreateTopics",
@@ -285,7 +295,7 @@ static size_t create_missing(rd_kafka_t *rk, const plan_t *p,
     const rd_kafka_topic_result_t **res =
         ev ? rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n)
            : NULL;
-    size_t failed = ev || !c.n ? 0 : c.n;
+    if (c.n && !ev) failed += c.n;
     for (size_t i = 0; i < n; i++) {
         const char *name = rd_kafka_topic_result_name(res[i]);
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);

@@ -45,7 +45,7 @@ enum {
  * @brief Print "@p prog evkit VERSION (librdkafka VERSION)" on stdout, for
  *        -V/--version.
  */
-void evk_cli_version(const char *prog);
+EVK_EXPORT void evk_cli_version(const char *prog);
 
 /**
  * The kcat-style options every program that talks to a cluster takes:
@@ -76,8 +76,8 @@ typedef struct {
  *        many -X). Release with evk_cli_opts_clear().
  * @returns EVK_OK or EVK_ERR_NOMEM.
  */
-evk_err_t evk_cli_opts_init(evk_cli_opts_t *o, int argc);
-void evk_cli_opts_clear(evk_cli_opts_t *o);
+EVK_EXPORT evk_err_t evk_cli_opts_init(evk_cli_opts_t *o, int argc);
+EVK_EXPORT void evk_cli_opts_clear(evk_cli_opts_t *o);
 
 /**
  * @brief Take getopt's option @p c (with @p arg) if it is a shared one:
@@ -87,7 +87,7 @@ void evk_cli_opts_clear(evk_cli_opts_t *o);
  *        EVK_CLI_NOT_MINE. The library never exits: the program does.
  *        -X needs @p o readied by evk_cli_opts_init().
  */
-int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
+EVK_EXPORT int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
                 void (*usage)(FILE *out, const char *prog));
 
 /**
@@ -98,13 +98,13 @@ int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
  * @returns EVK_OK; EVK_ERR_KAFKA with errstr "no broker reachable at
  *          <bootstrap.servers> after <n> s: <reason>".
  */
-evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size);
 
 /**
  * @brief evk_cli_config() of @p o's options, then the log set up from it
  *        (evk_log_setup()) with -q/-v applied (evk_log_verbosity()).
  */
-evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
+EVK_EXPORT evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
                               size_t errstr_size);
 
 /**
@@ -114,7 +114,7 @@ evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char 
  *        Fails with EVK_ERR_CONFIG "no bootstrap servers: use -b, ..." when
  *        none is configured anywhere, since every program needs a cluster.
  */
-evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *const *props,
+EVK_EXPORT evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *const *props,
                          size_t nprops, evk_config_t **out, char *errstr, size_t errstr_size);
 
 /**
@@ -122,7 +122,7 @@ evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *con
  *        error prefixed by the directory; with schema_registry.url set, take
  *        its ids from the registry (evk_catalog_use_registry()).
  */
-evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
+EVK_EXPORT evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
                           size_t errstr_size);
 
 #ifdef __cplusplus

@@ -79,17 +79,17 @@ typedef struct evk_setting_s {
 } evk_setting_t;
 
 /** @brief New configuration holding only the built-in defaults. */
-evk_config_t *evk_config_new(void);
+EVK_EXPORT evk_config_t *evk_config_new(void);
 
 /** @brief Free @p cfg. NULL is allowed. */
-void evk_config_destroy(evk_config_t *cfg);
+EVK_EXPORT void evk_config_destroy(evk_config_t *cfg);
 
 /**
  * @brief What every evkit program does at start: new config, load @p path
  *        (NULL: $EVK_CONFIG if set, else no file), then evk_config_apply_env().
  * @returns EVK_OK and *out, or the error of the failing step with errstr set.
  */
-evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
+EVK_EXPORT evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
                           size_t errstr_size);
 
 /**
@@ -101,11 +101,11 @@ evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
  *          "<path>:<line>: <reason>", e.g. "evkit.cfg:7: schemas.dri: unknown
  *          setting; did you mean \"dir\"?". A failed load changes nothing.
  */
-evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
+EVK_EXPORT evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
                           size_t errstr_size);
 
 /** @brief Apply EVK_* environment overrides (see file comment). */
-evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_size);
 
 /**
  * @brief Set librdkafka property @p name (dotted form) to @p value.
@@ -115,7 +115,7 @@ evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_si
  * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>",
  *          "kafka.<name>.file: <path>: No such file or directory").
  */
-evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
+EVK_EXPORT evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
                                char *errstr, size_t errstr_size);
 
 /**
@@ -123,11 +123,11 @@ evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *
  * @returns EVK_ERR_CONFIG if there is no '='; errstr then shows the argument
  *          only if it is a property name, since it may be a misplaced value.
  */
-evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
+EVK_EXPORT evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size);
 
 /** @brief Current value of librdkafka property @p name, or NULL. Owned by @p cfg. */
-const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name);
+EVK_EXPORT const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name);
 
 /**
  * @brief A new rd_kafka_conf_t holding every kafka property of @p cfg, with
@@ -136,21 +136,21 @@ const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name);
  * Ownership passes to the caller (usually on to rd_kafka_new()).
  * @returns NULL with errstr set if librdkafka refuses a property.
  */
-rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
+EVK_EXPORT rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
                                        size_t errstr_size);
 
 /**
  * @brief Set a non-Kafka setting, @p path dotted ("inventory.seed_file").
  * Used for CLI overrides and tests.
  */
-evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const char *value);
+EVK_EXPORT evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const char *value);
 
 /**
  * @brief String setting at dotted @p path, or @p def when absent.
  * Numbers and booleans in the file are returned in their text form.
  * The result is owned by @p cfg and valid until it changes.
  */
-const char *evk_config_get_string(const evk_config_t *cfg, const char *path,
+EVK_EXPORT const char *evk_config_get_string(const evk_config_t *cfg, const char *path,
                                   const char *def);
 
 /**
@@ -159,11 +159,11 @@ const char *evk_config_get_string(const evk_config_t *cfg, const char *path,
  *          present but not an integer; errstr starts with "<file>:<line>: "
  *          when the value came from a file.
  */
-evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
+EVK_EXPORT evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
                              int64_t *out, char *errstr, size_t errstr_size);
 
 /** @brief Boolean setting (true/false/1/0/yes/no) at @p path, like evk_config_get_int(). */
-evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def,
+EVK_EXPORT evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def,
                               int *out, char *errstr, size_t errstr_size);
 
 /**
@@ -176,7 +176,7 @@ evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def
  *          e.g. "<file>:<line>: payment-service.blocked_customers: expected
  *          list of strings, got \"c-1\"" (*out is then NULL); EVK_ERR_NOMEM.
  */
-evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const char ***out,
+EVK_EXPORT evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const char ***out,
                               size_t *n, char *errstr, size_t errstr_size);
 
 /**
@@ -185,7 +185,7 @@ evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const c
  *        else the first that has a catalog.cfg of the program's own prefix
  *        (<bin>/../share/evkit/schemas) and the prefix evkit was built for.
  */
-const char *evk_config_schemas_dir(const evk_config_t *cfg);
+EVK_EXPORT const char *evk_config_schemas_dir(const evk_config_t *cfg);
 
 #ifdef __cplusplus
 }

@@ -25,22 +25,22 @@ typedef struct evk_devbroker_s evk_devbroker_t;
  * @brief Start a cluster of @p brokers brokers on 127.0.0.1 (random ports).
  * Its threads serve clients until evk_devbroker_destroy().
  */
-evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
+EVK_EXPORT evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
                             size_t errstr_size);
 
 /** @brief "127.0.0.1:p1,127.0.0.1:p2,..." Owned by @p db. */
-const char *evk_devbroker_bootstraps(const evk_devbroker_t *db);
+EVK_EXPORT const char *evk_devbroker_bootstraps(const evk_devbroker_t *db);
 
 /**
  * @brief Create @p topic with @p partitions partitions (topics are otherwise
  *        auto-created with 4).
  */
-evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic,
+EVK_EXPORT evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic,
                                      int partitions, int replication, char *errstr,
                                      size_t errstr_size);
 
 /** @brief The mock cluster, for fault injection (rd_kafka_mock_*). */
-rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
+EVK_EXPORT rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
 
 /**
  * @brief Inject a fault, given as one line of text (evk-dev-broker's control
@@ -59,11 +59,11 @@ rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
  * (NOT_LEADER_FOR_PARTITION). Blank lines and lines starting with # do
  * nothing. Errors: EVK_ERR_INVALID_ARG with errstr naming the problem.
  */
-evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *errstr,
+EVK_EXPORT evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *errstr,
                                 size_t errstr_size);
 
 /** @brief Stop the cluster; connected clients see their brokers go down. NULL ok. */
-void evk_devbroker_destroy(evk_devbroker_t *db);
+EVK_EXPORT void evk_devbroker_destroy(evk_devbroker_t *db);
 
 #ifdef __cplusplus
 }

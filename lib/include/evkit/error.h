@@ -10,6 +10,8 @@
 #ifndef EVKIT_ERROR_H
 #define EVKIT_ERROR_H
 
+#include "export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,10 +44,10 @@ typedef enum {
  * @brief Short, static description of @p err ("unknown schema id").
  *        Never NULL; unknown codes give "unknown error".
  */
-const char *evk_err2str(evk_err_t err);
+EVK_EXPORT const char *evk_err2str(evk_err_t err);
 
 /** @brief Stable symbolic name of @p err ("EVK_ERR_BAD_MAGIC"). */
-const char *evk_err_name(evk_err_t err);
+EVK_EXPORT const char *evk_err_name(evk_err_t err);
 
 #ifdef __cplusplus
 }

@@ -41,38 +41,38 @@ typedef struct evk_event_s evk_event_t;
  *        schema default), a fresh UUIDv4 id and ce_time = now.
  * @returns NULL only when out of memory.
  */
-evk_event_t *evk_event_new(const evk_schema_t *s);
+EVK_EXPORT evk_event_t *evk_event_new(const evk_schema_t *s);
 
 /**
  * @brief New event of schema @p s caused by @p cause: same key and
  *        correlation_id (the cause's id if it has none), causation_id = the
  *        cause's id.
  */
-evk_event_t *evk_event_new_caused_by(const evk_schema_t *s, const evk_event_t *cause);
+EVK_EXPORT evk_event_t *evk_event_new_caused_by(const evk_schema_t *s, const evk_event_t *cause);
 
 /** @brief Free @p ev. NULL is allowed. */
-void evk_event_destroy(evk_event_t *ev);
+EVK_EXPORT void evk_event_destroy(evk_event_t *ev);
 
 /** @brief Catalog entry of @p ev (its type, topic and schema id). */
-const evk_schema_t *evk_event_schema(const evk_event_t *ev);
+EVK_EXPORT const evk_schema_t *evk_event_schema(const evk_event_t *ev);
 /** @brief Full CloudEvents type, e.g. "shop.orders.OrderPlaced". */
-const char *evk_event_type(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_type(const evk_event_t *ev);
 
 /* CloudEvents metadata. Strings are owned by the event; NULL when unset. */
-const char *evk_event_id(const evk_event_t *ev);
-const char *evk_event_source(const evk_event_t *ev);
-const char *evk_event_time(const evk_event_t *ev);
-const char *evk_event_key(const evk_event_t *ev);
-const char *evk_event_correlation_id(const evk_event_t *ev);
-const char *evk_event_causation_id(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_id(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_source(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_time(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_key(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_correlation_id(const evk_event_t *ev);
+EVK_EXPORT const char *evk_event_causation_id(const evk_event_t *ev);
 
 /** Setters copy @p value; NULL clears. EVK_ERR_NOMEM is the only failure. */
-evk_err_t evk_event_set_id(evk_event_t *ev, const char *value);
-evk_err_t evk_event_set_source(evk_event_t *ev, const char *value);
-evk_err_t evk_event_set_time(evk_event_t *ev, const char *value);
-evk_err_t evk_event_set_key(evk_event_t *ev, const char *value);
-evk_err_t evk_event_set_correlation_id(evk_event_t *ev, const char *value);
-evk_err_t evk_event_set_causation_id(evk_event_t *ev, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_id(evk_event_t *ev, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_source(evk_event_t *ev, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_time(evk_event_t *ev, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_key(evk_event_t *ev, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_correlation_id(evk_event_t *ev, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_causation_id(evk_event_t *ev, const char *value);
 
 /**
  * @brief Set @p ev's id to a UUID derived from @p base (an event id) and
@@ -82,7 +82,7 @@ evk_err_t evk_event_set_causation_id(evk_event_t *ev, const char *value);
  *        for readers to recognise as redeliveries.
  * @returns EVK_OK, EVK_ERR_INVALID_ARG (a NULL argument), EVK_ERR_NOMEM.
  */
-evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *label);
+EVK_EXPORT evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *label);
 
 /**
  * @brief Check that @p len bytes at @p key can be an event key, or any id
@@ -96,37 +96,37 @@ evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, const char *lab
  *          field or option it checked; EVK_ERR_INVALID_ARG when @p key is NULL
  *          and @p len is not 0.
  */
-evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr_size);
 
 /**
  * @brief Where a consumed event came from; topic NULL and offset -1 for an
  *        event built locally. Set by the decoder's caller via
  *        evk_event_set_origin().
  */
-void evk_event_origin(const evk_event_t *ev, const char **topic, int32_t *partition,
+EVK_EXPORT void evk_event_origin(const evk_event_t *ev, const char **topic, int32_t *partition,
                       int64_t *offset);
-evk_err_t evk_event_set_origin(evk_event_t *ev, const char *topic, int32_t partition,
+EVK_EXPORT evk_err_t evk_event_set_origin(evk_event_t *ev, const char *topic, int32_t partition,
                                int64_t offset);
 
 /** @brief The record itself, for direct avro-c access. Owned by @p ev. */
-avro_value_t *evk_event_value(evk_event_t *ev);
+EVK_EXPORT avro_value_t *evk_event_value(evk_event_t *ev);
 
 /* ---- Field access by path. All return EVK_OK, EVK_ERR_NOT_FOUND (no such
  * field, index out of range, null optional) or EVK_ERR_VALIDATION (the field
  * has another type). Returned strings are owned by the event. ---- */
-evk_err_t evk_event_get_string(const evk_event_t *ev, const char *path, const char **out);
-evk_err_t evk_event_get_long(const evk_event_t *ev, const char *path, int64_t *out); /* int or long */
-evk_err_t evk_event_get_double(const evk_event_t *ev, const char *path, double *out); /* float or double */
-evk_err_t evk_event_get_bool(const evk_event_t *ev, const char *path, int *out);
-evk_err_t evk_event_array_size(const evk_event_t *ev, const char *path, size_t *out);
+EVK_EXPORT evk_err_t evk_event_get_string(const evk_event_t *ev, const char *path, const char **out);
+EVK_EXPORT evk_err_t evk_event_get_long(const evk_event_t *ev, const char *path, int64_t *out); /* int or long */
+EVK_EXPORT evk_err_t evk_event_get_double(const evk_event_t *ev, const char *path, double *out); /* float or double */
+EVK_EXPORT evk_err_t evk_event_get_bool(const evk_event_t *ev, const char *path, int *out);
+EVK_EXPORT evk_err_t evk_event_array_size(const evk_event_t *ev, const char *path, size_t *out);
 
-evk_err_t evk_event_set_string(evk_event_t *ev, const char *path, const char *value);
+EVK_EXPORT evk_err_t evk_event_set_string(evk_event_t *ev, const char *path, const char *value);
 /** Range-checked for int fields ("quantity: 3000000000 out of range for int"). */
-evk_err_t evk_event_set_long(evk_event_t *ev, const char *path, int64_t value);
-evk_err_t evk_event_set_double(evk_event_t *ev, const char *path, double value);
-evk_err_t evk_event_set_bool(evk_event_t *ev, const char *path, int value);
+EVK_EXPORT evk_err_t evk_event_set_long(evk_event_t *ev, const char *path, int64_t value);
+EVK_EXPORT evk_err_t evk_event_set_double(evk_event_t *ev, const char *path, double value);
+EVK_EXPORT evk_err_t evk_event_set_bool(evk_event_t *ev, const char *path, int value);
 /** @brief Append a zero element to the array at @p path; *index gets its position. */
-evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t *index);
+EVK_EXPORT evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t *index);
 
 /* ---- JSON ---- */
 
@@ -143,14 +143,14 @@ evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t *index);
  * Fields with a schema default may be omitted. If the schema names a key
  * field, the event's key is set from it, and it must pass evk_key_check().
  */
-evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
+EVK_EXPORT evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
                               evk_event_t **out, char *errstr, size_t errstr_size);
 
 /**
  * @brief The record as compact JSON (unions written as their plain value,
  *        not Avro's {"type": value} form). *out is malloc()ed; free() it.
  */
-evk_err_t evk_event_to_json(const evk_event_t *ev, char **out, size_t *len);
+EVK_EXPORT evk_err_t evk_event_to_json(const evk_event_t *ev, char **out, size_t *len);
 
 /* ---- JSON straight to the wire ---- */
 
@@ -168,10 +168,10 @@ evk_err_t evk_event_to_json(const evk_event_t *ev, char **out, size_t *len);
  * @returns EVK_OK and *out; EVK_ERR_NOMEM; EVK_ERR_INVALID_ARG.
  */
 typedef struct evk_json_reader_s evk_json_reader_t;
-evk_err_t evk_json_reader_new(const evk_schema_t *s, evk_json_reader_t **out);
+EVK_EXPORT evk_err_t evk_json_reader_new(const evk_schema_t *s, evk_json_reader_t **out);
 
 /** @brief Free @p r. NULL is allowed. */
-void evk_json_reader_destroy(evk_json_reader_t *r);
+EVK_EXPORT void evk_json_reader_destroy(evk_json_reader_t *r);
 
 /**
  * @brief Give top-level @p field the value @p json (JSON text, copied) when
@@ -180,7 +180,7 @@ void evk_json_reader_destroy(evk_json_reader_t *r);
  *        again. Errors: EVK_ERR_NOT_FOUND (no such field), EVK_ERR_VALIDATION
  *        (the value does not fit the field), EVK_ERR_NOMEM.
  */
-evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field,
+EVK_EXPORT evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field,
                                       const char *json, char *errstr, size_t errstr_size);
 
 /**
@@ -191,7 +191,7 @@ evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field,
  * or NULL when there is none) pass to the caller. Errors are those of
  * evk_event_from_json(), with the same messages.
  */
-evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *json, size_t len,
+EVK_EXPORT evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *json, size_t len,
                                 void **frame, size_t *frame_len, char **key, char *errstr,
                                 size_t errstr_size);
 
@@ -202,7 +202,7 @@ evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *json, size_t l
  *        @p causation_id may be NULL (header left out). Ownership of *out
  *        passes to the caller (or on to evk_producer_send_frame()).
  */
-evk_err_t evk_frame_headers(const evk_schema_t *s, const char *source,
+EVK_EXPORT evk_err_t evk_frame_headers(const evk_schema_t *s, const char *source,
                             const char *correlation_id, const char *causation_id,
                             rd_kafka_headers_t **out);
 
@@ -212,13 +212,13 @@ evk_err_t evk_frame_headers(const evk_schema_t *s, const char *source,
  * @brief Encode @p ev as a Confluent frame. *out is malloc()ed (ready for
  *        RD_KAFKA_MSG_F_FREE).
  */
-evk_err_t evk_event_encode(const evk_event_t *ev, void **out, size_t *len);
+EVK_EXPORT evk_err_t evk_event_encode(const evk_event_t *ev, void **out, size_t *len);
 
 /**
  * @brief CloudEvents binary-mode headers for @p ev. Ownership of *out passes
  *        to the caller (or on to rd_kafka_producev(RD_KAFKA_V_HEADERS)).
  */
-evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out);
+EVK_EXPORT evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out);
 
 /**
  * @brief Decode a Kafka message value (+ optional key and headers).
@@ -235,20 +235,20 @@ evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out);
  *   EVK_ERR_IO                the registry could not be asked (see registry.h)
  *   EVK_ERR_TRUNCATED/DECODE  "OrderPlaced body: <reason>" (incl. trailing bytes)
  */
-evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t len,
+EVK_EXPORT evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t len,
                            const void *key, size_t key_len,
                            const rd_kafka_headers_t *headers, evk_event_t **out,
                            char *errstr, size_t errstr_size);
 
 /** @brief Decode a consumed message: evk_event_decode() plus its origin. */
-evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_message_t *msg,
+EVK_EXPORT evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_message_t *msg,
                                  evk_event_t **out, char *errstr, size_t errstr_size);
 
 /** @brief A fresh random UUIDv4 in canonical text form; @p buf >= 37 bytes. */
-void evk_uuid4(char buf[37]);
+EVK_EXPORT void evk_uuid4(char buf[37]);
 
 /** @brief Current UTC time as RFC 3339 with milliseconds; @p buf >= 32 bytes. */
-void evk_now_rfc3339(char buf[32]);
+EVK_EXPORT void evk_now_rfc3339(char buf[32]);
 
 #ifdef __cplusplus
 }

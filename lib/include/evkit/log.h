@@ -28,7 +28,7 @@ typedef enum { EVK_LOG_DEBUG, EVK_LOG_INFO, EVK_LOG_WARN, EVK_LOG_ERROR } evk_lo
  *        environment. Without it: info, logfmt.
  * @returns EVK_ERR_CONFIG for an unknown level or format.
  */
-evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_size);
 
 /**
  * @brief Move the level @p steps toward debug (negative: toward error) from
@@ -36,10 +36,10 @@ evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_siz
  *        evk_log_setup(): -v is 1, -vv 2, -q -1. The level stays within
  *        debug..error.
  */
-void evk_log_verbosity(int steps);
+EVK_EXPORT void evk_log_verbosity(int steps);
 
 /** @brief Would a record at @p level be written? Lets callers skip building it. */
-int evk_log_enabled(evk_log_level_t level);
+EVK_EXPORT int evk_log_enabled(evk_log_level_t level);
 
 /**
  * @brief Write one record: time, level, @p component, @p msg, then the
@@ -49,7 +49,7 @@ int evk_log_enabled(evk_log_level_t level);
  *        A NULL value is written as an empty string. Thread-safe: a
  *        record is written with one write(2).
  */
-void evk_log(evk_log_level_t level, const char *component, const char *msg, ...)
+EVK_EXPORT void evk_log(evk_log_level_t level, const char *component, const char *msg, ...)
     __attribute__((sentinel));
 
 #ifdef __cplusplus

@@ -35,19 +35,19 @@ typedef void(evk_delivery_cb_t)(evk_err_t err, const char *errstr, const char *t
  * @brief New producer. @p source is the CloudEvents source written on events
  *        that have none (e.g. "evk-order"). @p cfg and @p cat must outlive it.
  */
-evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
+EVK_EXPORT evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
                            const char *source, evk_producer_t **out, char *errstr,
                            size_t errstr_size);
 
 /** @brief Set the delivery callback (may be NULL). Call before sending. */
-void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_t *cb, void *opaque);
+EVK_EXPORT void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_t *cb, void *opaque);
 
 /**
  * @brief Queue @p ev for delivery. @p ev is always consumed (destroyed), even
  *        on error. When librdkafka's queue is full the call serves delivery
  *        reports and waits for room rather than failing.
  */
-evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque,
+EVK_EXPORT evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque,
                             char *errstr, size_t errstr_size);
 
 /**
@@ -58,7 +58,7 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
  *        topic does not have fails the message's delivery ("Local: Unknown
  *        partition").
  */
-evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int32_t partition,
+EVK_EXPORT evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int32_t partition,
                                   const void *key, size_t key_len, void *frame,
                                   size_t len, rd_kafka_headers_t *headers,
                                   void *msg_opaque, char *errstr, size_t errstr_size);
@@ -70,11 +70,11 @@ evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int3
  * @returns EVK_OK; EVK_ERR_KAFKA with errstr "no broker reachable at
  *          <bootstrap.servers> after <n> s: <reason>".
  */
-evk_err_t evk_producer_connect(evk_producer_t *p, int timeout_ms, char *errstr,
+EVK_EXPORT evk_err_t evk_producer_connect(evk_producer_t *p, int timeout_ms, char *errstr,
                                size_t errstr_size);
 
 /** @brief Serve delivery reports for up to @p timeout_ms. @returns events served. */
-int evk_producer_poll(evk_producer_t *p, int timeout_ms);
+EVK_EXPORT int evk_producer_poll(evk_producer_t *p, int timeout_ms);
 
 /**
  * @brief Wait until every queued message is delivered or failed, at most
@@ -83,18 +83,18 @@ int evk_producer_poll(evk_producer_t *p, int timeout_ms);
  * @returns EVK_OK; EVK_ERR_TIMEOUT; EVK_ERR_DELIVERY if any message failed
  *          since the previous flush (errstr holds the first reason).
  */
-evk_err_t evk_producer_flush(evk_producer_t *p, int timeout_ms, char *errstr,
+EVK_EXPORT evk_err_t evk_producer_flush(evk_producer_t *p, int timeout_ms, char *errstr,
                              size_t errstr_size);
 
 /** @brief Messages delivered / failed since creation. */
-uint64_t evk_producer_delivered(const evk_producer_t *p);
-uint64_t evk_producer_failed(const evk_producer_t *p);
+EVK_EXPORT uint64_t evk_producer_delivered(const evk_producer_t *p);
+EVK_EXPORT uint64_t evk_producer_failed(const evk_producer_t *p);
 
 /** @brief The underlying librdkafka handle (owned by @p p). */
-rd_kafka_t *evk_producer_rk(evk_producer_t *p);
+EVK_EXPORT rd_kafka_t *evk_producer_rk(evk_producer_t *p);
 
 /** @brief Destroy without flushing; call evk_producer_flush() first. NULL ok. */
-void evk_producer_destroy(evk_producer_t *p);
+EVK_EXPORT void evk_producer_destroy(evk_producer_t *p);
 
 #ifdef __cplusplus
 }

@@ -64,14 +64,14 @@ typedef struct evk_registry_s evk_registry_t;
  *          directory").
  *          @p cfg is not referenced after the call.
  */
-evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *errstr,
+EVK_EXPORT evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *errstr,
                            size_t errstr_size);
 
 /** @brief Free @p reg and its caches. NULL is allowed. */
-void evk_registry_destroy(evk_registry_t *reg);
+EVK_EXPORT void evk_registry_destroy(evk_registry_t *reg);
 
 /** @brief Whether @p cfg configures a registry (schema_registry.url is set). */
-int evk_registry_configured(const evk_config_t *cfg);
+EVK_EXPORT int evk_registry_configured(const evk_config_t *cfg);
 
 /**
  * @brief Register @p schema_json under @p subject
@@ -87,7 +87,7 @@ int evk_registry_configured(const evk_config_t *cfg);
  *          asked 3 times, 100 and 200 ms apart, before giving up), errstr
  *          quoting the registry's message.
  */
-evk_err_t evk_registry_register(evk_registry_t *reg, const char *subject,
+EVK_EXPORT evk_err_t evk_registry_register(evk_registry_t *reg, const char *subject,
                                 const char *schema_json, int32_t *id, char *errstr,
                                 size_t errstr_size);
 
@@ -97,7 +97,7 @@ evk_err_t evk_registry_register(evk_registry_t *reg, const char *subject,
  * @returns as evk_registry_register(), and EVK_ERR_NOT_FOUND (HTTP 404) when
  *          the subject or the schema is not registered.
  */
-evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject, const char *schema_json,
+EVK_EXPORT evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject, const char *schema_json,
                               int32_t *id, char *errstr, size_t errstr_size);
 
 /**
@@ -109,14 +109,14 @@ evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject, const ch
  *          does not parse, even when asked again); the other errors of
  *          evk_registry_register().
  */
-evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
+EVK_EXPORT evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
                               size_t errstr_size);
 
 /**
  * @brief Subject of @p s under the configured strategy, e.g. "orders-value".
  *        Written into @p buf; @returns EVK_ERR_INVALID_ARG if it does not fit.
  */
-evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s, char *buf,
+EVK_EXPORT evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s, char *buf,
                                size_t size);
 
 /**
@@ -134,7 +134,7 @@ evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s,
  *          registry gave shop.orders.OrderPlaced and ... the same id 1: ids
  *          must be unique per schema ...").
  */
-evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char *errstr,
+EVK_EXPORT evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char *errstr,
                                    size_t errstr_size);
 
 #ifdef __cplusplus

@@ -42,47 +42,47 @@ typedef struct evk_schema_s evk_schema_t;
  *          ("catalog.cfg:12: events[3].topic: missing") or EVK_ERR_SCHEMA
  *          ("OrderPlaced.avsc: <avro-c's reason>"), with errstr set.
  */
-evk_err_t evk_catalog_load(const char *dir, evk_catalog_t **out, char *errstr,
+EVK_EXPORT evk_err_t evk_catalog_load(const char *dir, evk_catalog_t **out, char *errstr,
                            size_t errstr_size);
 
 /** @brief Free @p cat and all its entries. NULL is allowed. */
-void evk_catalog_destroy(evk_catalog_t *cat);
+EVK_EXPORT void evk_catalog_destroy(evk_catalog_t *cat);
 
 /** @brief Number of entries. */
-size_t evk_catalog_count(const evk_catalog_t *cat);
+EVK_EXPORT size_t evk_catalog_count(const evk_catalog_t *cat);
 
 /** @brief Entry @p i (0 <= i < count), in catalog order. */
-const evk_schema_t *evk_catalog_at(const evk_catalog_t *cat, size_t i);
+EVK_EXPORT const evk_schema_t *evk_catalog_at(const evk_catalog_t *cat, size_t i);
 
 /**
  * @brief Entry for @p type: full name ("shop.orders.OrderPlaced") or the
  *        short name after the last dot ("OrderPlaced"). NULL if unknown.
  */
-const evk_schema_t *evk_catalog_find(const evk_catalog_t *cat, const char *type);
+EVK_EXPORT const evk_schema_t *evk_catalog_find(const evk_catalog_t *cat, const char *type);
 
 /** @brief Entry whose schema id is @p id, or NULL. */
-const evk_schema_t *evk_catalog_by_id(const evk_catalog_t *cat, int32_t id);
+EVK_EXPORT const evk_schema_t *evk_catalog_by_id(const evk_catalog_t *cat, int32_t id);
 
 /** @brief Full CloudEvents type, e.g. "shop.orders.OrderPlaced". */
-const char *evk_schema_type(const evk_schema_t *s);
+EVK_EXPORT const char *evk_schema_type(const evk_schema_t *s);
 /** @brief Short type name, e.g. "OrderPlaced". */
-const char *evk_schema_name(const evk_schema_t *s);
+EVK_EXPORT const char *evk_schema_name(const evk_schema_t *s);
 /** @brief Topic the type is published to. */
-const char *evk_schema_topic(const evk_schema_t *s);
+EVK_EXPORT const char *evk_schema_topic(const evk_schema_t *s);
 /** @brief Field whose value is the Kafka key (catalog "key"), or NULL. */
-const char *evk_schema_key_field(const evk_schema_t *s);
+EVK_EXPORT const char *evk_schema_key_field(const evk_schema_t *s);
 /**
  * @brief 1 when the catalog marks the type as a state store's record
  *        (`changelog = true`): its topic is a changelog, which evk-admin
  *        creates with cleanup.policy=compact. 0 otherwise.
  */
-int evk_schema_changelog(const evk_schema_t *s);
+EVK_EXPORT int evk_schema_changelog(const evk_schema_t *s);
 /** @brief Schema id written in the Confluent frame. */
-int32_t evk_schema_id(const evk_schema_t *s);
+EVK_EXPORT int32_t evk_schema_id(const evk_schema_t *s);
 /** @brief The parsed Avro schema (a record). Owned by the catalog. */
-avro_schema_t evk_schema_avro(const evk_schema_t *s);
+EVK_EXPORT avro_schema_t evk_schema_avro(const evk_schema_t *s);
 /** @brief Canonical JSON text of the schema (what a registry stores). */
-const char *evk_schema_json(const evk_schema_t *s);
+EVK_EXPORT const char *evk_schema_json(const evk_schema_t *s);
 
 #ifdef __cplusplus
 }

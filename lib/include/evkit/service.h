@@ -215,7 +215,7 @@ typedef evk_err_t(evk_ready_cb_t)(evk_ctx_t *ctx, void *opaque);
  * @brief New service called @p name (also its ce_source and config group).
  *        @p cfg and @p cat must outlive it.
  */
-evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
+EVK_EXPORT evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
                           const evk_catalog_t *cat, evk_service_t **out, char *errstr,
                           size_t errstr_size);
 
@@ -224,7 +224,7 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
  *        subscribe to its topic. Other types on the same topic are skipped
  *        (counted and said once per type, see above).
  */
-evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
+EVK_EXPORT evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
                          void *opaque, char *errstr, size_t errstr_size);
 
 /**
@@ -233,7 +233,7 @@ evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *ha
  *        input's partition) and the assigned partitions are restored from
  *        it on each assignment.
  */
-evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
+EVK_EXPORT evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
                                 char *errstr, size_t errstr_size);
 
 /**
@@ -253,11 +253,11 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
  * evk_service_run() checks the group again as it starts, so a service that
  * reads no keys of its own need not call this.
  */
-evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings, char *errstr,
+EVK_EXPORT evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings, char *errstr,
                                size_t errstr_size);
 
 /** @brief Set the callback run after restore, before the first event. */
-void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
+EVK_EXPORT void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
 
 /**
  * @brief Check at start that a handler which may take up to
@@ -276,7 +276,7 @@ void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
  *          EVK_ERR_INVALID_ARG for a NULL @p svc or @p setting or a
  *          negative @p handler_max_ms.
  */
-evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *setting,
+EVK_EXPORT evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *setting,
                                          int64_t handler_max_ms, char *errstr,
                                          size_t errstr_size);
 
@@ -295,19 +295,19 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
  *          threads end with the process, which should exit); EVK_ERR_FATAL (e.g. fenced by a newer
  *          instance) or EVK_ERR_KAFKA; errstr set on error.
  */
-evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
 
 /**
  * @brief Ask evk_service_run() to return; its shutdown_timeout_ms starts
  *        with the first call. Async-signal-safe; any thread.
  */
-void evk_service_stop(evk_service_t *svc);
+EVK_EXPORT void evk_service_stop(evk_service_t *svc);
 
 /** @brief Free @p svc (not while running). NULL is allowed. */
-void evk_service_destroy(evk_service_t *svc);
+EVK_EXPORT void evk_service_destroy(evk_service_t *svc);
 
 /** @brief The service's name. */
-const char *evk_service_name(const evk_service_t *svc);
+EVK_EXPORT const char *evk_service_name(const evk_service_t *svc);
 
 /** @brief Counters since start, for logs and metrics. */
 typedef struct evk_service_stats_s {
@@ -319,7 +319,7 @@ typedef struct evk_service_stats_s {
     uint64_t aborts;       /**< aborted transactions */
     uint64_t restored;     /**< changelog records read to restore stores */
 } evk_service_stats_t;
-void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
+EVK_EXPORT void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
 
 /* ---- Handler context ---- */
 
@@ -330,14 +330,14 @@ void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
  *        replay makes the same ids). In the ready callback it has no cause
  *        and a random id. NULL if @p type is not in the catalog.
  */
-evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type);
+EVK_EXPORT evk_event_t *evk_ctx_new_event(evk_ctx_t *ctx, const char *type);
 
 /** @brief Emit @p ev in the current transaction. @p ev is always consumed. */
-evk_err_t evk_ctx_emit(evk_ctx_t *ctx, evk_event_t *ev);
+EVK_EXPORT evk_err_t evk_ctx_emit(evk_ctx_t *ctx, evk_event_t *ev);
 
 /** @brief The service's config and catalog (e.g. for handler settings). */
-const evk_config_t *evk_ctx_config(const evk_ctx_t *ctx);
-const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
+EVK_EXPORT const evk_config_t *evk_ctx_config(const evk_ctx_t *ctx);
+EVK_EXPORT const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
 
 /* ---- State stores ---- */
 
@@ -371,7 +371,7 @@ const evk_catalog_t *evk_ctx_catalog(const evk_ctx_t *ctx);
  *        decodes) reads as NULL, and the batch is then never committed:
  *        evk_service_run() returns EVK_ERR_IO.
  */
-const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
+EVK_EXPORT const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
 
 /**
  * @brief Set the value of key evk_event_key(@p value) in the current
@@ -381,7 +381,7 @@ const evk_event_t *evk_store_get(const evk_store_t *st, const char *key);
  *          the key of the input being handled (or it, EVK_STORE_KEY_SEP and
  *          more), is longer than EVK_STORE_KEY_MAX, or outside a handler.
  */
-evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
+EVK_EXPORT evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
 
 /**
  * @brief Remove @p key in the current transaction: the changelog gets a
@@ -390,16 +390,16 @@ evk_err_t evk_store_put(evk_ctx_t *ctx, evk_store_t *st, evk_event_t *value);
  * @returns EVK_OK, also when the key is absent (nothing is written);
  *          EVK_ERR_INVALID_ARG as evk_store_put(); EVK_ERR_NOMEM.
  */
-evk_err_t evk_store_delete(evk_ctx_t *ctx, evk_store_t *st, const char *key);
+EVK_EXPORT evk_err_t evk_store_delete(evk_ctx_t *ctx, evk_store_t *st, const char *key);
 
 /** @brief Number of keys of the held partitions (with state on disk, a
  *         scan of it: O(keys)). Service thread only, as evk_store_get(). */
-size_t evk_store_count(const evk_store_t *st);
+EVK_EXPORT size_t evk_store_count(const evk_store_t *st);
 
 /** @brief Call @p cb for every key of the held partitions in unspecified
  *         order; stops when @p cb returns non-zero. @p value is valid during
  *         the call only. Service thread only, as evk_store_get(). */
-void evk_store_foreach(const evk_store_t *st,
+EVK_EXPORT void evk_store_foreach(const evk_store_t *st,
                        int (*cb)(const char *key, const evk_event_t *value, void *opaque),
                        void *opaque);
 
