@@ -245,7 +245,8 @@ static const char *rejected_sku(const evk_event_t *res) {
 static evk_err_t send_decision(evk_ctx_t *ctx, const evk_event_t *res) {
     if (status_of(res) != R_REJECTED) return emit_reserved(ctx, res);
     evk_err_t err = emit_rejected(ctx, res, rejected_sku(res));
-    return err ? err : send_commands(ctx, res, flow_str(res, "placed_id"), "CANCEL", "RESERVED");
+    return err ? err
+               : send_commands(ctx, res, flow_str(res, "placed_id"), "CANCEL", "RESERVED");
 }
 
 /* Copy of @old with the given changes; NULL strings keep @old's value. */
@@ -328,11 +329,10 @@ static evk_err_t new_reservation(evk_ctx_t *ctx, const evk_event_t *in, const fl
     evk_event_t *res = evk_ctx_new_event(ctx, "OrderReservation");
     if (!res) return EVK_ERR_NOMEM;
     char id[300];
-    evk_err_t err = flow_set_strs(res, "order_id", o->order_id, "placed_id",
-                                  cause_id(in, id, sizeof id), "customer_id", o->customer_id,
-                                  "currency", o->currency, "status",
-                                  reason ? "REJECTED" : "PENDING", "reason", reason ? reason : "",
-                                  NULL);
+    evk_err_t err =
+        flow_set_strs(res, "order_id", o->order_id, "placed_id", cause_id(in, id, sizeof id),
+                      "customer_id", o->customer_id, "currency", o->currency, "status",
+                      reason ? "REJECTED" : "PENDING", "reason", reason ? reason : "", NULL);
     if (!err) err = evk_event_set_long(res, "total_cents", total);
     char path[64];
     for (size_t i = 0; i < o->n && !reason && !err; i++) {
@@ -407,12 +407,14 @@ static evk_err_t late_answer(evk_ctx_t *ctx, const evk_event_t *in, const evk_ev
     resv_status_t st = res ? status_of(res) : R_REJECTED;
     if (st == R_PENDING) return send_next_reserve(ctx, res);
     if (!reserved || (st == R_RESERVED && state && !strcmp(state, "RESERVED"))) return EVK_OK;
-    const char *action = st == R_SOLD && state && !strcmp(state, "RESERVED") ? "CONFIRM" : "CANCEL";
+    const char *action =
+        st == R_SOLD && state && !strcmp(state, "RESERVED") ? "CONFIRM" : "CANCEL";
     char id[300];
     if (strcmp(action, "CONFIRM"))
-        evk_log(EVK_LOG_INFO, NAME, "units granted to an order that is not waiting for them: "
-                "given back", "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"),
-                NULL);
+        evk_log(EVK_LOG_INFO, NAME,
+                "units granted to an order that is not waiting for them: "
+                "given back",
+                "order_id", flow_str(in, "order_id"), "sku", flow_str(in, "sku"), NULL);
     return send_command(ctx, cause_id(in, id, sizeof id), action, flow_str(in, "order_id"),
                         flow_str(in, "sku"), 0);
 }
@@ -474,7 +476,8 @@ static evk_err_t on_payment(evk_ctx_t *ctx, const evk_event_t *in, inventory_t *
     const evk_event_t *old = evk_store_get(inv->reservations, flow_str(in, "order_id"));
     resv_status_t st = old ? status_of(old) : R_PENDING;
     if (old && (st == R_SOLD || st == R_RETURNED))
-        return strcmp(flow_str(old, "payment_id"), id) ? EVK_OK : send_settlement(ctx, old, why);
+        return strcmp(flow_str(old, "payment_id"), id) ? EVK_OK
+                                                       : send_settlement(ctx, old, why);
     if (!old || st != R_RESERVED) {
         evk_log(EVK_LOG_WARN, NAME, "payment outcome for an order with no reservation here",
                 "order_id", flow_str(in, "order_id"), NULL);
@@ -562,10 +565,10 @@ static evk_err_t entry_get(const inventory_t *inv, const char *sku, const char *
     if (!key) return EVK_ERR_NOMEM;
     const evk_event_t *e = evk_store_get(inv->holds, key);
     free(key);
-    *out = e ? (entry_t){flow_str(e, "order_id"), flow_str(e, "state"),
-                         flow_str(e, "command_id"), flow_long(e, "quantity"),
-                         flow_long(e, "seq")}
-             : (entry_t){0};
+    *out =
+        e ? (entry_t){flow_str(e, "order_id"), flow_str(e, "state"), flow_str(e, "command_id"),
+                      flow_long(e, "quantity"), flow_long(e, "seq")}
+          : (entry_t){0};
     return EVK_OK;
 }
 
@@ -680,7 +683,7 @@ static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
     if (err) return err;
     if (mine.state && !strcmp(mine.state, "HELD"))
         return answer(ctx, id, order_id, s->sku, 1, "");
-    if (mine.state) return EVK_OK; /* waiting: answered in its turn */
+    if (mine.state) return EVK_OK;     /* waiting: answered in its turn */
     if (offset <= s->applied_offset) { /* a replay of a request refused before */
         snprintf(reason, sizeof reason, "insufficient stock for %s", s->sku);
         return answer(ctx, id, order_id, s->sku, 0, reason);
@@ -741,12 +744,10 @@ static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque
 }
 
 int main(int argc, char **argv) {
-    static const flow_route_t routes[] = {{"OrderPlaced", on_placed},
-                                          {"PaymentAuthorized", on_authorized},
-                                          {"PaymentDeclined", on_declined},
-                                          {"StockLineCommand", on_command},
-                                          {"StockLineResult", on_result},
-                                          {NULL, NULL}};
+    static const flow_route_t routes[] = {
+        {"OrderPlaced", on_placed},       {"PaymentAuthorized", on_authorized},
+        {"PaymentDeclined", on_declined}, {"StockLineCommand", on_command},
+        {"StockLineResult", on_result},   {NULL, NULL}};
     static const evk_setting_t settings[] = {{"seed_file", EVK_SETTING_STRING}, {NULL, 0}};
     static const flow_service_t def = {.name = NAME,
                                        .routes = routes,

@@ -76,7 +76,8 @@ static evk_err_t setup(evk_service_t *svc, const evk_config_t *cfg, void *state,
     /* EVK_NOTIFICATION_OUTBOX wins, as the environment does over the file
      * elsewhere: scripts/start-services --dir moves the outbox with it. */
     const char *env = getenv("EVK_NOTIFICATION_OUTBOX");
-    n->outbox = env && *env ? env : evk_config_get_string(cfg, NAME ".outbox", "run/outbox.jsonl");
+    n->outbox =
+        env && *env ? env : evk_config_get_string(cfg, NAME ".outbox", "run/outbox.jsonl");
     n->webhook_url = evk_config_get_string(cfg, NAME ".webhook_url", NULL);
     evk_err_t err = evk_config_get_int(cfg, NAME ".webhook_timeout_ms", 5000, &n->timeout_ms,
                                        errstr, errstr_size);

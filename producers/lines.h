@@ -28,9 +28,9 @@ typedef struct {
                                    a line with another is invalid. NULL: none */
     int to_partition;           /* -p: send to partition, not to the key's */
     int32_t partition;
-    char *const *headers;       /* -H "name=value": added, or replacing evkit's of that name */
+    char *const *headers; /* -H "name=value": added, or replacing evkit's of that name */
     size_t nheaders;
-    int quiet;                  /* -q: no progress, no summary line (reports of lines stay) */
+    int quiet; /* -q: no progress, no summary line (reports of lines stay) */
 } lines_opts_t;
 
 /* Publish every line of @p in with a producer of @p cfg, reporting invalid

@@ -75,6 +75,10 @@ grep -q '^fraud-check = {' config/evkit.cfg || fail "no fraud-check section in c
 if command -v clang-format >/dev/null; then
   clang-format --dry-run -Werror consumers/fraud-check.c || fail "fraud-check.c is not formatted"
 fi
+# The templates are checked here, as what they become (scripts/check-style).
+if command -v shellcheck >/dev/null; then
+  shellcheck tests/fraud-check_test.sh || fail "the scaffolded test fails shellcheck"
+fi
 tree_sum >"$tmp/before"
 refuse "fraud-check exists" fraud-check --on OrderPlaced --emit FraudScored
 
@@ -164,6 +168,9 @@ for f in CMakeLists.txt risk-check.c risk-check.cfg test/risk-check_test.sh \
   schemas/catalog.cfg schemas/OrderPlaced.avsc schemas/RiskScored.avsc schemas/RiskTally.avsc; do
   [ -f "$proj/$f" ] || fail "--dir: $f was not written"
 done
+if command -v shellcheck >/dev/null; then
+  shellcheck "$proj/test/risk-check_test.sh" || fail "the project's test fails shellcheck"
+fi
 # The project's catalog plans its topics, the store's changelog compacted.
 EVK_SCHEMAS_DIR=$proj/schemas "$prefix/bin/evk-admin" topics plan >"$tmp/plan" ||
   fail "evk-admin topics plan of the project's catalog failed"

@@ -49,8 +49,9 @@ echo "test_cli_common: every program answers -h, --help, -V and --version"
 rc=0
 err=$(env -u EVK_SCHEMAS_DIR "$bin/producers/evk-produce" -b 127.0.0.1:1 -t NoSuchType \
   /dev/null 2>&1) || rc=$?
-[ "$rc" -eq 1 ] && grep -q 'unknown event type "NoSuchType"' <<<"$err" ||
+if [ "$rc" -ne 1 ] || ! grep -q 'unknown event type "NoSuchType"' <<<"$err"; then
   fail "evk-produce from the build tree, no EVK_SCHEMAS_DIR: the catalog did not load: $err"
+fi
 rc=0
 err=$(EVK_SCHEMAS_DIR=/nonexistent "$bin/producers/evk-produce" -b 127.0.0.1:1 -t NoSuchType \
   /dev/null 2>&1) || rc=$?

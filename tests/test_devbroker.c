@@ -172,13 +172,22 @@ static void test_command(void **state) {
     char errstr[256] = "";
     evk_devbroker_t *db;
     assert_int_equal(evk_devbroker_new(3, &db, NULL, 0), EVK_OK);
-    const char *good[] = {"down 2", "up 2", "err Produce 3 NOT_LEADER_FOR_PARTITION",
-                          "err endtxn 1 COORDINATOR_NOT_AVAILABLE", "clear Produce",
-                          "rtt 1 50", "", "  # a comment"};
+    const char *good[] = {"down 2",
+                          "up 2",
+                          "err Produce 3 NOT_LEADER_FOR_PARTITION",
+                          "err endtxn 1 COORDINATOR_NOT_AVAILABLE",
+                          "clear Produce",
+                          "rtt 1 50",
+                          "",
+                          "  # a comment"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_int_equal(evk_devbroker_command(db, good[i], errstr, sizeof errstr), EVK_OK);
-    const char *bad[] = {"down", "down x", "up 2 3", "err Bogus 1 NOT_LEADER_FOR_PARTITION",
-                         "err Produce 0 NOT_LEADER_FOR_PARTITION", "err Produce 1 NO_SUCH_ERROR",
+    const char *bad[] = {"down",
+                         "down x",
+                         "up 2 3",
+                         "err Bogus 1 NOT_LEADER_FOR_PARTITION",
+                         "err Produce 0 NOT_LEADER_FOR_PARTITION",
+                         "err Produce 1 NO_SUCH_ERROR",
                          "reboot"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(evk_devbroker_command(db, bad[i], errstr, sizeof errstr),

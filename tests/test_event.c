@@ -49,9 +49,8 @@ static const struct {
      "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"quantity\":2,\"action\":\"RESERVE\"}"},
     {"StockLineResult",
      "{\"order_id\":\"o-1\",\"sku\":\"sku-1\",\"reserved\":false,\"reason\":\"none left\"}"},
-    {"SkuStock",
-     "{\"sku\":\"sku-1\",\"available\":7,\"held_units\":2,\"wait_head\":3,"
-     "\"wait_next\":5,\"applied_offset\":17}"},
+    {"SkuStock", "{\"sku\":\"sku-1\",\"available\":7,\"held_units\":2,\"wait_head\":3,"
+                 "\"wait_next\":5,\"applied_offset\":17}"},
     {"SkuHold", "{\"sku\":\"sku-1\",\"order_id\":\"o-1\",\"quantity\":2,\"state\":"
                 "\"WAITING\",\"command_id\":\"e-1\",\"seq\":4}"},
     {"OrderReservation",

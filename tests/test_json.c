@@ -267,18 +267,12 @@ static void test_bad_arguments(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_and_key),
-        cmocka_unit_test(test_wrong_types),
-        cmocka_unit_test(test_top_level),
-        cmocka_unit_test(test_missing_and_unknown),
-        cmocka_unit_test(test_ranges),
-        cmocka_unit_test(test_enum_symbols),
-        cmocka_unit_test(test_invalid_json),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_unions),
-        cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_key_rule),
-        cmocka_unit_test(test_to_json_is_exact_for_longs),
+        cmocka_unit_test(test_valid_and_key), cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_top_level),     cmocka_unit_test(test_missing_and_unknown),
+        cmocka_unit_test(test_ranges),        cmocka_unit_test(test_enum_symbols),
+        cmocka_unit_test(test_invalid_json),  cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_unions),        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_key_rule),      cmocka_unit_test(test_to_json_is_exact_for_longs),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, codec_load_catalog, codec_free_catalog);

@@ -58,13 +58,15 @@ static int check_same_with(evk_json_reader_t *r, const evk_event_t *dom, evk_err
     if (!dom_rc) assert_int_equal(evk_event_encode(dom, &ref, &ref_len), EVK_OK);
     evk_err_t fast = evk__json_reader_fast(r, json, len, &body, &body_len);
     if (fast == EVK_OK) {
-        if (dom_rc) fail_msg("fast path took what the DOM path rejects: %.*s (%s)", (int)len,
-                             json, dom_err);
+        if (dom_rc)
+            fail_msg("fast path took what the DOM path rejects: %.*s (%s)", (int)len, json,
+                     dom_err);
         assert_int_equal(body_len, ref_len - EVK_FRAME_HEADER_SIZE);
         assert_memory_equal(body, (char *)ref + EVK_FRAME_HEADER_SIZE, body_len);
     }
     char *key = (char *)1, err[512] = "";
-    evk_err_t rc = evk_json_reader_frame(r, json, len, &frame, &frame_len, &key, err, sizeof err);
+    evk_err_t rc =
+        evk_json_reader_frame(r, json, len, &frame, &frame_len, &key, err, sizeof err);
     if (rc != dom_rc)
         fail_msg("%.*s: reader %s \"%s\", DOM %s \"%s\"", (int)len, json, evk_err_name(rc), err,
                  evk_err_name(dom_rc), dom_err);
@@ -89,7 +91,8 @@ static int check_same_with(evk_json_reader_t *r, const evk_event_t *dom, evk_err
 static int check_same_len(const char *type, const char *json, size_t len) {
     evk_event_t *dom = NULL;
     char dom_err[512] = "";
-    evk_err_t dom_rc = evk_event_from_json(schema(type), json, len, &dom, dom_err, sizeof dom_err);
+    evk_err_t dom_rc =
+        evk_event_from_json(schema(type), json, len, &dom, dom_err, sizeof dom_err);
     evk_json_reader_t *r = reader(type);
     int fast = check_same_with(r, dom, dom_rc, dom_err, json, len);
     evk_json_reader_destroy(r);
@@ -123,21 +126,24 @@ static const char *const catalog_cases[][2] = {
     {"StockLevel", "{\"sku\":7,\"available\":1}"},
     {"StockLevel", "{\"sku\":\"a\",\"available\":1.0}"},
     {"OrderStatus", "{\"order_id\":\"o\",\"customer_id\":\"c\",\"status\":1,\"reason\":null}"},
-    {"OrderStatus", "{\"order_id\":\"o\",\"customer_id\":\"c\",\"status\":\"PAID\",\"reason\":5}"},
+    {"OrderStatus",
+     "{\"order_id\":\"o\",\"customer_id\":\"c\",\"status\":\"PAID\",\"reason\":5}"},
     {"OrderPlaced", "[1,2]"},
     {"OrderPlaced", "\"o-1\""},
     {"OrderPlaced", "null"},
     {"OrderPlaced", "{\"order_id\":\"o-1\",\"items\":[],\"created_at\":1}"},
     {"OrderPlaced", ORDER_HEAD "\"items\":[{\"sku\":\"s\",\"quantity\":1}]" ORDER_TAIL},
     {"OrderPlaced", ORDER_HEAD "\"items\":[],\"coupon\":\"X\"" ORDER_TAIL},
-    {"OrderPlaced", ORDER_HEAD "\"items\":[{\"sku\":\"s\",\"quantity\":1,\"unit_price_cents\":1,"
-                    "\"colour\":\"red\"}]" ORDER_TAIL},
+    {"OrderPlaced",
+     ORDER_HEAD "\"items\":[{\"sku\":\"s\",\"quantity\":1,\"unit_price_cents\":1,"
+                "\"colour\":\"red\"}]" ORDER_TAIL},
     {"OrderPlaced", ORDER_HEAD "\"items\":[" LINE("1") "," LINE("3000000000") "]" ORDER_TAIL},
     {"OrderPlaced", ORDER_HEAD "\"items\":[" LINE("-2147483649") "]" ORDER_TAIL},
     {"OrderPlaced",
      ORDER_HEAD "\"items\":[" LINE("2147483647") "," LINE("-2147483648") "]" ORDER_TAIL},
     {"StockLevel", "{\"sku\":\"a\",\"available\":99999999999999999999}"},
-    {"OrderStatus", "{\"order_id\":\"o\",\"customer_id\":\"c\",\"status\":\"FOO\",\"reason\":null}"},
+    {"OrderStatus",
+     "{\"order_id\":\"o\",\"customer_id\":\"c\",\"status\":\"FOO\",\"reason\":null}"},
     {"OrderCancelled",
      "{\"order_id\":\"o\",\"customer_id\":\"c\",\"status\":\"paid\",\"reason\":\"r\"}"},
     {"OrderPlaced", "{\"order_id\": \"o-1\""},
@@ -149,7 +155,8 @@ static const char *const catalog_cases[][2] = {
     {"StockRejected", "{\"order_id\":\"o\",\"customer_id\":\"c\",\"reason\":\"r\"}"},
     {"StockRejected",
      "{\"order_id\":\"o\",\"customer_id\":\"c\",\"reason\":\"r\",\"sku\":\"sku-1\"}"},
-    {"StockRejected", "{\"order_id\":\"o\",\"customer_id\":\"c\",\"reason\":\"r\",\"sku\":null}"},
+    {"StockRejected",
+     "{\"order_id\":\"o\",\"customer_id\":\"c\",\"reason\":\"r\",\"sku\":null}"},
     {"StockLevel", "{\"sku\":\"\\u00e9\\/\\ud83d\\ude00\",\"available\":0}"},
     {"StockLevel", "{\"sku\":\"a\\u0000b\",\"available\":1}"},
     {"StockLevel", "{\"sku\":\"a\",\"available\":9223372036854775807}"},
@@ -358,7 +365,8 @@ static void fuzz_one(const char *type, const char *seed, uint64_t *rng, int roun
             len = mutate(buf, len, sizeof buf, rng);
         evk_event_t *dom = NULL;
         char dom_err[512] = "";
-        evk_err_t dom_rc = evk_event_from_json(schema(type), buf, len, &dom, dom_err, sizeof dom_err);
+        evk_err_t dom_rc =
+            evk_event_from_json(schema(type), buf, len, &dom, dom_err, sizeof dom_err);
         check_same_with(r, dom, dom_rc, dom_err, buf, len);
         evk_event_destroy(dom);
     }
@@ -371,8 +379,9 @@ static void test_mutations(void **state) {
     for (size_t i = 0; i < sizeof catalog_cases / sizeof catalog_cases[0]; i++)
         fuzz_one(catalog_cases[i][0], catalog_cases[i][1], &rng, 300);
     fuzz_one("Kitchen", kitchen_cases[1], &rng, 3000);
-    fuzz_one("Kitchen", "{\"id\":\"k\",\"grid\":[{\"a\":null,\"b\":{\"n\":1}}],\"num\":1.5,"
-                        "\"attrs\":{\"a\":1},\"list\":{\"v\":1,\"next\":null}}",
+    fuzz_one("Kitchen",
+             "{\"id\":\"k\",\"grid\":[{\"a\":null,\"b\":{\"n\":1}}],\"num\":1.5,"
+             "\"attrs\":{\"a\":1},\"list\":{\"v\":1,\"next\":null}}",
              &rng, 3000);
 }
 
@@ -383,7 +392,8 @@ static void test_reader_defaults(void **state) {
     char err[256] = "";
     assert_int_equal(evk_json_reader_set_default(r, "order_id", "\"o-9\"", err, sizeof err),
                      EVK_OK);
-    assert_int_equal(evk_json_reader_set_default(r, "created_at", "17", err, sizeof err), EVK_OK);
+    assert_int_equal(evk_json_reader_set_default(r, "created_at", "17", err, sizeof err),
+                     EVK_OK);
     const char *names[] = {"order_id", "created_at"}, *values[] = {"\"o-9\"", "17"};
     const char *lines[] = {
         "{\"customer_id\":\"c\",\"items\":[" LINE("1") "]}",
@@ -395,8 +405,9 @@ static void test_reader_defaults(void **state) {
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         evk_event_t *dom = NULL;
         char dom_err[512] = "";
-        evk_err_t rc = evk__event_from_json_with(schema("OrderPlaced"), lines[i], strlen(lines[i]),
-                                                names, values, 2, &dom, dom_err, sizeof dom_err);
+        evk_err_t rc =
+            evk__event_from_json_with(schema("OrderPlaced"), lines[i], strlen(lines[i]), names,
+                                      values, 2, &dom, dom_err, sizeof dom_err);
         int fast = check_same_with(r, dom, rc, dom_err, lines[i], strlen(lines[i]));
         assert_int_equal(fast, i < 2);
         evk_event_destroy(dom);
@@ -471,16 +482,11 @@ static void test_bad_arguments(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_catalog_cases),
-        cmocka_unit_test(test_kitchen_cases),
-        cmocka_unit_test(test_fast_path_taken),
-        cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_length_bounded),
-        cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_reader_defaults),
-        cmocka_unit_test(test_key_from_schema_default),
-        cmocka_unit_test(test_frame_headers),
-        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_catalog_cases),   cmocka_unit_test(test_kitchen_cases),
+        cmocka_unit_test(test_fast_path_taken), cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_length_bounded),  cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_reader_defaults), cmocka_unit_test(test_key_from_schema_default),
+        cmocka_unit_test(test_frame_headers),   cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, load_catalogs, free_catalogs);
 }

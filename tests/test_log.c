@@ -72,14 +72,27 @@ static void log_url(void) {
 /* Whole names and suffixes, not substrings: "author" stays readable. */
 static void test_secret_names(void **state) {
     (void)state;
-    static const char *const secret[] = {
-        "password", "sasl.password", "ssl.key.password", "inventory-service.db.password",
-        "db_password", "secret", "client_secret", "sasl.oauthbearer.client.secret",
-        "sasl.jaas.config", "sasl.username", "token", "api_token", "refresh-token",
-        "authorization", "ssl.key.pem", "schema_registry.basic.auth.user.info", "credentials"};
-    static const char *const plain[] = {"author", "authorization_id", "order_id", "tokens_used",
-                                        "secretary", "passwords_changed", "keyspace",
-                                        "ssl.key.location", "sasl", "reason"};
+    static const char *const secret[] = {"password",
+                                         "sasl.password",
+                                         "ssl.key.password",
+                                         "inventory-service.db.password",
+                                         "db_password",
+                                         "secret",
+                                         "client_secret",
+                                         "sasl.oauthbearer.client.secret",
+                                         "sasl.jaas.config",
+                                         "sasl.username",
+                                         "token",
+                                         "api_token",
+                                         "refresh-token",
+                                         "authorization",
+                                         "ssl.key.pem",
+                                         "schema_registry.basic.auth.user.info",
+                                         "credentials"};
+    static const char *const plain[] = {"author",      "authorization_id", "order_id",
+                                        "tokens_used", "secretary",        "passwords_changed",
+                                        "keyspace",    "ssl.key.location", "sasl",
+                                        "reason"};
     for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
         if (!evk__secret_name(secret[i])) fail_msg("%s should be a secret", secret[i]);
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)

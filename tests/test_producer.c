@@ -121,8 +121,8 @@ static void test_send_frame_passes_bytes_through(void **state) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
     rd_kafka_header_add(hdrs, "x-test", -1, "yes", -1);
     const evk_schema_t *level = evk_catalog_find(env->cat, "StockLevel");
-    assert_int_equal(evk_producer_send_frame(p, level, RD_KAFKA_PARTITION_UA, "sku-9", 5, frame, sizeof(frame_bytes),
-                                             hdrs, NULL, NULL, 0),
+    assert_int_equal(evk_producer_send_frame(p, level, RD_KAFKA_PARTITION_UA, "sku-9", 5, frame,
+                                             sizeof(frame_bytes), hdrs, NULL, NULL, 0),
                      EVK_OK);
     assert_int_equal(evk_producer_flush(p, 10000, NULL, 0), EVK_OK);
     assert_int_equal(rt_consume(env, "inventory.levels", 1, 10000, check_frame, NULL), 1);

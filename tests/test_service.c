@@ -36,7 +36,7 @@ typedef struct {
     const char *fail_after_put; /* customer whose order fails after its puts */
     evk_store_t *levels;
     evk_service_t *svc_kept; /* a stopped service whose stores a test reads */
-    atomic_int ready; /* the ready callback ran */
+    atomic_int ready;        /* the ready callback ran */
     struct {
         char key[32];
         int calls;
@@ -549,8 +549,8 @@ static void wait_split(evk_store_t *const *sa, evk_store_t *const *sb, size_t a,
     int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
     while (evk_store_count(*sa) != a || evk_store_count(*sb) != b) {
         if (evk__now_ms() > deadline)
-            fail_msg("stores hold %zu and %zu keys, expected %zu and %zu",
-                     evk_store_count(*sa), evk_store_count(*sb), a, b);
+            fail_msg("stores hold %zu and %zu keys, expected %zu and %zu", evk_store_count(*sa),
+                     evk_store_count(*sb), a, b);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

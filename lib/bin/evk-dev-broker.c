@@ -21,7 +21,7 @@ typedef struct {
     int brokers;
     const char *bootstrap_file;
     const char *control; /* FIFO of fault-injection commands */
-    char **topics; /* "NAME:PARTITIONS" as given */
+    char **topics;       /* "NAME:PARTITIONS" as given */
     size_t ntopics;
 } options_t;
 
@@ -143,7 +143,8 @@ static void *control_loop(void *arg) {
         char errstr[512];
         pthread_mutex_lock(&c->lock);
         int stopped = c->stopped;
-        evk_err_t err = stopped ? EVK_OK : evk_devbroker_command(c->db, line, errstr, sizeof errstr);
+        evk_err_t err =
+            stopped ? EVK_OK : evk_devbroker_command(c->db, line, errstr, sizeof errstr);
         pthread_mutex_unlock(&c->lock);
         if (stopped) break;
         if (err)
@@ -168,8 +169,10 @@ static int control_start(control_t *c, const char *path, pthread_t *thread) {
     c->in = fd < 0 ? NULL : fdopen(fd, "r");
     if (!c->in || pthread_create(thread, NULL, control_loop, c)) {
         fprintf(stderr, PROG ": --control %s: %s\n", path, strerror(errno));
-        if (c->in) fclose(c->in);
-        else if (fd >= 0) close(fd);
+        if (c->in)
+            fclose(c->in);
+        else if (fd >= 0)
+            close(fd);
         c->in = NULL;
         return EVK_EXIT_CONFIG;
     }

@@ -62,7 +62,7 @@ cload_fail(const struct evk_cload *cl, const config_setting_t *s, evk_err_t err,
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
     return evk__fail(err, cl->errstr, cl->errstr_size, "%s:%u: %s", cl->cat_path,
-                    config_setting_source_line(s), reason);
+                     config_setting_source_line(s), reason);
 }
 
 static evk_err_t nomem(const struct evk_cload *cl) {
@@ -212,14 +212,14 @@ static evk_err_t check_record(const struct evk_cload *cl, const evk_schema_t *e,
                               const char *file) {
     if (!is_avro_record(e->avro))
         return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size,
-                        "%s: expected a record schema", file);
+                         "%s: expected a record schema", file);
     char *full = schema_full_name(e->avro);
     if (!full) return nomem(cl);
     evk_err_t err = EVK_OK;
     if (strcmp(full, e->type))
         err =
             evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size,
-                     "%s: record name %s does not match catalog type %s", file, full, e->type);
+                      "%s: record name %s does not match catalog type %s", file, full, e->type);
     free(full);
     return err;
 }
@@ -267,11 +267,11 @@ static evk_err_t parse_schema(const struct evk_cload *cl, evk_schema_t *e, const
     json_error_t jerr;
     if (avro_schema_from_json_length(text, len, &e->avro))
         return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s: %s", file,
-                        avro_strerror());
+                         avro_strerror());
     e->doc = json_loadb(text, len, 0, &jerr);
     if (!e->doc)
         return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s:%d: %s", file,
-                        jerr.line, jerr.text);
+                         jerr.line, jerr.text);
     return EVK_OK;
 }
 
@@ -291,7 +291,7 @@ static evk_err_t load_schema_file(const struct evk_cload *cl, evk_schema_t *e,
     if (!(e->json = schema_json(e->avro))) return nomem(cl);
     if (!(e->iface = avro_generic_class_from_schema(e->avro)))
         return evk__fail(EVK_ERR_SCHEMA, cl->errstr, cl->errstr_size, "%s: %s", file,
-                        avro_strerror());
+                         avro_strerror());
     return EVK_OK;
 }
 
@@ -422,7 +422,7 @@ static evk_err_t load_events(struct evk_cload *cl, evk_catalog_t *cat,
     const config_setting_t *events = config_setting_get_member(root, "events");
     if (!events)
         return evk__fail(EVK_ERR_CONFIG, cl->errstr, cl->errstr_size, "%s: events: missing",
-                        cl->cat_path);
+                         cl->cat_path);
     if (!config_setting_is_list(events) && !config_setting_is_array(events))
         return cload_fail(cl, events, EVK_ERR_CONFIG, "events: expected a list");
     size_t n = (size_t)config_setting_length(events);
@@ -441,7 +441,7 @@ static evk_err_t parse_catalog(struct evk_cload *cl, evk_catalog_t *cat) {
     config_init(&lc);
     if (!config_read_file(&lc, cl->cat_path))
         err = evk__fail(EVK_ERR_CONFIG, cl->errstr, cl->errstr_size, "%s:%d: %s", cl->cat_path,
-                       config_error_line(&lc), config_error_text(&lc));
+                        config_error_line(&lc), config_error_text(&lc));
     else
         err = load_events(cl, cat, config_root_setting(&lc));
     config_destroy(&lc);
@@ -587,14 +587,14 @@ static evk_err_t fetch_writer(evk_catalog_t *cat, int32_t id, const evk__writer_
     if (err) return err;
     if (avro_schema_from_json_length(json, strlen(json), &schema))
         return evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                        "schema id %d from the registry does not parse: %s", (int)id,
-                        avro_strerror());
+                         "schema id %d from the registry does not parse: %s", (int)id,
+                         avro_strerror());
     char *full = is_avro_record(schema) ? schema_full_name(schema) : NULL;
     const evk_schema_t *reader = full ? evk_catalog_find(cat, full) : NULL;
     if (!reader)
         err = evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                       "schema id %d is %s, which is not in the catalog", (int)id,
-                       full ? full : "not a record");
+                        "schema id %d is %s, which is not in the catalog", (int)id,
+                        full ? full : "not a record");
     if (!err) err = evk__writer_new(reader, id, schema, &w, errstr, errstr_size);
     if (!err && add_writer(cat, w))
         err = evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -605,7 +605,7 @@ static evk_err_t fetch_writer(evk_catalog_t *cat, int32_t id, const evk__writer_
 }
 
 evk_err_t evk__catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
-                             const evk__writer_t **writer, char *errstr, size_t errstr_size) {
+                              const evk__writer_t **writer, char *errstr, size_t errstr_size) {
     *writer = NULL;
     if ((*reader = evk_catalog_by_id(cat, id))) return EVK_OK;
     /* The catalog was allocated mutable; only its writer list changes here. */
@@ -617,7 +617,7 @@ evk_err_t evk__catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_sc
     pthread_mutex_unlock(&mut->lock);
     if (!err && !*writer)
         err = evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                       "schema id %d is not in the catalog", (int)id);
+                        "schema id %d is not in the catalog", (int)id);
     if (!err) *reader = evk__writer_reader(*writer);
     return err;
 }
@@ -627,7 +627,7 @@ static evk_err_t registry_id(evk_catalog_t *cat, evk_schema_t *e, char *errstr,
     char subject[512], reason[EVK_REASON_MAX];
     if (evk_registry_subject(cat->reg, e, subject, sizeof subject))
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: subject name too long",
-                        e->name);
+                         e->name);
     evk_err_t err =
         evk__registry_auto_register(cat->reg)
             ? evk_registry_register(cat->reg, subject, e->json, &e->id, reason, sizeof reason)
@@ -644,10 +644,10 @@ static evk_err_t check_unique_ids(const evk_catalog_t *cat, char *errstr, size_t
         for (size_t j = i + 1; j < cat->n; j++)
             if (cat->v[i].id == cat->v[j].id && strcmp(cat->v[i].json, cat->v[j].json))
                 return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                                "the schema registry gave %s and %s the same id %d: ids must "
-                                "be unique per schema (is schema_registry.url a Confluent "
-                                "Schema Registry?)",
-                                cat->v[i].type, cat->v[j].type, (int)cat->v[i].id);
+                                 "the schema registry gave %s and %s the same id %d: ids must "
+                                 "be unique per schema (is schema_registry.url a Confluent "
+                                 "Schema Registry?)",
+                                 cat->v[i].type, cat->v[j].type, (int)cat->v[i].id);
     return EVK_OK;
 }
 

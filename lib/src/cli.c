@@ -82,8 +82,8 @@ evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t e
     size_t size = sizeof(servers);
     rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &size);
     return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
-                    "no broker reachable at %s after %d s: %s", servers, timeout_ms / 1000,
-                    rd_kafka_err2str(err));
+                     "no broker reachable at %s after %d s: %s", servers, timeout_ms / 1000,
+                     rd_kafka_err2str(err));
 }
 
 static evk_err_t apply_options(evk_config_t *cfg, const char *brokers, char *const *props,
@@ -105,9 +105,9 @@ evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *con
     const char *servers = evk_config_kafka_get(cfg, "bootstrap.servers");
     if (!err && (!servers || !*servers))
         err = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                       "no bootstrap servers: use -b, EVK_BOOTSTRAP_SERVERS or "
-                       "kafka.bootstrap_servers in the config file "
-                       "(evk-dev-broker starts a local one)");
+                        "no bootstrap servers: use -b, EVK_BOOTSTRAP_SERVERS or "
+                        "kafka.bootstrap_servers in the config file "
+                        "(evk-dev-broker starts a local one)");
     if (err) {
         evk_config_destroy(cfg);
         return err;
@@ -130,9 +130,9 @@ evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *er
     evk_err_t err = evk_catalog_load(dir, out, reason, sizeof(reason));
     if (err == EVK_ERR_IO)
         return evk__fail(err, errstr, errstr_size,
-                        "%s: %s (point EVK_SCHEMAS_DIR or schemas.dir in the -F file at the "
-                        "directory holding catalog.cfg)",
-                        dir, reason);
+                         "%s: %s (point EVK_SCHEMAS_DIR or schemas.dir in the -F file at the "
+                         "directory holding catalog.cfg)",
+                         dir, reason);
     if (err) return evk__fail(err, errstr, errstr_size, "%s: %s", dir, reason);
     if (!evk_registry_configured(cfg)) return EVK_OK;
     err = attach_registry(cfg, *out, errstr, errstr_size);

@@ -22,7 +22,7 @@ evk_err_t evk__value_init(const json_t *doc, avro_value_t *v);
 /* Fill @p v from @p in, validating against the value's schema; missing
  * fields take their default from @p doc. errstr names the path. */
 evk_err_t evk__json_fill(const json_t *doc, const json_t *in, avro_value_t *v, char *errstr,
-                        size_t errstr_size);
+                         size_t errstr_size);
 
 /* Default of field @p i of record @p s, read from the .avsc document @p doc
  * (avro-c does not expose defaults); NULL when the field has none. */
@@ -31,22 +31,22 @@ const json_t *evk__field_default(const json_t *doc, avro_schema_t s, size_t i);
 /* Fill @p v from @p def, a field's schema default: unions take their first
  * branch (Avro spec), otherwise as evk__json_fill(). */
 evk_err_t evk__json_fill_default(const json_t *doc, const json_t *def, avro_value_t *v,
-                                char *errstr, size_t errstr_size);
+                                 char *errstr, size_t errstr_size);
 
 /* evk_event_from_json(), where each top-level field names[i] absent from
  * the input takes the JSON value values[i] first (json_stream.c's reader
  * defaults, so that its DOM path sees what its fast path saw). */
 evk_err_t evk__event_from_json_with(const evk_schema_t *s, const char *json, size_t len,
-                                   const char *const *names, const char *const *values,
-                                   size_t n, evk_event_t **out, char *errstr,
-                                   size_t errstr_size);
+                                    const char *const *names, const char *const *values,
+                                    size_t n, evk_event_t **out, char *errstr,
+                                    size_t errstr_size);
 
 /* The fast path of evk_json_reader_frame() alone: EVK_OK with the Avro body
  * (owned by @p r, valid until its next use) when it takes @p json,
  * EVK_ERR_VALIDATION when it leaves @p json to the DOM path, EVK_ERR_NOMEM.
  * Tests use it to check that it never takes what the DOM path rejects. */
 evk_err_t evk__json_reader_fast(evk_json_reader_t *r, const char *json, size_t len,
-                               const unsigned char **body, size_t *body_len);
+                                const unsigned char **body, size_t *body_len);
 
 /* Length of the well-formed UTF-8 sequence at @p s (at most @p n bytes), or
  * 0 if the bytes there are not one. */

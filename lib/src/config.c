@@ -175,7 +175,7 @@ static evk_err_t kafka_policy(const rd_kafka_conf_t *conf, const char *name, cha
     if ((!strcmp(name, "acks") || !strcmp(name, "request.required.acks")) &&
         !kafka_value_is(conf, "acks", "-1"))
         return evk__fail(EVK_ERR_CONFIG, reason, size,
-                        "kafka.%s: evkit requires acks=all (idempotent producer)", name);
+                         "kafka.%s: evkit requires acks=all (idempotent producer)", name);
     if (!strcmp(name, "enable.idempotence") && !kafka_value_is(conf, name, "true"))
         return evk__fail(
             EVK_ERR_CONFIG, reason, size,
@@ -277,15 +277,16 @@ evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *
 
 evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
                                   size_t errstr_size) {
-    if (!cfg || !kv) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
+    if (!cfg || !kv)
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     const char *eq = strchr(kv, '=');
     /* Without '=' the argument may be a value given alone (-X hunter2). */
     if (!eq && kafka_knows(kv))
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected name=value", kv);
     if (!eq)
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "expected name=value, got an argument without '=' (not shown: it "
-                        "may be a secret)");
+                         "expected name=value, got an argument without '=' (not shown: it "
+                         "may be a secret)");
     char *name = strndup(kv, (size_t)(eq - kv));
     if (!name) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     evk_err_t err = evk_config_set_kafka(cfg, name, eq + 1, errstr, errstr_size);
@@ -368,8 +369,8 @@ static evk_err_t type_fail(const struct evk_kv *kv, const char *what, char *errs
                                               : NULL;
     const char *quote = is_text(kv) ? "\"" : "";
     return evk__fail(EVK_ERR_CONFIG, errstr, size, "%s%s%s: expected %s, got %s%s%s",
-                    kv->src ? kv->src : "", kv->src ? ": " : "", kv->key, what, quote,
-                    got ? got : shown(kv->key, kv->val), quote);
+                     kv->src ? kv->src : "", kv->src ? ": " : "", kv->key, what, quote,
+                     got ? got : shown(kv->key, kv->val), quote);
 }
 
 /* Numbers and booleans are read from text too: env and -X give nothing
@@ -439,7 +440,7 @@ static evk_err_t check_type(const struct evk_kvs *kvs, const struct evk_kv *kv,
         return err;
     }
     return evk__fail(EVK_ERR_INVALID_ARG, errstr, size, "%s: unknown setting type %d", kv->key,
-                    (int)type);
+                     (int)type);
 }
 
 evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
@@ -504,13 +505,13 @@ static const char *guess(const evk_setting_t *const *tables, size_t ntables, con
 static evk_err_t unknown_fail(const struct evk_kv *kv, const char *what, const char *guess,
                               char *errstr, size_t size) {
     return evk__fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: unknown %s%s%s%s", kv->src, kv->key,
-                    what, guess ? "; did you mean \"" : "", guess ? guess : "",
-                    guess ? "\"?" : "");
+                     what, guess ? "; did you mean \"" : "", guess ? guess : "",
+                     guess ? "\"?" : "");
 }
 
 evk_err_t evk__config_check_group(const evk_config_t *cfg, const char *group,
-                                 const evk_setting_t *const *tables, size_t ntables, int strict,
-                                 char *errstr, size_t errstr_size) {
+                                  const evk_setting_t *const *tables, size_t ntables,
+                                  int strict, char *errstr, size_t errstr_size) {
     if (!cfg || !group)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "NULL argument");
     size_t len = strlen(group);
@@ -594,7 +595,7 @@ static evk_err_t load_fail(struct evk_load *ld, const config_setting_t *s, evk_e
                            const char *reason) {
     const char *file = config_setting_source_file(s);
     return evk__fail(err, ld->errstr, ld->errstr_size, "%s:%u: %s", file ? file : ld->path,
-                    config_setting_source_line(s), reason);
+                     config_setting_source_line(s), reason);
 }
 
 /* Scalars of every kind become text: librdkafka takes text, and the typed
@@ -756,15 +757,15 @@ static evk_err_t check_top(const evk_config_t *stage, const struct evk_kv *kv, c
         if (strcmp(kv->key, own_groups[i].name)) continue;
         if (kv->kind != CFG_GROUP)
             return evk__fail(EVK_ERR_CONFIG, errstr, size, "%s: %s: expected a group", kv->src,
-                            kv->key);
+                             kv->key);
         return evk__config_check_group(stage, kv->key, &own_groups[i].settings, 1, 1, errstr,
-                                      size);
+                                       size);
     }
     if (kv->kind != CFG_GROUP)
         return evk__fail(EVK_ERR_CONFIG, errstr, size,
-                        "%s: %s: unknown setting: the top level holds groups only (kafka, "
-                        "schemas, schema_registry, log, metrics, state and one per service)",
-                        kv->src, kv->key);
+                         "%s: %s: unknown setting: the top level holds groups only (kafka, "
+                         "schemas, schema_registry, log, metrics, state and one per service)",
+                         kv->src, kv->key);
     for (size_t i = 0; i < sizeof(own_groups) / sizeof(own_groups[0]); i++)
         if (strlen(own_groups[i].name) >= EVK_TYPO_MIN_LEN &&
             one_typo(kv->key, own_groups[i].name))
@@ -798,7 +799,7 @@ static evk_err_t parse_file(struct evk_load *ld) {
         const char *file = config_error_file(&lc);
         err = config_error_type(&lc) == CONFIG_ERR_FILE_IO ? EVK_ERR_IO : EVK_ERR_CONFIG;
         evk__fail(err, ld->errstr, ld->errstr_size, "%s:%d: %s", file ? file : ld->path,
-                 config_error_line(&lc), config_error_text(&lc));
+                  config_error_line(&lc), config_error_text(&lc));
     } else {
         err = load_root(ld, config_root_setting(&lc));
     }
@@ -823,7 +824,8 @@ evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
     return err;
 }
 
-evk_err_t evk__secret_file_read(const char *path, char **out, char *errstr, size_t errstr_size) {
+evk_err_t evk__secret_file_read(const char *path, char **out, char *errstr,
+                                size_t errstr_size) {
     FILE *fp = fopen(path, "r");
     if (!fp)
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path, strerror(errno));
@@ -836,7 +838,7 @@ evk_err_t evk__secret_file_read(const char *path, char **out, char *errstr, size
     if (failed || n > EVK_SECRET_FILE_MAX) {
         evk__free_secret(buf);
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: %s", path,
-                        failed ? "read error" : "larger than 64 KiB");
+                         failed ? "read error" : "larger than 64 KiB");
     }
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';

@@ -29,7 +29,7 @@ evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
                             size_t errstr_size) {
     if (!out || brokers < 1)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "dev broker: need at least 1 broker, got %d", brokers);
+                         "dev broker: need at least 1 broker, got %d", brokers);
     evk_devbroker_t *db = calloc(1, sizeof(*db));
     if (!db) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "dev broker: out of memory");
     char rderr[512];
@@ -42,7 +42,7 @@ evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
     if (!db->mcluster) {
         evk_devbroker_destroy(db);
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
-                        "dev broker: cannot start a mock cluster of %d brokers", brokers);
+                         "dev broker: cannot start a mock cluster of %d brokers", brokers);
     }
     *out = db;
     return EVK_OK;
@@ -56,14 +56,14 @@ evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic, int
                                      int replication, char *errstr, size_t errstr_size) {
     if (!db || !topic || !*topic || partitions < 1 || replication < 1)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "dev broker: topic \"%s\": need a name, partitions >= 1 and "
-                        "replication >= 1",
-                        topic ? topic : "(null)");
+                         "dev broker: topic \"%s\": need a name, partitions >= 1 and "
+                         "replication >= 1",
+                         topic ? topic : "(null)");
     rd_kafka_resp_err_t err =
         rd_kafka_mock_topic_create(db->mcluster, topic, partitions, replication);
     if (err)
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: topic \"%s\": %s",
-                        topic, rd_kafka_err2str(err));
+                         topic, rd_kafka_err2str(err));
     return EVK_OK;
 }
 
@@ -77,11 +77,21 @@ static const struct {
     const char *name;
     int16_t key;
 } api_keys[] = {
-    {"Produce", 0},          {"Fetch", 1},           {"ListOffsets", 2},
-    {"Metadata", 3},         {"OffsetCommit", 8},    {"OffsetFetch", 9},
-    {"FindCoordinator", 10}, {"JoinGroup", 11},      {"Heartbeat", 12},
-    {"LeaveGroup", 13},      {"SyncGroup", 14},      {"InitProducerId", 22},
-    {"AddPartitionsToTxn", 24}, {"AddOffsetsToTxn", 25}, {"EndTxn", 26},
+    {"Produce", 0},
+    {"Fetch", 1},
+    {"ListOffsets", 2},
+    {"Metadata", 3},
+    {"OffsetCommit", 8},
+    {"OffsetFetch", 9},
+    {"FindCoordinator", 10},
+    {"JoinGroup", 11},
+    {"Heartbeat", 12},
+    {"LeaveGroup", 13},
+    {"SyncGroup", 14},
+    {"InitProducerId", 22},
+    {"AddPartitionsToTxn", 24},
+    {"AddOffsetsToTxn", 25},
+    {"EndTxn", 26},
     {"TxnOffsetCommit", 28},
 };
 
@@ -124,7 +134,8 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
     if (!db || !line)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: no command");
     if (snprintf(buf, sizeof buf, "%s", line) >= (int)sizeof buf)
-        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: command too long");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                         "dev broker: command too long");
     for (char *t = strtok_r(buf, " \t\r\n", &save); t && n <= CMD_MAX_WORDS;
          t = strtok_r(NULL, " \t\r\n", &save))
         w[n++] = t;
@@ -151,12 +162,12 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
         err = RD_KAFKA_RESP_ERR_NO_ERROR;
     } else
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "dev broker: bad command \"%s\" (expected: down BROKER, up BROKER, "
-                        "err API COUNT ERROR, clear API, rtt BROKER MS)",
-                        line);
+                         "dev broker: bad command \"%s\" (expected: down BROKER, up BROKER, "
+                         "err API COUNT ERROR, clear API, rtt BROKER MS)",
+                         line);
     if (err)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "dev broker: \"%s\": %s",
-                        line, rd_kafka_err2str(err));
+                         line, rd_kafka_err2str(err));
     return EVK_OK;
 }
 

@@ -918,7 +918,7 @@ static evk_err_t scan_body(const evk_schema_t *s, avro_schema_t writer,
     size_t extra = scan_left(&sc);
     if (extra)
         return evk__fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body: %zu trailing byte%s",
-                        sc.type, extra, extra == 1 ? "" : "s");
+                         sc.type, extra, extra == 1 ? "" : "s");
     return EVK_OK;
 }
 
@@ -933,7 +933,7 @@ static evk_err_t read_body(evk_event_t *ev, const unsigned char *body, size_t le
     if (rc == ENOMEM) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     if (rc)
         return evk__fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body: %s",
-                        evk_schema_name(ev->schema), avro_strerror());
+                         evk_schema_name(ev->schema), avro_strerror());
     return EVK_OK;
 }
 
@@ -961,15 +961,15 @@ static evk_err_t read_headers(evk_event_t *ev, const rd_kafka_headers_t *headers
 /* Checks the 5-byte header and finds the reader's catalog entry and, when
  * the frame was written with another version of it, the writer. */
 static evk_err_t read_frame_header(const evk_catalog_t *cat, const unsigned char *b, size_t len,
-                                   const evk_schema_t **s, const evk__writer_t **w, char *errstr,
-                                   size_t errstr_size) {
+                                   const evk_schema_t **s, const evk__writer_t **w,
+                                   char *errstr, size_t errstr_size) {
     if (len < EVK_FRAME_HEADER_SIZE)
         return evk__fail(EVK_ERR_TRUNCATED, errstr, errstr_size,
-                        "frame is %zu byte%s, shorter than the %d-byte header", len,
-                        len == 1 ? "" : "s", EVK_FRAME_HEADER_SIZE);
+                         "frame is %zu byte%s, shorter than the %d-byte header", len,
+                         len == 1 ? "" : "s", EVK_FRAME_HEADER_SIZE);
     if (b[0] != 0)
         return evk__fail(EVK_ERR_BAD_MAGIC, errstr, errstr_size,
-                        "magic byte is 0x%02x, expected 0x00", b[0]);
+                         "magic byte is 0x%02x, expected 0x00", b[0]);
     int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 |
                            (uint32_t)b[4]);
     return evk__catalog_writer(cat, id, s, w, errstr, errstr_size);
@@ -1020,7 +1020,8 @@ evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_messag
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "message or out is NULL");
     *out = NULL;
     if (msg->err)
-        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s", rd_kafka_message_errstr(msg));
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s",
+                         rd_kafka_message_errstr(msg));
     rd_kafka_headers_t *headers = NULL;
     if (rd_kafka_message_headers(msg, &headers)) headers = NULL;
     evk_err_t err = evk_event_decode(cat, msg->payload, msg->len, msg->key, msg->key_len,
@@ -1040,6 +1041,6 @@ evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_messag
 evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t **out) {
     if (!ev || !out) return EVK_ERR_INVALID_ARG;
     *out = evk__ce_headers(ev->schema, ev->meta[M_ID], ev->meta[M_SOURCE], ev->meta[M_TIME],
-                          ev->meta[M_CORRELATION], ev->meta[M_CAUSATION]);
+                           ev->meta[M_CORRELATION], ev->meta[M_CAUSATION]);
     return *out ? EVK_OK : EVK_ERR_NOMEM;
 }

@@ -61,7 +61,7 @@ walk_fail(walk_t *w, const char *fmt, ...) {
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     return evk__fail(EVK_ERR_SCHEMA, w->errstr, w->errstr_size, "%s: %s",
-                    w->plen ? w->path : "(record)", reason);
+                     w->plen ? w->path : "(record)", reason);
 }
 
 /* ---- compatibility of two schemas ---- */
@@ -183,21 +183,21 @@ static evk_err_t check(walk_t *w, avro_schema_t ws, avro_schema_t rs) {
 /* ---- writers ---- */
 
 evk_err_t evk__writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
-                         evk__writer_t **out, char *errstr, size_t errstr_size) {
+                          evk__writer_t **out, char *errstr, size_t errstr_size) {
     char reason[512];
     walk_t w = {.doc = evk__schema_doc(reader), .errstr = reason, .errstr_size = sizeof reason};
     *out = NULL;
     if (check(&w, schema, evk_schema_avro(reader)))
         return evk__fail(EVK_ERR_SCHEMA, errstr, errstr_size,
-                        "%s: schema id %d cannot be read as the catalog's version: %s",
-                        evk_schema_name(reader), (int)id, reason);
+                         "%s: schema id %d cannot be read as the catalog's version: %s",
+                         evk_schema_name(reader), (int)id, reason);
     evk__writer_t *wr = calloc(1, sizeof *wr);
     if (!wr) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     *wr = (evk__writer_t){.id = id, .reader = reader, .schema = avro_schema_incref(schema)};
     if (!(wr->iface = avro_generic_class_from_schema(schema))) {
         evk__writer_destroy(wr);
         return evk__fail(EVK_ERR_SCHEMA, errstr, errstr_size, "%s: schema id %d: %s",
-                        evk_schema_name(reader), (int)id, avro_strerror());
+                         evk_schema_name(reader), (int)id, avro_strerror());
     }
     *out = wr;
     return EVK_OK;
@@ -407,12 +407,12 @@ static evk_err_t read_writer_value(const evk__writer_t *wr, const void *body, si
     avro_reader_free(r);
     if (rc)
         return evk__fail(EVK_ERR_DECODE, errstr, errstr_size, "%s body (schema id %d): %s",
-                        evk_schema_name(wr->reader), (int)wr->id, avro_strerror());
+                         evk_schema_name(wr->reader), (int)wr->id, avro_strerror());
     return EVK_OK;
 }
 
 evk_err_t evk__writer_read(const evk__writer_t *wr, const void *body, size_t len,
-                          avro_value_t *out, char *errstr, size_t errstr_size) {
+                           avro_value_t *out, char *errstr, size_t errstr_size) {
     char reason[512];
     walk_t w = {
         .doc = evk__schema_doc(wr->reader), .errstr = reason, .errstr_size = sizeof reason};
@@ -423,8 +423,8 @@ evk_err_t evk__writer_read(const evk__writer_t *wr, const void *body, size_t len
     if (!err && (err = copy_fresh(&w, &wv, out))) {
         /* The check at evk__writer_new() leaves only values to fail here. */
         err = err == EVK_ERR_NOMEM ? err : EVK_ERR_DECODE;
-        evk__fail(err, errstr, errstr_size, "%s (schema id %d): %s", evk_schema_name(wr->reader),
-                 (int)wr->id, reason);
+        evk__fail(err, errstr, errstr_size, "%s (schema id %d): %s",
+                  evk_schema_name(wr->reader), (int)wr->id, reason);
     }
     avro_value_decref(&wv);
     return err;

@@ -5,8 +5,8 @@
 #include "internal.h"
 
 rd_kafka_headers_t *evk__ce_headers(const evk_schema_t *s, const char *id, const char *source,
-                                   const char *time, const char *correlation_id,
-                                   const char *causation_id) {
+                                    const char *time, const char *correlation_id,
+                                    const char *causation_id) {
     const char *const headers[][2] = {
         {"ce_specversion", "1.0"},
         {"ce_id", id},

@@ -33,8 +33,8 @@ static evk_err_t lock_dir(char *out, size_t size, char *errstr, size_t errstr_si
         snprintf(out, size, "/tmp/evkit-%lu", (unsigned long)getuid());
     if (evk__make_dirs(out))
         return evk__fail(EVK_ERR_IO, errstr, errstr_size,
-                        "instance lock directory %s: %s (set EVK_LOCK_DIR)", out,
-                        strerror(errno));
+                         "instance lock directory %s: %s (set EVK_LOCK_DIR)", out,
+                         strerror(errno));
     return EVK_OK;
 }
 
@@ -73,13 +73,13 @@ static evk_err_t claim_explicit(evk_service_t *svc, const char *dir, const char 
     int fd = try_lock(dir, svc->group_id, instance, path, sizeof(path));
     if (fd == -1)
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: instance_id \"%s\" of group %s is in use by another process on "
-                        "this host (pid %ld, lock %s); give each copy its own instance_id or "
-                        "leave it unset",
-                        svc->name, instance, svc->group_id, holder_pid(path), path);
+                         "%s: instance_id \"%s\" of group %s is in use by another process on "
+                         "this host (pid %ld, lock %s); give each copy its own instance_id or "
+                         "leave it unset",
+                         svc->name, instance, svc->group_id, holder_pid(path), path);
     if (fd < 0)
         return evk__fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s: %s", svc->name, path,
-                        strerror(errno));
+                         strerror(errno));
     svc->lock_fd = fd;
     svc->slot = 0;
     svc->instance_id = strdup(instance);
@@ -96,16 +96,17 @@ static evk_err_t claim_slot(evk_service_t *svc, const char *dir, const char *hos
         if (fd == -1) continue;
         if (fd < 0)
             return evk__fail(EVK_ERR_IO, errstr, errstr_size, "%s: %s: %s", svc->name, path,
-                            strerror(errno));
+                             strerror(errno));
         svc->lock_fd = fd;
         svc->slot = k;
         svc->instance_id = strdup(instance);
-        return svc->instance_id ? EVK_OK
-                                : evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return svc->instance_id
+                   ? EVK_OK
+                   : evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
     return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                    "%s: all %d instance slots of group %s on this host are taken", svc->name,
-                    SVC_MAX_SLOTS, svc->group_id);
+                     "%s: all %d instance slots of group %s on this host are taken", svc->name,
+                     SVC_MAX_SLOTS, svc->group_id);
 }
 
 evk_err_t svc_instance_claim(evk_service_t *svc, char *errstr, size_t errstr_size) {
@@ -117,8 +118,8 @@ evk_err_t svc_instance_claim(evk_service_t *svc, char *errstr, size_t errstr_siz
     const char *instance = env && *env ? env : evk_config_get_string(svc->cfg, path, NULL);
     if (instance && (!*instance || strpbrk(instance, "/ \t\n")))
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: instance_id \"%s\" must be non-empty, without '/' or spaces", path,
-                        instance);
+                         "%s: instance_id \"%s\" must be non-empty, without '/' or spaces",
+                         path, instance);
     evk_err_t rc = lock_dir(dir, sizeof(dir), errstr, errstr_size);
     if (rc) return rc;
     return instance ? claim_explicit(svc, dir, instance, errstr, errstr_size)

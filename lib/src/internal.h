@@ -20,7 +20,7 @@ evk_err_t evk__fail(evk_err_t err, char *errstr, size_t errstr_size, const char 
 /* The codecs' error at a field: "<prefix><path>: <message>", or
  * "<prefix><message>" at the top (an empty @p path). */
 evk_err_t evk__fail_at(evk_err_t err, char *errstr, size_t errstr_size, const char *prefix,
-                      const char *path, const char *fmt, va_list ap)
+                       const char *path, const char *fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));
 
 /* strdup that accepts NULL. */
@@ -72,8 +72,8 @@ const char *evk__config_source(const evk_config_t *cfg, const char *path);
  * API or the environment are type-checked only: their names are fixed by
  * code. */
 evk_err_t evk__config_check_group(const evk_config_t *cfg, const char *group,
-                                 const evk_setting_t *const *tables, size_t ntables, int strict,
-                                 char *errstr, size_t errstr_size);
+                                  const evk_setting_t *const *tables, size_t ntables,
+                                  int strict, char *errstr, size_t errstr_size);
 
 /* The keys of evkit's own groups, checked when a file is loaded; each table
  * lives beside the code that reads its group. */
@@ -109,7 +109,7 @@ typedef struct evk__writer_s evk__writer_t;
  * rules and build the writer; errstr names the first incompatible field.
  * Takes its own reference to @p schema. */
 evk_err_t evk__writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
-                         evk__writer_t **out, char *errstr, size_t errstr_size);
+                          evk__writer_t **out, char *errstr, size_t errstr_size);
 void evk__writer_destroy(evk__writer_t *w);
 int32_t evk__writer_id(const evk__writer_t *w);
 const evk_schema_t *evk__writer_reader(const evk__writer_t *w);
@@ -119,14 +119,14 @@ avro_schema_t evk__writer_schema(const evk__writer_t *w);
  * initialised) value of the reader's schema. The body must have passed the
  * frame scan against evk__writer_schema(). */
 evk_err_t evk__writer_read(const evk__writer_t *w, const void *body, size_t len,
-                          avro_value_t *out, char *errstr, size_t errstr_size);
+                           avro_value_t *out, char *errstr, size_t errstr_size);
 
 /* How to read schema id @p id: *reader is the catalog entry, *writer NULL
  * when the frame was written with that very schema, else the writer to
  * resolve it with (from the catalog, or fetched from the registry and
  * cached). EVK_ERR_UNKNOWN_SCHEMA_ID when neither knows the id. */
 evk_err_t evk__catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
-                             const evk__writer_t **writer, char *errstr, size_t errstr_size);
+                              const evk__writer_t **writer, char *errstr, size_t errstr_size);
 
 /* Whether the registry may register schemas (schema_registry.auto.register). */
 struct evk_registry_s;
@@ -135,7 +135,7 @@ int evk__registry_auto_register(const struct evk_registry_s *reg);
 /* The CloudEvents binary-mode headers of docs/WIRE.md, in their order; NULL
  * values are left out. NULL when out of memory. */
 rd_kafka_headers_t *evk__ce_headers(const evk_schema_t *s, const char *id, const char *source,
-                                   const char *time, const char *correlation_id,
-                                   const char *causation_id);
+                                    const char *time, const char *correlation_id,
+                                    const char *causation_id);
 
 #endif

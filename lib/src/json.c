@@ -509,13 +509,13 @@ static evk_err_t fill_value(fill_t *fc, const json_t *in, avro_value_t *v) {
 }
 
 evk_err_t evk__json_fill(const json_t *doc, const json_t *in, avro_value_t *v, char *errstr,
-                        size_t errstr_size) {
+                         size_t errstr_size) {
     fill_t fc = {.doc = doc, .errstr = errstr, .errstr_size = errstr_size};
     return fill_value(&fc, in, v);
 }
 
 evk_err_t evk__json_fill_default(const json_t *doc, const json_t *def, avro_value_t *v,
-                                char *errstr, size_t errstr_size) {
+                                 char *errstr, size_t errstr_size) {
     fill_t fc = {.doc = doc, .in_default = 1, .errstr = errstr, .errstr_size = errstr_size};
     return fill_value(&fc, def, v);
 }
@@ -580,7 +580,7 @@ evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr
         long cp = control_at((const unsigned char *)key, len, i);
         if (cp >= 0)
             return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size,
-                            "must not contain control characters (found U+%04lX)", cp);
+                             "must not contain control characters (found U+%04lX)", cp);
     }
     return EVK_OK;
 }
@@ -599,7 +599,7 @@ static evk_err_t key_from_field(evk_event_t *ev, char *errstr, size_t errstr_siz
     if (avro_value_get_by_name(evk_event_value(ev), field, &v, NULL) ||
         avro_value_get_string(&v, &s, &size))
         return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key is not a string",
-                        field);
+                         field);
     char why[128];
     if (evk_key_check(s, size ? size - 1 : 0, why, sizeof why)) /* size counts the NUL */
         return evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size, "%s: key %s", field, why);
@@ -620,9 +620,9 @@ static evk_err_t add_absent(json_t *root, const char *const *names, const char *
 }
 
 evk_err_t evk__event_from_json_with(const evk_schema_t *s, const char *json, size_t len,
-                                   const char *const *names, const char *const *values,
-                                   size_t n, evk_event_t **out, char *errstr,
-                                   size_t errstr_size) {
+                                    const char *const *names, const char *const *values,
+                                    size_t n, evk_event_t **out, char *errstr,
+                                    size_t errstr_size) {
     if (!out) return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "out is NULL");
     *out = NULL;
     if (!s || (!json && len))
@@ -634,7 +634,7 @@ evk_err_t evk__event_from_json_with(const evk_schema_t *s, const char *json, siz
                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!root)
         return evk__fail(EVK_ERR_JSON, errstr, errstr_size, "line %d, column %d: %s", je.line,
-                        je.column, je.text);
+                         je.column, je.text);
     evk_event_t *ev = add_absent(root, names, values, n) ? NULL : evk__event_alloc(s, 1);
     evk_err_t err =
         ev ? evk__json_fill(evk__schema_doc(s), root, evk_event_value(ev), errstr, errstr_size)

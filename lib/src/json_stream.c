@@ -38,7 +38,7 @@ typedef struct {
     const char *name;
     size_t name_len;
     node_t *type;
-    buf_t def;     /* the default, Avro-encoded; def.p NULL when none */
+    buf_t def;      /* the default, Avro-encoded; def.p NULL when none */
     char *def_json; /* set by evk_json_reader_set_default(), for the DOM path */
 } field_t;
 
@@ -859,8 +859,7 @@ void evk_json_reader_destroy(evk_json_reader_t *r) {
     free(r);
 }
 
-static int run(evk_json_reader_t *r, const node_t *n, const char *json, size_t len,
-               int *oom) {
+static int run(evk_json_reader_t *r, const node_t *n, const char *json, size_t len, int *oom) {
     ctx_t c = {.r = r, .p = json, .end = json + len};
     r->nslots = 0;
     r->has_key = 0;
@@ -873,16 +872,18 @@ static int run(evk_json_reader_t *r, const node_t *n, const char *json, size_t l
 evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field, const char *json,
                                       char *errstr, size_t errstr_size) {
     if (!r || !field || !json)
-        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size, "reader, field or json is NULL");
+        return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
+                         "reader, field or json is NULL");
     int i = top_field(r->root, field);
-    if (i < 0) return evk__fail(EVK_ERR_NOT_FOUND, errstr, errstr_size, "%s: no such field", field);
+    if (i < 0)
+        return evk__fail(EVK_ERR_NOT_FOUND, errstr, errstr_size, "%s: no such field", field);
     field_t *f = &r->root->fields[i];
     int oom;
     r->out.len = 0;
     if (run(r, f->type, json, strlen(json), &oom))
         return oom ? evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory")
                    : evk__fail(EVK_ERR_VALIDATION, errstr, errstr_size,
-                              "%s: default %s does not fit the field", field, json);
+                               "%s: default %s does not fit the field", field, json);
     char *copy = strdup(json);
     buf_t def = {0};
     if (!copy || buf_reserve(&def, r->out.len + 1)) {
@@ -909,8 +910,8 @@ static evk_err_t dom_frame(evk_json_reader_t *r, const char *json, size_t len, v
         values[n++] = r->root->fields[i].def_json;
     }
     evk_event_t *ev;
-    evk_err_t err =
-        evk__event_from_json_with(r->schema, json, len, names, values, n, &ev, errstr, errstr_size);
+    evk_err_t err = evk__event_from_json_with(r->schema, json, len, names, values, n, &ev,
+                                              errstr, errstr_size);
     if (err) return err;
     err = evk_event_encode(ev, frame, frame_len);
     if (!err && evk_event_key(ev) && !(*key = strdup(evk_event_key(ev)))) {
@@ -940,7 +941,7 @@ static evk_err_t fast_frame(evk_json_reader_t *r, void **frame, size_t *frame_le
 }
 
 evk_err_t evk__json_reader_fast(evk_json_reader_t *r, const char *json, size_t len,
-                               const unsigned char **body, size_t *body_len) {
+                                const unsigned char **body, size_t *body_len) {
     int oom = 0;
     r->out.len = EVK_FRAME_HEADER_SIZE; /* the header is written last */
     if (buf_reserve(&r->out, 64)) return EVK_ERR_NOMEM;

@@ -168,7 +168,7 @@ void evk_log_verbosity(int steps) {
 static evk_err_t parse_level(const char *s, const char *from, char *errstr, size_t n) {
     if (!evk__log_level_from_name(s, &base_level)) return EVK_OK;
     return evk__fail(EVK_ERR_CONFIG, errstr, n,
-                    "%s: unknown log level \"%s\" (debug, info, warn, error)", from, s);
+                     "%s: unknown log level \"%s\" (debug, info, warn, error)", from, s);
 }
 
 static evk_err_t parse_format(const char *s, const char *from, char *errstr, size_t n) {
@@ -178,7 +178,7 @@ static evk_err_t parse_format(const char *s, const char *from, char *errstr, siz
         format = FMT_JSON;
     else
         return evk__fail(EVK_ERR_CONFIG, errstr, n,
-                        "%s: unknown log format \"%s\" (logfmt, json)", from, s);
+                         "%s: unknown log format \"%s\" (logfmt, json)", from, s);
     return EVK_OK;
 }
 

@@ -30,11 +30,11 @@
 /* ---- settings ---- */
 
 const evk_setting_t evk__metrics_settings[] = {{"port", EVK_SETTING_INT},
-                                              {"bind", EVK_SETTING_STRING},
-                                              {"max_connections", EVK_SETTING_INT},
-                                              {"max_connections_per_ip", EVK_SETTING_INT},
-                                              {"timeout_s", EVK_SETTING_INT},
-                                              {NULL, 0}};
+                                               {"bind", EVK_SETTING_STRING},
+                                               {"max_connections", EVK_SETTING_INT},
+                                               {"max_connections_per_ip", EVK_SETTING_INT},
+                                               {"timeout_s", EVK_SETTING_INT},
+                                               {NULL, 0}};
 
 /* The service's own setting if it has one, else the shared one. */
 static const char *met_path(const evk_service_t *svc, const char *own, const char *shared,
@@ -77,8 +77,8 @@ static evk_err_t met_int(const evk_service_t *svc, const char *name, int64_t def
     evk_err_t rc = evk_config_get_int(svc->cfg, path, def, out, errstr, errstr_size);
     if (!rc && (*out < min || *out > max))
         rc = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                      "%s: expected %lld to %lld (%s), got %lld", path, (long long)min,
-                      (long long)max, max_is, (long long)*out);
+                       "%s: expected %lld to %lld (%s), got %lld", path, (long long)min,
+                       (long long)max, max_is, (long long)*out);
     return rc;
 }
 
@@ -116,8 +116,8 @@ evk_err_t svc_metrics_settings(evk_service_t *svc, char *errstr, size_t errstr_s
     evk_err_t rc = evk_config_get_int(svc->cfg, path, 0, &m->port, errstr, errstr_size);
     if (!rc && (m->port < 0 || m->port > 65535))
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: expected a port (1-65535, 0 for none), got %lld", path,
-                        (long long)m->port);
+                         "%s: expected a port (1-65535, 0 for none), got %lld", path,
+                         (long long)m->port);
     if (!rc) rc = metrics_port_for_slot(svc, m, path, errstr, errstr_size);
     path = met_path(svc, "metrics_bind", "metrics.bind", buf, sizeof(buf));
     if (!rc && !(m->bind = strdup(evk_config_get_string(svc->cfg, path, "127.0.0.1"))))
@@ -242,8 +242,8 @@ static evk_err_t met_listen(const svc_metrics_t *m, int *out, char *errstr,
     snprintf(port, sizeof(port), "%d", (int)m->port);
     int gai = getaddrinfo(m->bind, port, &hints, &ai);
     if (gai)
-        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "metrics_bind \"%s\": %s", m->bind,
-                        gai_strerror(gai));
+        return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "metrics_bind \"%s\": %s",
+                         m->bind, gai_strerror(gai));
     int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int ok = fd >= 0 && !setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
              !bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, SOMAXCONN);
@@ -252,8 +252,8 @@ static evk_err_t met_listen(const svc_metrics_t *m, int *out, char *errstr,
     if (!ok) {
         if (fd >= 0) close(fd);
         return evk__fail(EVK_ERR_IO, errstr, errstr_size,
-                        "metrics: cannot listen on %s port %s: %s", m->bind, port,
-                        strerror(err));
+                         "metrics: cannot listen on %s port %s: %s", m->bind, port,
+                         strerror(err));
     }
     *out = fd;
     return EVK_OK;
@@ -283,8 +283,8 @@ evk_err_t svc_metrics_start(evk_service_t *svc, char *errstr, size_t errstr_size
     if (!m->daemon) {
         close(fd);
         return evk__fail(EVK_ERR_IO, errstr, errstr_size,
-                        "metrics: cannot start the HTTP server on %s port %lld", m->bind,
-                        (long long)m->port);
+                         "metrics: cannot start the HTTP server on %s port %lld", m->bind,
+                         (long long)m->port);
     }
     char port[8];
     snprintf(port, sizeof(port), "%d", (int)m->port);

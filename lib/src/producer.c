@@ -68,7 +68,7 @@ evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
                            size_t errstr_size) {
     if (!cfg || !cat || !out)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "producer: config, catalog and out are required");
+                         "producer: config, catalog and out are required");
     evk_producer_t *p = calloc(1, sizeof(*p));
     if (!p || (source && !(p->source = strdup(source)))) {
         free(p);
@@ -152,8 +152,8 @@ evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int3
     free(frame);
     if (headers) rd_kafka_headers_destroy(headers);
     return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "produce to %s: %s",
-                    evk_schema_topic(s),
-                    rkt ? rd_kafka_err2str(err) : "cannot create topic handle");
+                     evk_schema_topic(s),
+                     rkt ? rd_kafka_err2str(err) : "cannot create topic handle");
 }
 
 evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque, char *errstr,
@@ -161,7 +161,7 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
     if (!p || !ev) {
         evk_event_destroy(ev);
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "producer: producer and event are required");
+                         "producer: producer and event are required");
     }
     void *frame = NULL;
     size_t len = 0;
@@ -172,7 +172,7 @@ evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque
     if (!err) err = evk_event_headers(ev, &headers);
     if (err) {
         evk__fail(err, errstr, errstr_size, "%s: cannot encode: %s", evk_event_type(ev),
-                 evk_err2str(err));
+                  evk_err2str(err));
         free(frame);
         evk_event_destroy(ev);
         return err;
@@ -194,14 +194,14 @@ evk_err_t evk_producer_flush(evk_producer_t *p, int timeout_ms, char *errstr,
     rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
     if (p->failed_since_flush) {
         evk__fail(EVK_ERR_DELIVERY, errstr, errstr_size, "%llu message(s) not delivered: %s",
-                 (unsigned long long)p->failed_since_flush, p->first_failure);
+                  (unsigned long long)p->failed_since_flush, p->first_failure);
         p->failed_since_flush = 0;
         return EVK_ERR_DELIVERY;
     }
     if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
         return evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
-                        "flush: %d message(s) still in flight after %d ms",
-                        rd_kafka_outq_len(p->rk), timeout_ms);
+                         "flush: %d message(s) still in flight after %d ms",
+                         rd_kafka_outq_len(p->rk), timeout_ms);
     return EVK_OK;
 }
 

@@ -146,9 +146,9 @@ static evk_err_t read_strategy(evk_registry_t *reg, const evk_config_t *cfg, cha
         if (!strcmp(v, names[i])) reg->strategy = i;
     if (v && strcmp(v, names[reg->strategy]))
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "schema_registry.subject.name.strategy: \"%s\" is not topic, record "
-                        "or topic_record",
-                        v);
+                         "schema_registry.subject.name.strategy: \"%s\" is not topic, record "
+                         "or topic_record",
+                         v);
     return EVK_OK;
 }
 
@@ -163,7 +163,7 @@ static evk_err_t read_numbers(evk_registry_t *reg, const evk_config_t *cfg, char
                                   &reg->auto_register, errstr, errstr_size);
     if (!err && (timeout <= 0 || timeout > INT32_MAX))
         err = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: expected a positive number",
-                       tkey);
+                        tkey);
     reg->timeout_ms = (long)timeout;
     return err;
 }
@@ -216,7 +216,7 @@ evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *
     evk_err_t err = (reg->curl = curl_easy_init())
                         ? read_settings(reg, cfg, errstr, errstr_size)
                         : evk__fail(EVK_ERR_NOMEM, errstr, errstr_size,
-                                   "schema registry: curl_easy_init failed");
+                                    "schema registry: curl_easy_init failed");
     if (err) {
         evk_registry_destroy(reg);
         return err;
@@ -345,8 +345,8 @@ static evk_err_t http_status_fail(const evk_registry_t *reg, long status, const 
                           : "(no body)",
               REG_QUOTE_MAX);
     evk__fail(err, errstr, errstr_size, "schema registry %s: HTTP %ld: %s%s", reg->url, status,
-             quoted,
-             err == EVK_ERR_CONFIG ? " (check schema_registry.basic.auth.user.info)" : "");
+              quoted,
+              err == EVK_ERR_CONFIG ? " (check schema_registry.basic.auth.user.info)" : "");
     json_decref(doc);
     return err;
 }
@@ -375,12 +375,12 @@ static evk_err_t http(evk_registry_t *reg, const char *path, const char *post, j
     evk_err_t err = EVK_OK;
     if (rc)
         err = evk__fail(EVK_ERR_IO, errstr, errstr_size, "schema registry %s: %s", reg->url,
-                       *curl_err ? curl_err : curl_easy_strerror(rc));
+                        *curl_err ? curl_err : curl_easy_strerror(rc));
     else if (status < 200 || status > 299)
         err = http_status_fail(reg, status, &body, errstr, errstr_size);
     else if (!(*reply = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL))
         err = evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
-                       "schema registry %s%s: answer is not JSON", reg->url, path);
+                        "schema registry %s%s: answer is not JSON", reg->url, path);
     free(body.buf);
     return err;
 }
@@ -436,7 +436,7 @@ static evk_err_t reply_id(const evk_registry_t *reg, const json_t *reply, const 
     json_int_t v = json_integer_value(json_object_get(reply, "id"));
     if (!json_is_integer(json_object_get(reply, "id")) || v <= 0 || v > INT32_MAX)
         return evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
-                        "schema registry %s: %s: answer has no valid \"id\"", reg->url, what);
+                         "schema registry %s: %s: answer has no valid \"id\"", reg->url, what);
     *id = (int32_t)v;
     return EVK_OK;
 }
@@ -523,8 +523,8 @@ static evk_err_t check_avro(const evk_registry_t *reg, int32_t id, const char *t
     }
     printable(why, sizeof why, avro_strerror(), REG_QUOTE_MAX);
     return evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
-                    "schema registry %s: schema id %d: the schema does not parse: %s", reg->url,
-                    (int)id, why);
+                     "schema registry %s: schema id %d: the schema does not parse: %s",
+                     reg->url, (int)id, why);
 }
 
 /* The answer is {"schema": "...", "schemaType": "AVRO"}; schemaType is
@@ -536,12 +536,12 @@ static evk_err_t keep_schema(evk_registry_t *reg, int32_t id, const json_t *repl
     char shown[32 * 6 + 8];
     if (!text)
         return evk__fail(EVK_ERR_DECODE, errstr, errstr_size,
-                        "schema registry %s: schema id %d: answer has no \"schema\"", reg->url,
-                        (int)id);
+                         "schema registry %s: schema id %d: answer has no \"schema\"", reg->url,
+                         (int)id);
     if (type && strcmp(type, "AVRO")) {
         printable(shown, sizeof shown, type, 32);
         return evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                        "schema id %d is a %s schema, not Avro", (int)id, shown);
+                         "schema id %d is a %s schema, not Avro", (int)id, shown);
     }
     evk_err_t err = check_avro(reg, id, text, errstr, errstr_size);
     if (err) return err;
@@ -565,8 +565,8 @@ static evk_err_t fetch_schema_once(evk_registry_t *reg, int32_t id, const char *
     evk_err_t err = http(reg, path, NULL, &reply, errstr, errstr_size);
     if (err == EVK_ERR_NOT_FOUND)
         err = evk__fail(EVK_ERR_UNKNOWN_SCHEMA_ID, errstr, errstr_size,
-                       "schema id %d is not in the catalog nor in schema registry %s", (int)id,
-                       reg->url);
+                        "schema id %d is not in the catalog nor in schema registry %s", (int)id,
+                        reg->url);
     if (!err) err = keep_schema(reg, id, reply, json, errstr, errstr_size);
     json_decref(reply);
     return err;

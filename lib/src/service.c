@@ -137,7 +137,7 @@ static rd_kafka_t *svc_client(evk_service_t *svc, rd_kafka_type_t type, rd_kafka
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: %s",
-                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+                  type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
     }
     return rk;
 }
@@ -191,7 +191,7 @@ static evk_err_t svc_open_producer(evk_service_t *svc, char *errstr, size_t errs
         evk_err_t rc = EVK_OK;
         if (!rd_kafka_error_is_retriable(e))
             rc = evk__fail(rd_kafka_error_is_fatal(e) ? EVK_ERR_FATAL : EVK_ERR_KAFKA, errstr,
-                          errstr_size, "init_transactions: %s", rd_kafka_error_string(e));
+                           errstr_size, "init_transactions: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         if (rc) return rc;
     }
@@ -258,7 +258,7 @@ static evk_err_t svc_subscribe(evk_service_t *svc, char *errstr, size_t errstr_s
     rd_kafka_topic_partition_list_destroy(topics);
     if (err)
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "subscribe: %s",
-                        rd_kafka_err2str(err));
+                         rd_kafka_err2str(err));
     return EVK_OK;
 }
 
@@ -323,10 +323,10 @@ static evk_err_t svc_check_copartitioned(evk_service_t *svc, char *errstr, size_
             want = n;
         } else if (n != want) {
             return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                            "%s: topic %s has %d partitions but %s has %d: a service with "
-                            "stores needs the same count on every input topic and changelog "
-                            "(docs/SCALING.md)",
-                            svc->name, evk_schema_topic(s), n, first, want);
+                             "%s: topic %s has %d partitions but %s has %d: a service with "
+                             "stores needs the same count on every input topic and changelog "
+                             "(docs/SCALING.md)",
+                             svc->name, evk_schema_topic(s), n, first, want);
         }
     }
     return EVK_OK;
@@ -630,7 +630,7 @@ static evk_err_t svc_ready_once(evk_service_t *svc, char *errstr, size_t errstr_
         rc = svc_txn_abort(svc, 0, errstr, errstr_size);
         if (rc != SVC_REPLAY) return rc;
         return evk__fail(cbrc, errstr, errstr_size, "ready callback failed: %s",
-                        evk_err2str(cbrc));
+                         evk_err2str(cbrc));
     }
     rc = svc_flush_staged(svc, NULL, errstr, errstr_size);
     return rc ? rc : svc_txn_commit(svc, 1, errstr, errstr_size);
@@ -729,7 +729,7 @@ static evk_err_t svc_finish(evk_service_t *svc, evk_err_t rc, char *errstr,
 evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size) {
     if (!svc || svc->consumer || svc->producer)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "service: NULL or already running");
+                         "service: NULL or already running");
     signals_install();
     evk_err_t rc = svc_settings_check(svc, errstr, errstr_size);
     if (!rc) rc = svc_metrics_start(svc, errstr, errstr_size);
@@ -754,9 +754,9 @@ static evk_err_t svc_setting(evk_service_t *svc, const char *key, int64_t def, i
     snprintf(path, sizeof(path), "%s.%s", svc->name, key);
     evk_err_t rc = evk_config_get_int(svc->cfg, path, def, out, errstr, errstr_size);
     if (!rc && *out < min)
-        rc =
-            evk__fail(EVK_ERR_CONFIG, errstr, errstr_size, "%s: must be at least %lld, got %lld",
-                     path, (long long)min, (long long)*out);
+        rc = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
+                       "%s: must be at least %lld, got %lld", path, (long long)min,
+                       (long long)*out);
     return rc;
 }
 
@@ -789,9 +789,9 @@ static evk_err_t svc_check_retry_budget(const evk_service_t *svc, char *errstr,
     int64_t budget = svc_retry_budget_ms(svc);
     if (svc_worst_case_ms(svc, 0, budget) > budget)
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: retry_max and retry_backoff_max_ms allow backing off more than "
-                        "half of max.poll.interval.ms (%lld ms) for one event",
-                        svc->name, (long long)budget * 2);
+                         "%s: retry_max and retry_backoff_max_ms allow backing off more than "
+                         "half of max.poll.interval.ms (%lld ms) for one event",
+                         svc->name, (long long)budget * 2);
     return EVK_OK;
 }
 
@@ -800,17 +800,17 @@ evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *s
                                          size_t errstr_size) {
     if (!svc || !setting || handler_max_ms < 0)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "service: a setting name and a handler time of at least 0 are "
-                        "required");
+                         "service: a setting name and a handler time of at least 0 are "
+                         "required");
     int64_t budget = svc_retry_budget_ms(svc);
     if (svc_worst_case_ms(svc, handler_max_ms, budget) <= budget) return EVK_OK;
     return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                    "%s.retry_max (%lld) tries of up to %s (%lld ms) each, with the "
-                    "backoffs between them, can hold one event longer than half of "
-                    "max.poll.interval.ms (%lld ms): the group would evict the service in "
-                    "the middle of it; lower them or raise kafka.max.poll.interval.ms",
-                    svc->name, (long long)svc->retry_max, setting, (long long)handler_max_ms,
-                    (long long)budget * 2);
+                     "%s.retry_max (%lld) tries of up to %s (%lld ms) each, with the "
+                     "backoffs between them, can hold one event longer than half of "
+                     "max.poll.interval.ms (%lld ms): the group would evict the service in "
+                     "the middle of it; lower them or raise kafka.max.poll.interval.ms",
+                     svc->name, (long long)svc->retry_max, setting, (long long)handler_max_ms,
+                     (long long)budget * 2);
 }
 
 /* message.max.bytes is set rather than assumed: librdkafka's default,
@@ -824,10 +824,10 @@ static evk_err_t svc_record_limits(evk_service_t *svc, char *errstr, size_t errs
                                SVC_DEAD_LETTER_MIN_BYTES, &svc->dead_letter_max_bytes, errstr,
                                errstr_size);
     if (!rc && svc->dead_letter_max_bytes > svc->message_max_bytes)
-        rc =
-            evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                     "%s.dead_letter_max_bytes: must not exceed kafka.message.max.bytes (%lld)",
-                     svc->name, (long long)svc->message_max_bytes);
+        rc = evk__fail(
+            EVK_ERR_CONFIG, errstr, errstr_size,
+            "%s.dead_letter_max_bytes: must not exceed kafka.message.max.bytes (%lld)",
+            svc->name, (long long)svc->message_max_bytes);
     return rc;
 }
 
@@ -837,7 +837,7 @@ static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t er
     const char *v = evk_config_get_string(svc->cfg, path, "debug");
     if (evk__log_level_from_name(v, &svc->event_log_level))
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: unknown log level \"%s\" (debug, info, warn, error)", path, v);
+                         "%s: unknown log level \"%s\" (debug, info, warn, error)", path, v);
     return EVK_OK;
 }
 
@@ -888,7 +888,7 @@ evk_err_t evk_service_new(const char *name, const evk_config_t *cfg, const evk_c
                           evk_service_t **out, char *errstr, size_t errstr_size) {
     if (!name || !*name || !cfg || !cat || !out)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "service: name, config, catalog and out are required");
+                         "service: name, config, catalog and out are required");
     evk_service_t *svc = calloc(1, sizeof(*svc));
     if (!svc) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->cfg = cfg;
@@ -914,14 +914,14 @@ evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *ha
                          void *opaque, char *errstr, size_t errstr_size) {
     if (!svc || !type || !handler)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "service: type and handler are required");
+                         "service: type and handler are required");
     const evk_schema_t *s = evk_catalog_find(svc->cat, type);
     if (!s)
         return evk__fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
-                        "%s: event type \"%s\" is not in the catalog", svc->name, type);
+                         "%s: event type \"%s\" is not in the catalog", svc->name, type);
     if (svc_route(svc, s))
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "%s: %s already has a handler", svc->name, evk_schema_type(s));
+                         "%s: %s already has a handler", svc->name, evk_schema_type(s));
     svc_route_t *r = realloc(svc->routes, (svc->nroutes + 1) * sizeof(*r));
     if (!r) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
     svc->routes = r;
@@ -933,15 +933,15 @@ evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_
                                 char *errstr, size_t errstr_size) {
     if (!svc || !type || !out)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                        "service: type and out are required");
+                         "service: type and out are required");
     const evk_schema_t *s = evk_catalog_find(svc->cat, type);
     if (!s)
         return evk__fail(EVK_ERR_UNKNOWN_TYPE, errstr, errstr_size,
-                        "%s: event type \"%s\" is not in the catalog", svc->name, type);
+                         "%s: event type \"%s\" is not in the catalog", svc->name, type);
     for (size_t i = 0; i < svc->nstores; i++)
         if (svc_store_schema(svc->stores[i]) == s)
             return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
-                            "%s: a store of %s exists already", svc->name, evk_schema_type(s));
+                             "%s: a store of %s exists already", svc->name, evk_schema_type(s));
     /* Only a compacted changelog stays bounded; the catalog is what tells
      * evk-admin to create it so. */
     if (!evk_schema_changelog(s))

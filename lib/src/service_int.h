@@ -131,7 +131,7 @@ struct evk_service_s {
     svc_disk_t *disk;
     int disk_claimed;      /* its cluster checked (store.c) */
     uint64_t disk_flushes; /* commits written to disk (store.c) */
-    size_t cache_entries; /* per store, what stays in memory after a commit */
+    size_t cache_entries;  /* per store, what stays in memory after a commit */
     svc_poison_t *poison;
     size_t npoison, poison_cap;
 
@@ -143,7 +143,8 @@ struct evk_service_s {
     svc_input_t input;
 
     struct {
-        atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts, restored;
+        atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts,
+            restored;
     } stats;
     struct svc_metrics_s *metrics; /* per-type counters, latency, the HTTP endpoint */
 };

@@ -41,10 +41,10 @@ static evk_err_t txn_error(rd_kafka_error_t *e, const char *what, char *errstr,
 static evk_err_t txn_abandoned(evk_service_t *svc, rd_kafka_error_t *e, const char *what,
                                char *errstr, size_t errstr_size) {
     evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
-             "stop: the open batch of %llu input(s) was not %s within shutdown_timeout_ms "
-             "(%lld ms), abandoned: the next instance redoes it (%s)",
-             (unsigned long long)svc->batch_inputs, what, (long long)svc->shutdown_timeout_ms,
-             rd_kafka_error_string(e));
+              "stop: the open batch of %llu input(s) was not %s within shutdown_timeout_ms "
+              "(%lld ms), abandoned: the next instance redoes it (%s)",
+              (unsigned long long)svc->batch_inputs, what, (long long)svc->shutdown_timeout_ms,
+              rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
     return EVK_ERR_TIMEOUT;
 }
@@ -632,9 +632,9 @@ static evk_err_t rewind_batch(evk_service_t *svc, char *errstr, size_t errstr_si
         for (int i = 0; i < to->cnt && !rc; i++)
             if (to->elems[i].err)
                 rc = evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
-                              "rewind %s [%d] to %lld after abort: %s", to->elems[i].topic,
-                              (int)to->elems[i].partition, (long long)to->elems[i].offset,
-                              rd_kafka_err2str(to->elems[i].err));
+                               "rewind %s [%d] to %lld after abort: %s", to->elems[i].topic,
+                               (int)to->elems[i].partition, (long long)to->elems[i].offset,
+                               rd_kafka_err2str(to->elems[i].err));
     }
     rd_kafka_topic_partition_list_destroy(to);
     return rc;

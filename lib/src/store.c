@@ -228,7 +228,7 @@ static void store_read_failed(const evk_store_t *st, const char *key, const char
     if (svc->cb_err) return;
     svc->cb_err =
         evk__fail(EVK_ERR_IO, svc->cb_errstr, sizeof(svc->cb_errstr),
-                 "state of %s cannot be read from disk: %s", evk_schema_type(st->schema), why);
+                  "state of %s cannot be read from disk: %s", evk_schema_type(st->schema), why);
 }
 
 /* A frame from disk, @p key's value, as an event; NULL if it no longer
@@ -325,8 +325,8 @@ evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_s
     evk_err_t rc = EVK_OK;
     if (svc->disk && svc->nundo && (rc = stores_flush(svc)))
         return evk__fail(rc, errstr, errstr_size,
-                        "the committed state cannot be written to disk (state.dir); a "
-                        "restart catches up from the changelog");
+                         "the committed state cannot be written to disk (state.dir); a "
+                         "restart catches up from the changelog");
     for (size_t i = 0; i < svc->nundo; i++) {
         store_entry_t **link = store_link(svc->undo[i].store, svc->undo[i].key);
         if (*link && !(*link)->value) store_unlink(svc->undo[i].store, link);
@@ -345,13 +345,13 @@ evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size) 
         evk_config_get_int(svc->cfg, "state.cache_entries", cache, &cache, errstr, errstr_size);
     if (!rc && cache < 0)
         rc = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                      "state.cache_entries: must be at least 0, got %lld", (long long)cache);
+                       "state.cache_entries: must be at least 0, got %lld", (long long)cache);
     if (rc || !dir || !*dir || !svc->nstores || svc->disk) return rc;
     svc->cache_entries = (size_t)cache;
     if (svc->nstores >= SVC_DISK_MAX_TABLES)
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
-                        "%s: %zu stores, at most %d can be kept on disk", svc->name,
-                        svc->nstores, SVC_DISK_MAX_TABLES - 1);
+                         "%s: %zu stores, at most %d can be kept on disk", svc->name,
+                         svc->nstores, SVC_DISK_MAX_TABLES - 1);
     size_t n = strlen(dir) + strlen(svc->group_id) + strlen(svc->instance_id) + 3;
     char *path = malloc(n);
     if (!path) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -361,7 +361,7 @@ evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size) 
         if (svc_disk_table(svc->disk, evk_schema_type(svc->stores[i]->schema),
                            &svc->stores[i]->table))
             rc = evk__fail(EVK_ERR_IO, errstr, errstr_size, "state %s: cannot open table %s",
-                          path, evk_schema_type(svc->stores[i]->schema));
+                           path, evk_schema_type(svc->stores[i]->schema));
     if (!rc) {
         char entries[24];
         snprintf(entries, sizeof(entries), "%lld", (long long)cache);
@@ -594,7 +594,7 @@ evk_err_t svc_topic_partitions(const evk_service_t *svc, rd_kafka_t *rk, const c
     rd_kafka_topic_destroy(rkt);
     if (err)
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "%s: metadata: %s", topic,
-                        rd_kafka_err2str(err));
+                         rd_kafka_err2str(err));
     return EVK_OK;
 }
 
@@ -677,11 +677,11 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
     }
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
         return evk__fail(STORE_TRUNCATED, errstr, errstr_size,
-                        "restore %s [%d]: the held state ends past what the changelog has: %s",
-                        topic, (int)m->partition, rd_kafka_message_errstr(m));
+                         "restore %s [%d]: the held state ends past what the changelog has: %s",
+                         topic, (int)m->partition, rd_kafka_message_errstr(m));
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         return evk__fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
-                        rd_kafka_message_errstr(m));
+                         rd_kafka_message_errstr(m));
     if (m->err) return EVK_OK; /* transient: librdkafka retries */
     uint64_t n = atomic_fetch_add(&svc->stats.restored, 1) + 1;
     evk_err_t rc = restore_apply(svc, m);
@@ -692,9 +692,10 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
     }
     if (rc == EVK_ERR_IO)
         return evk__fail(rc, errstr, errstr_size, "restore %s: cannot write the state to disk",
-                        topic);
+                         topic);
     if (rc)
-        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory", topic);
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore %s: out of memory",
+                         topic);
     return EVK_OK;
 }
 
@@ -710,9 +711,9 @@ static evk_err_t restore_read(evk_service_t *svc, rd_kafka_t *rk,
     while (left > 0 && !rc && !svc_stopping(svc)) {
         if (evk__now_ms() > deadline) {
             rc = evk__fail(EVK_ERR_TIMEOUT, errstr, errstr_size,
-                          "restore: %d of %d changelog partitions not read to the end after "
-                          "%lld ms",
-                          left, list->cnt, (long long)svc->restore_timeout_ms);
+                           "restore: %d of %d changelog partitions not read to the end after "
+                           "%lld ms",
+                           left, list->cnt, (long long)svc->restore_timeout_ms);
             break;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
@@ -786,7 +787,7 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     if (stores_claim_disk(svc, rk)) {
         rd_kafka_destroy(rk);
         return evk__fail(EVK_ERR_IO, errstr, errstr_size,
-                        "restore: cannot clear the state on disk");
+                         "restore: cannot clear the state on disk");
     }
     int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
     rd_kafka_topic_partition_list_t *list =
@@ -794,18 +795,18 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     evk_err_t rc = restore_list(svc, rk, parts, nparts, deadline, list, errstr, errstr_size);
     if (!rc && svc->disk && svc_disk_begin(svc->disk))
         rc = evk__fail(EVK_ERR_IO, errstr, errstr_size,
-                      "restore: cannot write the state to disk");
+                       "restore: cannot write the state to disk");
     if (!rc && list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
         rc = err ? evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
-                            rd_kafka_err2str(err))
+                             rd_kafka_err2str(err))
                  : restore_read(svc, rk, list, deadline, errstr, errstr_size);
     }
     /* What was read is on disk with its checkpoints, even when the read
      * stopped early: the next restore goes on from there. */
     if (svc->disk && stores_sync(svc) && !rc)
         rc = evk__fail(EVK_ERR_IO, errstr, errstr_size,
-                      "restore: cannot write the state to disk");
+                       "restore: cannot write the state to disk");
     rd_kafka_topic_partition_list_destroy(list);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

@@ -41,7 +41,8 @@ struct svc_disk_s {
 static evk_err_t disk_fail(int rc, const char *what, const char *path, char *errstr,
                            size_t errstr_size) {
     return evk__fail(rc == ENOMEM ? EVK_ERR_NOMEM : EVK_ERR_IO, errstr, errstr_size,
-                    "state %s %s: %s (state.dir, EVK_STATE_DIR)", path, what, mdb_strerror(rc));
+                     "state %s %s: %s (state.dir, EVK_STATE_DIR)", path, what,
+                     mdb_strerror(rc));
 }
 
 evk_err_t svc_disk_open(const char *dir, svc_disk_t **out, char *errstr, size_t errstr_size) {

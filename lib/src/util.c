@@ -21,10 +21,11 @@ evk_err_t evk__fail(evk_err_t err, char *errstr, size_t errstr_size, const char 
 }
 
 evk_err_t evk__fail_at(evk_err_t err, char *errstr, size_t errstr_size, const char *prefix,
-                      const char *path, const char *fmt, va_list ap) {
+                       const char *path, const char *fmt, va_list ap) {
     char msg[384];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    return evk__fail(err, errstr, errstr_size, "%s%s%s%s", prefix, path, *path ? ": " : "", msg);
+    return evk__fail(err, errstr, errstr_size, "%s%s%s%s", prefix, path, *path ? ": " : "",
+                     msg);
 }
 
 char *evk__strdup0(const char *s) {

@@ -13,7 +13,8 @@ void fuzz_init(void) {
     const char *dirs[2] = {EVK_FUZZ_SCHEMAS_DIR, EVK_FUZZ_RICH_DIR};
     char errstr[512];
     for (int i = 0; i < 2; i++)
-        FUZZ_ASSERT(evk_catalog_load(dirs[i], &fuzz_catalogs[i], errstr, sizeof errstr) == EVK_OK,
+        FUZZ_ASSERT(evk_catalog_load(dirs[i], &fuzz_catalogs[i], errstr, sizeof errstr) ==
+                        EVK_OK,
                     "%s: %s", dirs[i], errstr);
 }
 
@@ -79,12 +80,14 @@ void fuzz_check_roundtrip(evk_event_t *ev) {
                 evk_schema_name(s));
 
     evk_event_t *again;
-    evk_err_t err = evk_event_decode(cat, frame, len, NULL, 0, NULL, &again, errstr, sizeof errstr);
+    evk_err_t err =
+        evk_event_decode(cat, frame, len, NULL, 0, NULL, &again, errstr, sizeof errstr);
     if (err) dump("frame", frame, len);
     FUZZ_ASSERT(err == EVK_OK, "own frame does not decode: %s", errstr);
     void *frame2;
     size_t len2;
-    FUZZ_ASSERT(evk_event_encode(again, &frame2, &len2) == EVK_OK, "decoded frame does not encode");
+    FUZZ_ASSERT(evk_event_encode(again, &frame2, &len2) == EVK_OK,
+                "decoded frame does not encode");
     if (len2 != len || memcmp(frame, frame2, len)) {
         dump("frame", frame, len);
         dump("re-encoded", frame2, len2);

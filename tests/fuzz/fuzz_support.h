@@ -21,14 +21,14 @@ void fuzz_init(void);
  * frame. Aborts, with the evidence on stderr, when one fails. */
 void fuzz_check_roundtrip(evk_event_t *ev);
 
-#define FUZZ_ASSERT(cond, ...)                                                                  \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "fuzz: %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                                       \
-            fputc('\n', stderr);                                                                \
-            abort();                                                                            \
-        }                                                                                       \
+#define FUZZ_ASSERT(cond, ...)                                                                 \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "fuzz: %s:%d: %s: ", __FILE__, __LINE__, #cond);                   \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+            abort();                                                                           \
+        }                                                                                      \
     } while (0)
 
 #endif

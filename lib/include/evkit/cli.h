@@ -88,7 +88,7 @@ EVK_EXPORT void evk_cli_opts_clear(evk_cli_opts_t *o);
  *        -X needs @p o readied by evk_cli_opts_init().
  */
 EVK_EXPORT int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog,
-                void (*usage)(FILE *out, const char *prog));
+                           void (*usage)(FILE *out, const char *prog));
 
 /**
  * @brief Wait up to @p timeout_ms for a broker of @p rk's cluster to answer
@@ -98,14 +98,15 @@ EVK_EXPORT int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog
  * @returns EVK_OK; EVK_ERR_KAFKA with errstr "no broker reachable at
  *          <bootstrap.servers> after <n> s: <reason>".
  */
-EVK_EXPORT evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr,
+                                     size_t errstr_size);
 
 /**
  * @brief evk_cli_config() of @p o's options, then the log set up from it
  *        (evk_log_setup()) with -q/-v applied (evk_log_verbosity()).
  */
-EVK_EXPORT evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char *errstr,
-                              size_t errstr_size);
+EVK_EXPORT evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out,
+                                         char *errstr, size_t errstr_size);
 
 /**
  * @brief Build a program's configuration from kcat-style options:
@@ -114,8 +115,9 @@ EVK_EXPORT evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t *
  *        Fails with EVK_ERR_CONFIG "no bootstrap servers: use -b, ..." when
  *        none is configured anywhere, since every program needs a cluster.
  */
-EVK_EXPORT evk_err_t evk_cli_config(const char *config_file, const char *brokers, char *const *props,
-                         size_t nprops, evk_config_t **out, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_cli_config(const char *config_file, const char *brokers,
+                                    char *const *props, size_t nprops, evk_config_t **out,
+                                    char *errstr, size_t errstr_size);
 
 /**
  * @brief Load the schema catalog named by @p cfg (schemas.dir), with the
@@ -123,7 +125,7 @@ EVK_EXPORT evk_err_t evk_cli_config(const char *config_file, const char *brokers
  *        its ids from the registry (evk_catalog_use_registry()).
  */
 EVK_EXPORT evk_err_t evk_cli_catalog(const evk_config_t *cfg, evk_catalog_t **out, char *errstr,
-                          size_t errstr_size);
+                                     size_t errstr_size);
 
 #ifdef __cplusplus
 }

@@ -90,7 +90,7 @@ EVK_EXPORT void evk_config_destroy(evk_config_t *cfg);
  * @returns EVK_OK and *out, or the error of the failing step with errstr set.
  */
 EVK_EXPORT evk_err_t evk_config_open(const char *path, evk_config_t **out, char *errstr,
-                          size_t errstr_size);
+                                     size_t errstr_size);
 
 /**
  * @brief Merge the libconfig file at @p path into @p cfg.
@@ -102,7 +102,7 @@ EVK_EXPORT evk_err_t evk_config_open(const char *path, evk_config_t **out, char 
  *          setting; did you mean \"dir\"?". A failed load changes nothing.
  */
 EVK_EXPORT evk_err_t evk_config_load(evk_config_t *cfg, const char *path, char *errstr,
-                          size_t errstr_size);
+                                     size_t errstr_size);
 
 /** @brief Apply EVK_* environment overrides (see file comment). */
 EVK_EXPORT evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_t errstr_size);
@@ -115,8 +115,8 @@ EVK_EXPORT evk_err_t evk_config_apply_env(evk_config_t *cfg, char *errstr, size_
  * @returns EVK_OK or EVK_ERR_CONFIG ("kafka.<name>: <librdkafka's reason>",
  *          "kafka.<name>.file: <path>: No such file or directory").
  */
-EVK_EXPORT evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, const char *value,
-                               char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name,
+                                          const char *value, char *errstr, size_t errstr_size);
 
 /**
  * @brief Parse "name=value" (kcat's -X) and call evk_config_set_kafka().
@@ -124,7 +124,7 @@ EVK_EXPORT evk_err_t evk_config_set_kafka(evk_config_t *cfg, const char *name, c
  *          only if it is a property name, since it may be a misplaced value.
  */
 EVK_EXPORT evk_err_t evk_config_set_kafka_kv(evk_config_t *cfg, const char *kv, char *errstr,
-                                  size_t errstr_size);
+                                             size_t errstr_size);
 
 /** @brief Current value of librdkafka property @p name, or NULL. Owned by @p cfg. */
 EVK_EXPORT const char *evk_config_kafka_get(const evk_config_t *cfg, const char *name);
@@ -137,7 +137,7 @@ EVK_EXPORT const char *evk_config_kafka_get(const evk_config_t *cfg, const char 
  * @returns NULL with errstr set if librdkafka refuses a property.
  */
 EVK_EXPORT rd_kafka_conf_t *evk_config_kafka_conf(const evk_config_t *cfg, char *errstr,
-                                       size_t errstr_size);
+                                                  size_t errstr_size);
 
 /**
  * @brief Set a non-Kafka setting, @p path dotted ("inventory.seed_file").
@@ -151,7 +151,7 @@ EVK_EXPORT evk_err_t evk_config_set(evk_config_t *cfg, const char *path, const c
  * The result is owned by @p cfg and valid until it changes.
  */
 EVK_EXPORT const char *evk_config_get_string(const evk_config_t *cfg, const char *path,
-                                  const char *def);
+                                             const char *def);
 
 /**
  * @brief Integer setting at @p path, or @p def when absent.
@@ -160,11 +160,11 @@ EVK_EXPORT const char *evk_config_get_string(const evk_config_t *cfg, const char
  *          when the value came from a file.
  */
 EVK_EXPORT evk_err_t evk_config_get_int(const evk_config_t *cfg, const char *path, int64_t def,
-                             int64_t *out, char *errstr, size_t errstr_size);
+                                        int64_t *out, char *errstr, size_t errstr_size);
 
 /** @brief Boolean setting (true/false/1/0/yes/no) at @p path, like evk_config_get_int(). */
 EVK_EXPORT evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *path, int def,
-                              int *out, char *errstr, size_t errstr_size);
+                                         int *out, char *errstr, size_t errstr_size);
 
 /**
  * @brief List-of-strings setting at @p path (`path = ["a", "b"];`).
@@ -176,8 +176,9 @@ EVK_EXPORT evk_err_t evk_config_get_bool(const evk_config_t *cfg, const char *pa
  *          e.g. "<file>:<line>: payment-service.blocked_customers: expected
  *          list of strings, got \"c-1\"" (*out is then NULL); EVK_ERR_NOMEM.
  */
-EVK_EXPORT evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path, const char ***out,
-                              size_t *n, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_config_get_list(const evk_config_t *cfg, const char *path,
+                                         const char ***out, size_t *n, char *errstr,
+                                         size_t errstr_size);
 
 /**
  * @brief Directory of the schema catalog: schemas.dir (or EVK_SCHEMAS_DIR);

@@ -26,7 +26,7 @@ typedef struct evk_devbroker_s evk_devbroker_t;
  * Its threads serve clients until evk_devbroker_destroy().
  */
 EVK_EXPORT evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
-                            size_t errstr_size);
+                                       size_t errstr_size);
 
 /** @brief "127.0.0.1:p1,127.0.0.1:p2,..." Owned by @p db. */
 EVK_EXPORT const char *evk_devbroker_bootstraps(const evk_devbroker_t *db);
@@ -36,8 +36,8 @@ EVK_EXPORT const char *evk_devbroker_bootstraps(const evk_devbroker_t *db);
  *        auto-created with 4).
  */
 EVK_EXPORT evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic,
-                                     int partitions, int replication, char *errstr,
-                                     size_t errstr_size);
+                                                int partitions, int replication, char *errstr,
+                                                size_t errstr_size);
 
 /** @brief The mock cluster, for fault injection (rd_kafka_mock_*). */
 EVK_EXPORT rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
@@ -60,7 +60,7 @@ EVK_EXPORT rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
  * nothing. Errors: EVK_ERR_INVALID_ARG with errstr naming the problem.
  */
 EVK_EXPORT evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *errstr,
-                                size_t errstr_size);
+                                           size_t errstr_size);
 
 /** @brief Stop the cluster; connected clients see their brokers go down. NULL ok. */
 EVK_EXPORT void evk_devbroker_destroy(evk_devbroker_t *db);

@@ -48,7 +48,8 @@ EVK_EXPORT evk_event_t *evk_event_new(const evk_schema_t *s);
  *        correlation_id (the cause's id if it has none), causation_id = the
  *        cause's id.
  */
-EVK_EXPORT evk_event_t *evk_event_new_caused_by(const evk_schema_t *s, const evk_event_t *cause);
+EVK_EXPORT evk_event_t *evk_event_new_caused_by(const evk_schema_t *s,
+                                                const evk_event_t *cause);
 
 /** @brief Free @p ev. NULL is allowed. */
 EVK_EXPORT void evk_event_destroy(evk_event_t *ev);
@@ -96,7 +97,8 @@ EVK_EXPORT evk_err_t evk_event_derive_id(evk_event_t *ev, const char *base, cons
  *          field or option it checked; EVK_ERR_INVALID_ARG when @p key is NULL
  *          and @p len is not 0.
  */
-EVK_EXPORT evk_err_t evk_key_check(const char *key, size_t len, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_key_check(const char *key, size_t len, char *errstr,
+                                   size_t errstr_size);
 
 /**
  * @brief Where a consumed event came from; topic NULL and offset -1 for an
@@ -104,9 +106,9 @@ EVK_EXPORT evk_err_t evk_key_check(const char *key, size_t len, char *errstr, si
  *        evk_event_set_origin().
  */
 EVK_EXPORT void evk_event_origin(const evk_event_t *ev, const char **topic, int32_t *partition,
-                      int64_t *offset);
+                                 int64_t *offset);
 EVK_EXPORT evk_err_t evk_event_set_origin(evk_event_t *ev, const char *topic, int32_t partition,
-                               int64_t offset);
+                                          int64_t offset);
 
 /** @brief The record itself, for direct avro-c access. Owned by @p ev. */
 EVK_EXPORT avro_value_t *evk_event_value(evk_event_t *ev);
@@ -114,9 +116,12 @@ EVK_EXPORT avro_value_t *evk_event_value(evk_event_t *ev);
 /* ---- Field access by path. All return EVK_OK, EVK_ERR_NOT_FOUND (no such
  * field, index out of range, null optional) or EVK_ERR_VALIDATION (the field
  * has another type). Returned strings are owned by the event. ---- */
-EVK_EXPORT evk_err_t evk_event_get_string(const evk_event_t *ev, const char *path, const char **out);
-EVK_EXPORT evk_err_t evk_event_get_long(const evk_event_t *ev, const char *path, int64_t *out); /* int or long */
-EVK_EXPORT evk_err_t evk_event_get_double(const evk_event_t *ev, const char *path, double *out); /* float or double */
+EVK_EXPORT evk_err_t evk_event_get_string(const evk_event_t *ev, const char *path,
+                                          const char **out);
+EVK_EXPORT evk_err_t evk_event_get_long(const evk_event_t *ev, const char *path,
+                                        int64_t *out); /* int or long */
+EVK_EXPORT evk_err_t evk_event_get_double(const evk_event_t *ev, const char *path,
+                                          double *out); /* float or double */
 EVK_EXPORT evk_err_t evk_event_get_bool(const evk_event_t *ev, const char *path, int *out);
 EVK_EXPORT evk_err_t evk_event_array_size(const evk_event_t *ev, const char *path, size_t *out);
 
@@ -144,7 +149,7 @@ EVK_EXPORT evk_err_t evk_event_append(evk_event_t *ev, const char *path, size_t 
  * field, the event's key is set from it, and it must pass evk_key_check().
  */
 EVK_EXPORT evk_err_t evk_event_from_json(const evk_schema_t *s, const char *json, size_t len,
-                              evk_event_t **out, char *errstr, size_t errstr_size);
+                                         evk_event_t **out, char *errstr, size_t errstr_size);
 
 /**
  * @brief The record as compact JSON (unions written as their plain value,
@@ -181,7 +186,8 @@ EVK_EXPORT void evk_json_reader_destroy(evk_json_reader_t *r);
  *        (the value does not fit the field), EVK_ERR_NOMEM.
  */
 EVK_EXPORT evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const char *field,
-                                      const char *json, char *errstr, size_t errstr_size);
+                                                 const char *json, char *errstr,
+                                                 size_t errstr_size);
 
 /**
  * @brief The JSON record @p json (@p len bytes) as a Confluent frame.
@@ -192,8 +198,8 @@ EVK_EXPORT evk_err_t evk_json_reader_set_default(evk_json_reader_t *r, const cha
  * evk_event_from_json(), with the same messages.
  */
 EVK_EXPORT evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *json, size_t len,
-                                void **frame, size_t *frame_len, char **key, char *errstr,
-                                size_t errstr_size);
+                                           void **frame, size_t *frame_len, char **key,
+                                           char *errstr, size_t errstr_size);
 
 /**
  * @brief CloudEvents headers for a frame of type @p s made without an event
@@ -203,8 +209,8 @@ EVK_EXPORT evk_err_t evk_json_reader_frame(evk_json_reader_t *r, const char *jso
  *        passes to the caller (or on to evk_producer_send_frame()).
  */
 EVK_EXPORT evk_err_t evk_frame_headers(const evk_schema_t *s, const char *source,
-                            const char *correlation_id, const char *causation_id,
-                            rd_kafka_headers_t **out);
+                                       const char *correlation_id, const char *causation_id,
+                                       rd_kafka_headers_t **out);
 
 /* ---- Kafka wire format ---- */
 
@@ -231,18 +237,19 @@ EVK_EXPORT evk_err_t evk_event_headers(const evk_event_t *ev, rd_kafka_headers_t
  *   EVK_ERR_BAD_MAGIC         "magic byte is 0x7b, expected 0x00"
  *   EVK_ERR_UNKNOWN_SCHEMA_ID "schema id 99 is not in the catalog"
  *   EVK_ERR_SCHEMA            "OrderPlaced: schema id 7 cannot be read as the catalog's
- *                              version: customer_id: writer's type long cannot be read as string"
- *   EVK_ERR_IO                the registry could not be asked (see registry.h)
+ *                              version: customer_id: writer's type long cannot be read as
+ * string" EVK_ERR_IO                the registry could not be asked (see registry.h)
  *   EVK_ERR_TRUNCATED/DECODE  "OrderPlaced body: <reason>" (incl. trailing bytes)
  */
 EVK_EXPORT evk_err_t evk_event_decode(const evk_catalog_t *cat, const void *value, size_t len,
-                           const void *key, size_t key_len,
-                           const rd_kafka_headers_t *headers, evk_event_t **out,
-                           char *errstr, size_t errstr_size);
+                                      const void *key, size_t key_len,
+                                      const rd_kafka_headers_t *headers, evk_event_t **out,
+                                      char *errstr, size_t errstr_size);
 
 /** @brief Decode a consumed message: evk_event_decode() plus its origin. */
-EVK_EXPORT evk_err_t evk_event_from_message(const evk_catalog_t *cat, const rd_kafka_message_t *msg,
-                                 evk_event_t **out, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_event_from_message(const evk_catalog_t *cat,
+                                            const rd_kafka_message_t *msg, evk_event_t **out,
+                                            char *errstr, size_t errstr_size);
 
 /** @brief A fresh random UUIDv4 in canonical text form; @p buf >= 37 bytes. */
 EVK_EXPORT void evk_uuid4(char buf[37]);

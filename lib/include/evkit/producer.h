@@ -36,11 +36,12 @@ typedef void(evk_delivery_cb_t)(evk_err_t err, const char *errstr, const char *t
  *        that have none (e.g. "evk-order"). @p cfg and @p cat must outlive it.
  */
 EVK_EXPORT evk_err_t evk_producer_new(const evk_config_t *cfg, const evk_catalog_t *cat,
-                           const char *source, evk_producer_t **out, char *errstr,
-                           size_t errstr_size);
+                                      const char *source, evk_producer_t **out, char *errstr,
+                                      size_t errstr_size);
 
 /** @brief Set the delivery callback (may be NULL). Call before sending. */
-EVK_EXPORT void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_t *cb, void *opaque);
+EVK_EXPORT void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_t *cb,
+                                             void *opaque);
 
 /**
  * @brief Queue @p ev for delivery. @p ev is always consumed (destroyed), even
@@ -48,7 +49,7 @@ EVK_EXPORT void evk_producer_set_delivery_cb(evk_producer_t *p, evk_delivery_cb_
  *        reports and waits for room rather than failing.
  */
 EVK_EXPORT evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void *msg_opaque,
-                            char *errstr, size_t errstr_size);
+                                       char *errstr, size_t errstr_size);
 
 /**
  * @brief Queue an already-encoded Confluent frame of type @p s (the fast path
@@ -58,10 +59,11 @@ EVK_EXPORT evk_err_t evk_producer_send(evk_producer_t *p, evk_event_t *ev, void 
  *        topic does not have fails the message's delivery ("Local: Unknown
  *        partition").
  */
-EVK_EXPORT evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s, int32_t partition,
-                                  const void *key, size_t key_len, void *frame,
-                                  size_t len, rd_kafka_headers_t *headers,
-                                  void *msg_opaque, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema_t *s,
+                                             int32_t partition, const void *key, size_t key_len,
+                                             void *frame, size_t len,
+                                             rd_kafka_headers_t *headers, void *msg_opaque,
+                                             char *errstr, size_t errstr_size);
 
 /**
  * @brief Wait up to @p timeout_ms for a broker of the cluster to answer (a
@@ -71,7 +73,7 @@ EVK_EXPORT evk_err_t evk_producer_send_frame(evk_producer_t *p, const evk_schema
  *          <bootstrap.servers> after <n> s: <reason>".
  */
 EVK_EXPORT evk_err_t evk_producer_connect(evk_producer_t *p, int timeout_ms, char *errstr,
-                               size_t errstr_size);
+                                          size_t errstr_size);
 
 /** @brief Serve delivery reports for up to @p timeout_ms. @returns events served. */
 EVK_EXPORT int evk_producer_poll(evk_producer_t *p, int timeout_ms);
@@ -84,7 +86,7 @@ EVK_EXPORT int evk_producer_poll(evk_producer_t *p, int timeout_ms);
  *          since the previous flush (errstr holds the first reason).
  */
 EVK_EXPORT evk_err_t evk_producer_flush(evk_producer_t *p, int timeout_ms, char *errstr,
-                             size_t errstr_size);
+                                        size_t errstr_size);
 
 /** @brief Messages delivered / failed since creation. */
 EVK_EXPORT uint64_t evk_producer_delivered(const evk_producer_t *p);

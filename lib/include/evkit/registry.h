@@ -64,8 +64,8 @@ typedef struct evk_registry_s evk_registry_t;
  *          directory").
  *          @p cfg is not referenced after the call.
  */
-EVK_EXPORT evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out, char *errstr,
-                           size_t errstr_size);
+EVK_EXPORT evk_err_t evk_registry_new(const evk_config_t *cfg, evk_registry_t **out,
+                                      char *errstr, size_t errstr_size);
 
 /** @brief Free @p reg and its caches. NULL is allowed. */
 EVK_EXPORT void evk_registry_destroy(evk_registry_t *reg);
@@ -88,8 +88,8 @@ EVK_EXPORT int evk_registry_configured(const evk_config_t *cfg);
  *          quoting the registry's message.
  */
 EVK_EXPORT evk_err_t evk_registry_register(evk_registry_t *reg, const char *subject,
-                                const char *schema_json, int32_t *id, char *errstr,
-                                size_t errstr_size);
+                                           const char *schema_json, int32_t *id, char *errstr,
+                                           size_t errstr_size);
 
 /**
  * @brief Id of @p schema_json under @p subject without registering it
@@ -97,8 +97,9 @@ EVK_EXPORT evk_err_t evk_registry_register(evk_registry_t *reg, const char *subj
  * @returns as evk_registry_register(), and EVK_ERR_NOT_FOUND (HTTP 404) when
  *          the subject or the schema is not registered.
  */
-EVK_EXPORT evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject, const char *schema_json,
-                              int32_t *id, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subject,
+                                         const char *schema_json, int32_t *id, char *errstr,
+                                         size_t errstr_size);
 
 /**
  * @brief Schema text of @p id (GET /schemas/ids/<id>), cached.
@@ -109,15 +110,15 @@ EVK_EXPORT evk_err_t evk_registry_lookup(evk_registry_t *reg, const char *subjec
  *          does not parse, even when asked again); the other errors of
  *          evk_registry_register().
  */
-EVK_EXPORT evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json, char *errstr,
-                              size_t errstr_size);
+EVK_EXPORT evk_err_t evk_registry_schema(evk_registry_t *reg, int32_t id, const char **json,
+                                         char *errstr, size_t errstr_size);
 
 /**
  * @brief Subject of @p s under the configured strategy, e.g. "orders-value".
  *        Written into @p buf; @returns EVK_ERR_INVALID_ARG if it does not fit.
  */
-EVK_EXPORT evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s, char *buf,
-                               size_t size);
+EVK_EXPORT evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_schema_t *s,
+                                          char *buf, size_t size);
 
 /**
  * @brief Make @p cat use @p reg: every entry's id becomes the registry's id
@@ -134,8 +135,8 @@ EVK_EXPORT evk_err_t evk_registry_subject(const evk_registry_t *reg, const evk_s
  *          registry gave shop.orders.OrderPlaced and ... the same id 1: ids
  *          must be unique per schema ...").
  */
-EVK_EXPORT evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg, char *errstr,
-                                   size_t errstr_size);
+EVK_EXPORT evk_err_t evk_catalog_use_registry(evk_catalog_t *cat, evk_registry_t *reg,
+                                              char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

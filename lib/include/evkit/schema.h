@@ -43,7 +43,7 @@ typedef struct evk_schema_s evk_schema_t;
  *          ("OrderPlaced.avsc: <avro-c's reason>"), with errstr set.
  */
 EVK_EXPORT evk_err_t evk_catalog_load(const char *dir, evk_catalog_t **out, char *errstr,
-                           size_t errstr_size);
+                                      size_t errstr_size);
 
 /** @brief Free @p cat and all its entries. NULL is allowed. */
 EVK_EXPORT void evk_catalog_destroy(evk_catalog_t *cat);

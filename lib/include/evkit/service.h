@@ -216,16 +216,17 @@ typedef evk_err_t(evk_ready_cb_t)(evk_ctx_t *ctx, void *opaque);
  *        @p cfg and @p cat must outlive it.
  */
 EVK_EXPORT evk_err_t evk_service_new(const char *name, const evk_config_t *cfg,
-                          const evk_catalog_t *cat, evk_service_t **out, char *errstr,
-                          size_t errstr_size);
+                                     const evk_catalog_t *cat, evk_service_t **out,
+                                     char *errstr, size_t errstr_size);
 
 /**
  * @brief Route events of @p type (full or short name) to @p handler and
  *        subscribe to its topic. Other types on the same topic are skipped
  *        (counted and said once per type, see above).
  */
-EVK_EXPORT evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_handler_t *handler,
-                         void *opaque, char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_service_on(evk_service_t *svc, const char *type,
+                                    evk_handler_t *handler, void *opaque, char *errstr,
+                                    size_t errstr_size);
 
 /**
  * @brief Add a state store whose values are events of @p type; they are
@@ -233,8 +234,8 @@ EVK_EXPORT evk_err_t evk_service_on(evk_service_t *svc, const char *type, evk_ha
  *        input's partition) and the assigned partitions are restored from
  *        it on each assignment.
  */
-EVK_EXPORT evk_err_t evk_service_add_store(evk_service_t *svc, const char *type, evk_store_t **out,
-                                char *errstr, size_t errstr_size);
+EVK_EXPORT evk_err_t evk_service_add_store(evk_service_t *svc, const char *type,
+                                           evk_store_t **out, char *errstr, size_t errstr_size);
 
 /**
  * @brief Declare the keys the service's own code reads from its config
@@ -253,8 +254,8 @@ EVK_EXPORT evk_err_t evk_service_add_store(evk_service_t *svc, const char *type,
  * evk_service_run() checks the group again as it starts, so a service that
  * reads no keys of its own need not call this.
  */
-EVK_EXPORT evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings, char *errstr,
-                               size_t errstr_size);
+EVK_EXPORT evk_err_t evk_service_settings(evk_service_t *svc, const evk_setting_t *settings,
+                                          char *errstr, size_t errstr_size);
 
 /** @brief Set the callback run after restore, before the first event. */
 EVK_EXPORT void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque);
@@ -276,9 +277,9 @@ EVK_EXPORT void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, voi
  *          EVK_ERR_INVALID_ARG for a NULL @p svc or @p setting or a
  *          negative @p handler_max_ms.
  */
-EVK_EXPORT evk_err_t evk_service_check_handler_time(const evk_service_t *svc, const char *setting,
-                                         int64_t handler_max_ms, char *errstr,
-                                         size_t errstr_size);
+EVK_EXPORT evk_err_t evk_service_check_handler_time(const evk_service_t *svc,
+                                                    const char *setting, int64_t handler_max_ms,
+                                                    char *errstr, size_t errstr_size);
 
 /**
  * @brief Run until evk_service_stop() or SIGINT/SIGTERM (handlers are
@@ -292,8 +293,8 @@ EVK_EXPORT evk_err_t evk_service_check_handler_time(const evk_service_t *svc, co
  *          time (cluster out of reach: the batch is abandoned and redone by
  *          the next instance; a consumer that could not close in time is
  *          not destroyed either, since librdkafka would wait for it: its
- *          threads end with the process, which should exit); EVK_ERR_FATAL (e.g. fenced by a newer
- *          instance) or EVK_ERR_KAFKA; errstr set on error.
+ *          threads end with the process, which should exit); EVK_ERR_FATAL (e.g. fenced by a
+ * newer instance) or EVK_ERR_KAFKA; errstr set on error.
  */
 EVK_EXPORT evk_err_t evk_service_run(evk_service_t *svc, char *errstr, size_t errstr_size);
 
@@ -400,8 +401,9 @@ EVK_EXPORT size_t evk_store_count(const evk_store_t *st);
  *         order; stops when @p cb returns non-zero. @p value is valid during
  *         the call only. Service thread only, as evk_store_get(). */
 EVK_EXPORT void evk_store_foreach(const evk_store_t *st,
-                       int (*cb)(const char *key, const evk_event_t *value, void *opaque),
-                       void *opaque);
+                                  int (*cb)(const char *key, const evk_event_t *value,
+                                            void *opaque),
+                                  void *opaque);
 
 #ifdef __cplusplus
 }
