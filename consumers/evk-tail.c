@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,9 +119,12 @@ static int parse_number(const char *s, long long min, long long *out) {
     return errno || end == s || *end || *out < min ? -1 : 0;
 }
 
-static int usage_error(const char *fmt, const char *arg) {
+static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...) {
+    va_list ap;
     fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
     usage(stderr, PROG);
     return EVK_EXIT_USAGE;

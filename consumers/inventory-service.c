@@ -101,15 +101,16 @@ static int64_t seed_units(const inventory_t *inv, const char *sku) {
 
 /* ---- shared helpers ---- */
 
-static int64_t field_long(const evk_event_t *ev, const char *fmt, size_t i, const char *f) {
+/* Field @p f of element @p i of array @p array ("lines", "items"). */
+static int64_t elem_long(const evk_event_t *ev, const char *array, size_t i, const char *f) {
     char path[64];
-    snprintf(path, sizeof path, fmt, i, f);
+    snprintf(path, sizeof path, "%s[%zu].%s", array, i, f);
     return flow_long(ev, path);
 }
 
-static const char *field_str(const evk_event_t *ev, const char *fmt, size_t i, const char *f) {
+static const char *elem_str(const evk_event_t *ev, const char *array, size_t i, const char *f) {
     char path[64];
-    snprintf(path, sizeof path, fmt, i, f);
+    snprintf(path, sizeof path, "%s[%zu].%s", array, i, f);
     return flow_str(ev, path);
 }
 
@@ -163,10 +164,10 @@ static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const cha
                                const char *action, const char *only) {
     evk_err_t err = EVK_OK;
     for (size_t i = 0, n = count_of(res, "lines"); i < n && !err; i++) {
-        if (only && strcmp(field_str(res, "lines[%zu].%s", i, "state"), only)) continue;
+        if (only && strcmp(elem_str(res, "lines", i, "state"), only)) continue;
         err = send_command(ctx, base, action, flow_str(res, "order_id"),
-                           field_str(res, "lines[%zu].%s", i, "sku"),
-                           field_long(res, "lines[%zu].%s", i, "quantity"));
+                           elem_str(res, "lines", i, "sku"),
+                           elem_long(res, "lines", i, "quantity"));
     }
     return err;
 }
@@ -174,14 +175,14 @@ static evk_err_t send_commands(evk_ctx_t *ctx, const evk_event_t *res, const cha
 /* The index of the order's first line still PENDING, or -1. */
 static long pending_line(const evk_event_t *res) {
     for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
-        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING")) return (long)i;
+        if (!strcmp(elem_str(res, "lines", i, "state"), "PENDING")) return (long)i;
     return -1;
 }
 
 /* The index of the order's last line still PENDING, or -1. */
 static long last_pending_line(const evk_event_t *res) {
     for (size_t i = count_of(res, "lines"); i-- > 0;)
-        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "PENDING")) return (long)i;
+        if (!strcmp(elem_str(res, "lines", i, "state"), "PENDING")) return (long)i;
     return -1;
 }
 
@@ -192,15 +193,15 @@ static evk_err_t send_next_reserve(evk_ctx_t *ctx, const evk_event_t *res) {
     long i = pending_line(res);
     if (i < 0) return EVK_OK;
     return send_command(ctx, flow_str(res, "placed_id"), "RESERVE", flow_str(res, "order_id"),
-                        field_str(res, "lines[%zu].%s", (size_t)i, "sku"),
-                        field_long(res, "lines[%zu].%s", (size_t)i, "quantity"));
+                        elem_str(res, "lines", (size_t)i, "sku"),
+                        elem_long(res, "lines", (size_t)i, "quantity"));
 }
 
 static evk_err_t copy_lines(const evk_event_t *from, evk_event_t *to, const char *array) {
     evk_err_t err = EVK_OK;
     for (size_t i = 0, n = count_of(from, array); i < n && !err; i++)
-        err = flow_append_stock_line(to, field_str(from, "lines[%zu].%s", i, "sku"),
-                                     field_long(from, "lines[%zu].%s", i, "quantity"));
+        err = flow_append_stock_line(to, elem_str(from, "lines", i, "sku"),
+                                     elem_long(from, "lines", i, "quantity"));
     return err;
 }
 
@@ -235,8 +236,8 @@ static evk_err_t emit_reserved(evk_ctx_t *ctx, const evk_event_t *res) {
 /* The first rejected line, or NULL. */
 static const char *rejected_sku(const evk_event_t *res) {
     for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
-        if (!strcmp(field_str(res, "lines[%zu].%s", i, "state"), "REJECTED"))
-            return field_str(res, "lines[%zu].%s", i, "sku");
+        if (!strcmp(elem_str(res, "lines", i, "state"), "REJECTED"))
+            return elem_str(res, "lines", i, "sku");
     return NULL;
 }
 
@@ -262,24 +263,21 @@ static evk_err_t copy_resv_lines(const evk_event_t *old, evk_event_t *res,
     char path[64];
     for (size_t i = 0, n = count_of(old, "lines"); i < n && !err; i++) {
         size_t k;
-        const char *sku = field_str(old, "lines[%zu].%s", i, "sku");
+        const char *sku = elem_str(old, "lines", i, "sku");
         int mine = c->line_sku && !strcmp(sku, c->line_sku);
         err = evk_event_append(res, "lines", &k);
         snprintf(path, sizeof path, "lines[%zu].sku", k);
         if (!err) err = evk_event_set_string(res, path, sku);
         snprintf(path, sizeof path, "lines[%zu].quantity", k);
-        if (!err)
-            err =
-                evk_event_set_long(res, path, field_long(old, "lines[%zu].%s", i, "quantity"));
+        if (!err) err = evk_event_set_long(res, path, elem_long(old, "lines", i, "quantity"));
         snprintf(path, sizeof path, "lines[%zu].state", k);
         if (!err)
             err = evk_event_set_string(
-                res, path, mine ? c->line_state : field_str(old, "lines[%zu].%s", i, "state"));
+                res, path, mine ? c->line_state : elem_str(old, "lines", i, "state"));
         snprintf(path, sizeof path, "lines[%zu].reason", k);
         if (!err)
-            err = evk_event_set_string(res, path,
-                                       mine ? c->line_reason
-                                            : field_str(old, "lines[%zu].%s", i, "reason"));
+            err = evk_event_set_string(
+                res, path, mine ? c->line_reason : elem_str(old, "lines", i, "reason"));
     }
     return err;
 }
@@ -311,9 +309,9 @@ static evk_err_t read_order(const evk_event_t *in, flow_line_t **lines, flow_ord
     *lines = calloc(n ? n : 1, sizeof **lines);
     if (!*lines) return EVK_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        (*lines)[i].sku = field_str(in, "items[%zu].%s", i, "sku");
-        (*lines)[i].quantity = field_long(in, "items[%zu].%s", i, "quantity");
-        (*lines)[i].unit_price_cents = field_long(in, "items[%zu].%s", i, "unit_price_cents");
+        (*lines)[i].sku = elem_str(in, "items", i, "sku");
+        (*lines)[i].quantity = elem_long(in, "items", i, "quantity");
+        (*lines)[i].unit_price_cents = elem_long(in, "items", i, "unit_price_cents");
     }
     *o = (flow_order_t){flow_str(in, "order_id"), flow_str(in, "customer_id"),
                         flow_str(in, "currency"), *lines, n};
@@ -389,8 +387,8 @@ static evk_err_t on_placed(evk_ctx_t *ctx, const evk_event_t *in, void *opaque) 
 /* The state of @p sku's line, or NULL when the order has none. */
 static const char *line_state(const evk_event_t *res, const char *sku) {
     for (size_t i = 0, n = count_of(res, "lines"); i < n; i++)
-        if (!strcmp(field_str(res, "lines[%zu].%s", i, "sku"), sku))
-            return field_str(res, "lines[%zu].%s", i, "state");
+        if (!strcmp(elem_str(res, "lines", i, "sku"), sku))
+            return elem_str(res, "lines", i, "state");
     return NULL;
 }
 

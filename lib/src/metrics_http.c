@@ -212,7 +212,8 @@ static void met_flush_warnings(const evk_service_t *svc) {
  * of clients would flood the log: the first warning of a window is logged,
  * the rest only counted, and reported when the next window opens or the
  * endpoint stops. */
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
+static void __attribute__((format(printf, 2, 0)))
+mhd_log(void *cls, const char *fmt, va_list ap) {
     const evk_service_t *svc = cls;
     svc_metrics_t *m = svc->metrics;
     char msg[sizeof(m->log_last)];
