@@ -4,7 +4,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,17 +118,6 @@ static int parse_number(const char *s, long long min, long long *out) {
     return errno || end == s || *end || *out < min ? -1 : 0;
 }
 
-static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, PROG ": ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    usage(stderr, PROG);
-    return EVK_EXIT_USAGE;
-}
-
 static int parse_options(int argc, char **argv, options_t *o) {
     static const struct option longopts[] = {
         {"raw", no_argument, NULL, 'r'}, EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
@@ -154,11 +142,13 @@ static int parse_options(int argc, char **argv, options_t *o) {
             break;
         case 'c':
             if (parse_number(optarg, 1, &o->count))
-                return usage_error("-c: expected a positive count, got \"%s\"", optarg);
+                return evk_cli_usage_error(PROG, usage,
+                                           "-c: expected a positive count, got \"%s\"", optarg);
             break;
         case 'p':
             if (parse_number(optarg, 0, &partition) || partition > INT32_MAX)
-                return usage_error("-p: expected a partition number, got \"%s\"", optarg);
+                return evk_cli_usage_error(
+                    PROG, usage, "-p: expected a partition number, got \"%s\"", optarg);
             o->partition = (int32_t)partition;
             break;
         case 'k':
@@ -175,19 +165,24 @@ static int parse_options(int argc, char **argv, options_t *o) {
             return EVK_EXIT_USAGE;
         }
     }
-    if (optind == argc) return usage_error("%s", "at least one TOPIC is required");
+    if (optind == argc)
+        return evk_cli_usage_error(PROG, usage, "%s", "at least one TOPIC is required");
     o->topics = argv + optind;
     o->ntopics = argc - optind;
     o->start = RD_KAFKA_OFFSET_BEGINNING;
     if (o->offset && parse_offset(o))
-        return usage_error(o->group ? "-o with -G: expected beginning or end, got \"%s\""
-                                    : "-o: expected beginning, end, an offset or s@<ms>, "
-                                      "got \"%s\"",
-                           o->offset);
+        return evk_cli_usage_error(PROG, usage,
+                                   o->group
+                                       ? "-o with -G: expected beginning or end, got \"%s\""
+                                       : "-o: expected beginning, end, an offset or s@<ms>, "
+                                         "got \"%s\"",
+                                   o->offset);
     if (o->group && o->partition >= 0)
-        return usage_error("%s", "-p: not with -G (the group assigns the partitions)");
+        return evk_cli_usage_error(PROG, usage, "%s",
+                                   "-p: not with -G (the group assigns the partitions)");
     if (o->raw && o->type)
-        return usage_error("%s", "-t: not with --raw (the type is known by decoding)");
+        return evk_cli_usage_error(PROG, usage, "%s",
+                                   "-t: not with --raw (the type is known by decoding)");
     return EVK_EXIT_OK;
 }
 

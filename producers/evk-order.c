@@ -2,7 +2,6 @@
  * See docs/CLI.md, "evk-order". */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,7 +9,7 @@
 #include "order.h"
 #include "rules.h"
 
-static void usage(FILE *out, const char *prog) {
+void order_usage(FILE *out, const char *prog) {
     (void)prog;
     fprintf(out,
             "Usage: " PROG " [-b brokers] [-X prop=val]... [-F config] [-q|-v] COMMAND ...\n"
@@ -21,20 +20,9 @@ static void usage(FILE *out, const char *prog) {
             "  status [--json] ORDER_ID\n");
 }
 
-int order_usage_error(const char *fmt, ...) {
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n", stderr);
-    usage(stderr, PROG);
-    return EVK_EXIT_USAGE;
-}
-
 /* The same help whatever the command: it names every command's options. */
 int order_common_opt(order_opts_t *o, int c, char *arg) {
-    int shared = evk_cli_opt(o, c, arg, PROG, usage);
+    int shared = evk_cli_opt(o, c, arg, PROG, order_usage);
     if (shared != EVK_CLI_TAKEN && shared != EVK_CLI_NOT_MINE) exit(shared);
     return shared == EVK_CLI_TAKEN;
 }
@@ -209,7 +197,7 @@ int main(int argc, char **argv) {
     /* '+': stop at the command, whose own options follow it. */
     while ((c = getopt_long(argc, argv, "+" ORDER_COMMON_OPTS, longopts, NULL)) != -1) {
         if (!order_common_opt(&o, c, optarg)) {
-            usage(stderr, PROG);
+            order_usage(stderr, PROG);
             evk_cli_opts_clear(&o);
             return EVK_EXIT_USAGE;
         }

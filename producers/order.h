@@ -62,6 +62,8 @@ int order_cmd_generate(int argc, char **argv, order_opts_t *o);
 int order_cmd_status(int argc, char **argv, order_opts_t *o);
 
 /* Print "evk-order: <msg>" and the usage hint; returns EVK_EXIT_USAGE. */
-int order_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* evk-order's usage on @p out; order_usage_error() prints it after the error. */
+void order_usage(FILE *out, const char *prog);
+#define order_usage_error(...) evk_cli_usage_error(PROG, order_usage, __VA_ARGS__)
 
 #endif

@@ -202,19 +202,23 @@ def test_status_and_errors(b):
     expect(r.returncode == 2 and "no bootstrap servers" in r.stderr, "no brokers: exit 2")
 
 
-def main():
-    with tempfile.TemporaryDirectory(prefix="evk-order-cli-") as work:
+def run_with_broker(name, tests):
+    """A test's main: each of @tests on one evk-dev-broker in a scratch
+    directory, then the count of failed expectations; the exit code."""
+    with tempfile.TemporaryDirectory(prefix=f"evk-{name}-") as work:
         b = Broker(work)
         try:
-            test_place(b)
-            test_place_rules(b)
-            test_publish(b)
-            test_generate(b)
-            test_status_and_errors(b)
+            for test in tests:
+                test(b)
         finally:
             b.stop()
     print(f"{len(failures)} failure(s)")
     return 1 if failures else 0
+
+
+def main():
+    return run_with_broker("order-cli", [test_place, test_place_rules, test_publish,
+                                         test_generate, test_status_and_errors])
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ import os
 import pty
 import subprocess
 import sys
-import tempfile
 import time
 
 from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_evk_order_cli import Broker, expect, failures  # noqa: E402
+from test_evk_order_cli import expect, run_with_broker  # noqa: E402
 
 PRODUCE, TAIL = "producers/evk-produce", "consumers/evk-tail"
 
@@ -215,20 +214,10 @@ def test_tail_no_broker(b):
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="evk-kcat-options-") as work:
-        b = Broker(work)
-        try:
-            test_produce_key_partition_headers(b)
-            test_produce_refused(b)
-            test_tail_filters(b)
-            test_tail_raw(b)
-            test_tail_from_time(b)
-            test_quiet_and_progress(b)
-            test_tail_no_broker(b)
-        finally:
-            b.stop()
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return run_with_broker("kcat-options", [test_produce_key_partition_headers,
+                                            test_produce_refused, test_tail_filters,
+                                            test_tail_raw, test_tail_from_time,
+                                            test_quiet_and_progress, test_tail_no_broker])
 
 
 if __name__ == "__main__":

@@ -11,10 +11,9 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_evk_order_cli import Broker, expect, failures  # noqa: E402
+from test_evk_order_cli import expect, run_with_broker  # noqa: E402
 
 PROGRAMS = {
     "evk-produce": ("producers/evk-produce", ["-t", "OrderPlaced"]),
@@ -187,22 +186,11 @@ def test_strict_summary(b):
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="evk-producers-cli-") as work:
-        b = Broker(work)
-        try:
-            test_undeliverable_line(b)
-            test_failed_deliveries_name_their_lines(b)
-            test_no_broker(b)
-            test_fatal_producer_error(b)
-            test_keys(b)
-            test_duplicate_keys(b)
-            test_nul_bytes(b)
-            test_order_rules(b)
-            test_strict_summary(b)
-        finally:
-            b.stop()
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return run_with_broker("producers-cli", [test_undeliverable_line,
+                                             test_failed_deliveries_name_their_lines,
+                                             test_no_broker, test_fatal_producer_error,
+                                             test_keys, test_duplicate_keys, test_nul_bytes,
+                                             test_order_rules, test_strict_summary])
 
 
 if __name__ == "__main__":

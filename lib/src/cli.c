@@ -1,5 +1,6 @@
 /* What every program shares: its kcat-style options, its config and
  * catalog, the connection check, and the version. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,21 @@ evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char 
     evk_config_destroy(*out);
     *out = NULL;
     return err;
+}
+
+int evk_cli_usage_error(const char *prog, void (*usage)(FILE *out, const char *prog),
+                        const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (usage)
+        usage(stderr, prog);
+    else
+        fprintf(stderr, "(%s --help shows the usage)\n", prog);
+    return EVK_EXIT_USAGE;
 }
 
 evk_err_t evk_cli_connect(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size) {

@@ -42,8 +42,8 @@ const struct rd_kafka_metadata_topic *admin_find_topic(const struct rd_kafka_met
 /* A command's -h/-V was answered: stop, exit 0. */
 #define ADMIN_DONE (-3)
 
-/* Print "evk-admin: <fmt...>" on stderr and return EVK_EXIT_USAGE. */
-int admin_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "evk-admin: <fmt...>" and where the usage is on stderr; EVK_EXIT_USAGE. */
+#define admin_usage_error(...) evk_cli_usage_error(PROG, NULL, __VA_ARGS__)
 
 /* A shared option (-b/-X/-F/-h/-V) met among command @p cmd's options:
  * EVK_CLI_TAKEN, ADMIN_DONE (-h/-V answered) or EVK_EXIT_USAGE. */

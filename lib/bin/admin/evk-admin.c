@@ -2,7 +2,6 @@
  * replay, on librdkafka's Admin and consumer APIs. See docs/CLI.md. */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,17 +24,6 @@ static void usage(FILE *out, const char *prog) {
             "                       [--offsets FROM-TO] [--dry-run]\n"
             "      send dead letters back to the topic they came from, without\n"
             "      their evk_dlq_* headers\n");
-}
-
-int admin_usage_error(const char *fmt, ...) {
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fputs("(" PROG " --help shows the commands)\n", stderr);
-    return EVK_EXIT_USAGE;
 }
 
 int admin_shared_opt(admin_t *a, int c, char *arg, const char *cmd) {

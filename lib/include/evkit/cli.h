@@ -91,6 +91,15 @@ EVK_EXPORT int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog
                            void (*usage)(FILE *out, const char *prog));
 
 /**
+ * @brief For a bad command line: print "@p prog: MESSAGE" (@p fmt and its
+ *        arguments, as printf) on stderr, then @p usage, or when @p usage is
+ *        NULL "(@p prog --help shows the usage)".
+ * @returns EVK_EXIT_USAGE, for the program to exit with.
+ */
+EVK_EXPORT int evk_cli_usage_error(const char *prog, void (*usage)(FILE *out, const char *prog),
+                                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/**
  * @brief Wait up to @p timeout_ms for a broker of @p rk's cluster to answer
  *        (a metadata request), so that a program fails fast, with one line,
  *        instead of waiting for librdkafka's own timeouts (minutes) when
