@@ -726,21 +726,54 @@ static evk_err_t load_root(struct evk_load *ld, const config_setting_t *root) {
     return EVK_OK;
 }
 
+/* The keys of evkit's own groups, checked when a file is loaded. They are
+ * kept here, in the base layer, rather than beside the code that reads each
+ * group (named in each table's comment), which sits in the layers above. */
 static const evk_setting_t schemas_settings[] = {{"dir", EVK_SETTING_STRING}, {NULL, 0}};
+/* log.c */
+static const evk_setting_t log_settings[] = {
+    {"level", EVK_SETTING_STRING}, {"format", EVK_SETTING_STRING}, {NULL, 0}};
+/* registry.c */
+static const evk_setting_t registry_settings[] = {
+    {"url", EVK_SETTING_STRING},
+    {"basic_auth_user_info", EVK_SETTING_STRING},
+    {"basic_auth_user_info_file", EVK_SETTING_STRING},
+    {"ssl_ca_location", EVK_SETTING_STRING},
+    {"ssl_certificate_location", EVK_SETTING_STRING},
+    {"ssl_key_location", EVK_SETTING_STRING},
+    {"ssl_key_password", EVK_SETTING_STRING},
+    {"ssl_key_password_file", EVK_SETTING_STRING},
+    {"subject_name_strategy", EVK_SETTING_STRING},
+    {"auto_register", EVK_SETTING_BOOL},
+    {"timeout_ms", EVK_SETTING_INT},
+    {NULL, 0},
+};
+/* metrics_http.c */
+static const evk_setting_t metrics_settings[] = {{"port", EVK_SETTING_INT},
+                                                 {"bind", EVK_SETTING_STRING},
+                                                 {"max_connections", EVK_SETTING_INT},
+                                                 {"max_connections_per_ip", EVK_SETTING_INT},
+                                                 {"timeout_s", EVK_SETTING_INT},
+                                                 {NULL, 0}};
+/* store_disk.c */
+static const evk_setting_t state_settings[] = {
+    {"dir", EVK_SETTING_STRING},
+    {"cache_entries", EVK_SETTING_INT},
+    {NULL, 0},
+};
 
 /* evkit's own top-level groups. librdkafka checks kafka's keys as they are
- * read; the others are checked here, with the tables of the code reading
- * them. */
+ * read; the others are checked here. */
 static const struct {
     const char *name;
     const evk_setting_t *settings;
 } own_groups[] = {
     {"kafka", NULL},
     {"schemas", schemas_settings},
-    {"schema_registry", evk__registry_settings},
-    {"log", evk__log_settings},
-    {"metrics", evk__metrics_settings},
-    {"state", evk__state_settings},
+    {"schema_registry", registry_settings},
+    {"log", log_settings},
+    {"metrics", metrics_settings},
+    {"state", state_settings},
 };
 
 /* Names this short are too near plausible service names ("blog" for

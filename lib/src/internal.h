@@ -75,13 +75,6 @@ evk_err_t evk__config_check_group(const evk_config_t *cfg, const char *group,
                                   const evk_setting_t *const *tables, size_t ntables,
                                   int strict, char *errstr, size_t errstr_size);
 
-/* The keys of evkit's own groups, checked when a file is loaded; each table
- * lives beside the code that reads its group. */
-extern const evk_setting_t evk__log_settings[];      /* log (log.c) */
-extern const evk_setting_t evk__registry_settings[]; /* schema_registry (registry.c) */
-extern const evk_setting_t evk__metrics_settings[];  /* metrics (metrics_http.c) */
-extern const evk_setting_t evk__state_settings[];    /* state (store_disk.c) */
-
 /* Level named @p name (debug, info, warn, error; any case); -1 if none is. */
 int evk__log_level_from_name(const char *name, evk_log_level_t *out);
 

@@ -182,9 +182,6 @@ static evk_err_t parse_format(const char *s, const char *from, char *errstr, siz
     return EVK_OK;
 }
 
-const evk_setting_t evk__log_settings[] = {
-    {"level", EVK_SETTING_STRING}, {"format", EVK_SETTING_STRING}, {NULL, 0}};
-
 evk_err_t evk_log_setup(const evk_config_t *cfg, char *errstr, size_t errstr_size) {
     const char *level = getenv("EVK_LOG_LEVEL");
     const char *fmt = getenv("EVK_LOG_FORMAT");

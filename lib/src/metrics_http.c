@@ -27,14 +27,7 @@
 /* libmicrohttpd's warnings: at most one line per window (see mhd_log). */
 #define MET_LOG_WINDOW_MS 10000
 
-/* ---- settings ---- */
-
-const evk_setting_t evk__metrics_settings[] = {{"port", EVK_SETTING_INT},
-                                               {"bind", EVK_SETTING_STRING},
-                                               {"max_connections", EVK_SETTING_INT},
-                                               {"max_connections_per_ip", EVK_SETTING_INT},
-                                               {"timeout_s", EVK_SETTING_INT},
-                                               {NULL, 0}};
+/* ---- settings (the keys of the metrics group: own_groups in config.c) ---- */
 
 /* The service's own setting if it has one, else the shared one. */
 static const char *met_path(const evk_service_t *svc, const char *own, const char *shared,

@@ -63,21 +63,7 @@ typedef struct {
 
 /* ---- settings ---- */
 
-const evk_setting_t evk__registry_settings[] = {
-    {"url", EVK_SETTING_STRING},
-    {"basic_auth_user_info", EVK_SETTING_STRING},
-    {"basic_auth_user_info_file", EVK_SETTING_STRING},
-    {"ssl_ca_location", EVK_SETTING_STRING},
-    {"ssl_certificate_location", EVK_SETTING_STRING},
-    {"ssl_key_location", EVK_SETTING_STRING},
-    {"ssl_key_password", EVK_SETTING_STRING},
-    {"ssl_key_password_file", EVK_SETTING_STRING},
-    {"subject_name_strategy", EVK_SETTING_STRING},
-    {"auto_register", EVK_SETTING_BOOL},
-    {"timeout_ms", EVK_SETTING_INT},
-    {NULL, 0},
-};
-
+/* The keys of the schema_registry group: own_groups in config.c. */
 /* The key @p name is set under: the registry's dotted name, or, since a file
  * can only spell it with '_' (libconfig names have no dots), that spelling. */
 static const char *setting_key(const evk_config_t *cfg, const char *name, char *buf,

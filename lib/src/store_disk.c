@@ -24,11 +24,7 @@
 #define DISK_CHECKPOINTS "evkit.checkpoints"
 #define DISK_CLUSTER_KEY "evkit.cluster" /* in the checkpoints' table */
 
-const evk_setting_t evk__state_settings[] = {
-    {"dir", EVK_SETTING_STRING},
-    {"cache_entries", EVK_SETTING_INT},
-    {NULL, 0},
-};
+/* The keys of the state group: own_groups in config.c. */
 
 struct svc_disk_s {
     MDB_env *env;
