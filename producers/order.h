@@ -18,10 +18,9 @@ typedef evk_cli_opts_t order_opts_t;
  * (-h and -V exit, with evk-order's help or version). */
 #define ORDER_COMMON_OPTS EVK_CLI_OPTSTRING
 /* The long options every command's table ends with. */
-#define ORDER_COMMON_LONGOPTS                                                                  \
-    EVK_CLI_LONGOPTS, {                                                                        \
-        NULL, 0, NULL, 0                                                                       \
-    }
+/* clang-format off */
+#define ORDER_COMMON_LONGOPTS EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}
+/* clang-format on */
 int order_common_opt(order_opts_t *o, int c, char *arg);
 
 typedef struct {

@@ -21,12 +21,11 @@ extern "C" {
 
 /** Exit codes of every evkit program. */
 enum {
-    EVK_EXIT_OK = 0,     /**< success */
-    EVK_EXIT_USAGE = 1,  /**< bad command line */
-    EVK_EXIT_CONFIG = 2, /**< bad config, catalog or unreachable setup */
-    EVK_EXIT_INPUT =
-        3, /**< some input was invalid (see the program's docs for what was sent) */
-    EVK_EXIT_DELIVERY = 4,  /**< a message could not be delivered / Kafka failed */
+    EVK_EXIT_OK = 0,       /**< success */
+    EVK_EXIT_USAGE = 1,    /**< bad command line */
+    EVK_EXIT_CONFIG = 2,   /**< bad config, catalog or unreachable setup */
+    EVK_EXIT_INPUT = 3,    /**< some input was invalid (the program's docs say what was sent) */
+    EVK_EXIT_DELIVERY = 4, /**< a message could not be delivered / Kafka failed */
     EVK_EXIT_NOT_FOUND = 5, /**< the thing asked for does not exist (e.g. evk-order status) */
     EVK_EXIT_PENDING = 6    /**< it exists but is not processed yet (evk-order status of an
                                  order that order-service has not recorded) */
@@ -36,10 +35,10 @@ enum {
  * The long options every program takes besides its own, for its getopt_long()
  * table (needs <getopt.h>): --help as -h, --version as -V.
  */
-#define EVK_CLI_LONGOPTS                                                                       \
-    {"help", no_argument, NULL, 'h'}, {                                                        \
-        "version", no_argument, NULL, 'V'                                                      \
-    }
+/* One line, or clang-format would split the two entries' braces apart: */
+/* clang-format off */
+#define EVK_CLI_LONGOPTS {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+/* clang-format on */
 
 /**
  * @brief Print "@p prog evkit VERSION (librdkafka VERSION)" on stdout, for
