@@ -35,7 +35,8 @@ rd_kafka_t *admin_client(const admin_t *a, rd_kafka_type_t type, const char *con
 /* The whole cluster's metadata; NULL after printing why. */
 const struct rd_kafka_metadata *admin_metadata(const admin_t *a);
 
-/* The topic named @p name in @p md, or NULL. */
+/* The topic named @p name in @p md, or NULL when the cluster has none
+ * (absent, or listed as an unknown topic). */
 const struct rd_kafka_metadata_topic *admin_find_topic(const struct rd_kafka_metadata *md,
                                                        const char *name);
 

@@ -120,7 +120,7 @@ static int assign_dlq(admin_t *a, replay_t *r, int *n) {
     const struct rd_kafka_metadata_topic *t = admin_find_topic(md, r->o->topic);
     int rc = EVK_EXIT_OK;
     *n = 0;
-    if (!t || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    if (!t) {
         fprintf(stderr, PROG ": topic \"%s\" does not exist\n", r->o->topic);
         rc = EVK_EXIT_NOT_FOUND;
     }

@@ -72,7 +72,10 @@ const struct rd_kafka_metadata *admin_metadata(const admin_t *a) {
 const struct rd_kafka_metadata_topic *admin_find_topic(const struct rd_kafka_metadata *md,
                                                        const char *name) {
     for (int i = 0; i < md->topic_cnt; i++)
-        if (!strcmp(md->topics[i].topic, name)) return &md->topics[i];
+        if (!strcmp(md->topics[i].topic, name))
+            return md->topics[i].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                       ? NULL
+                       : &md->topics[i];
     return NULL;
 }
 

@@ -17,7 +17,7 @@ static int partitions_of(const admin_t *a, const struct rd_kafka_metadata *md, c
     for (size_t i = 0; i < n; i++) {
         const char *name = nnames ? names[i] : evk_schema_topic(evk_catalog_at(a->cat, i));
         const struct rd_kafka_metadata_topic *t = admin_find_topic(md, name);
-        if (!t || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        if (!t) {
             if (!nnames) continue;
             fprintf(stderr, PROG ": topic \"%s\" does not exist\n", name);
             return EVK_EXIT_NOT_FOUND;
@@ -59,10 +59,11 @@ static int print_lag(rd_kafka_t *rk, const char *group, rd_kafka_topic_partition
                    high, "-");
             continue;
         }
+        int64_t behind = high > tp->offset ? high - tp->offset : 0;
         committed++;
-        total += high > tp->offset ? high - tp->offset : 0;
+        total += behind;
         printf("%-32s %9d %12" PRId64 " %12" PRId64 " %10" PRId64 "\n", tp->topic,
-               (int)tp->partition, tp->offset, high, high > tp->offset ? high - tp->offset : 0);
+               (int)tp->partition, tp->offset, high, behind);
     }
     if (!committed) {
         fprintf(stderr, PROG ": group \"%s\" has no committed offset on these topics\n", group);

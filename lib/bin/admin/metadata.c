@@ -41,7 +41,7 @@ static int print_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata *md, ch
     for (int i = 0; i < (nnames ? nnames : md->topic_cnt); i++) {
         const struct rd_kafka_metadata_topic *t =
             nnames ? admin_find_topic(md, names[i]) : &md->topics[i];
-        if (t && t->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        if (t) {
             print_topic(t);
             continue;
         }

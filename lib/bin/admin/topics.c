@@ -53,32 +53,25 @@ static planned_t *plan_add(plan_t *p, const char *name, const char *suffix, int 
     return &p->v[p->n++];
 }
 
-/* Each catalog topic in catalog order, followed by its .dlq. */
+/* Each catalog topic in catalog order, followed by its .dlq; compacted if
+ * any type it carries is a changelog. */
 static int plan_make(const evk_catalog_t *cat, const plan_opts_t *o, plan_t *p) {
-    plan_t topics = {0};
-    int rc = 0;
-    for (size_t i = 0; !rc && i < evk_catalog_count(cat); i++) {
+    for (size_t i = 0; i < evk_catalog_count(cat); i++) {
         const evk_schema_t *s = evk_catalog_at(cat, i);
-        planned_t *t = plan_find(&topics, evk_schema_topic(s));
-        if (!t)
-            t = plan_add(&topics, evk_schema_topic(s), "", (int)o->partitions,
-                         (int)o->replication);
-        if (!t)
-            rc = -1;
-        else if (evk_schema_changelog(s))
-            t->compact = 1;
+        const char *topic = evk_schema_topic(s);
+        planned_t *t = plan_find(p, topic);
+        if (!t) {
+            size_t at = p->n;
+            if (!plan_add(p, topic, "", (int)o->partitions, (int)o->replication) ||
+                !plan_add(p, topic, DLQ_SUFFIX, (int)o->dlq_partitions, (int)o->replication)) {
+                fprintf(stderr, PROG ": out of memory\n");
+                return -1;
+            }
+            t = &p->v[at]; /* the second add may have moved it */
+        }
+        if (evk_schema_changelog(s)) t->compact = 1;
     }
-    for (size_t i = 0; !rc && i < topics.n; i++) {
-        planned_t *t =
-            plan_add(p, topics.v[i].name, "", topics.v[i].partitions, topics.v[i].replication);
-        if (t) t->compact = topics.v[i].compact;
-        if (!t || !plan_add(p, topics.v[i].name, DLQ_SUFFIX, (int)o->dlq_partitions,
-                            (int)o->replication))
-            rc = -1;
-    }
-    plan_free(&topics);
-    if (rc) fprintf(stderr, PROG ": out of memory\n");
-    return rc;
+    return 0;
 }
 
 static void print_planned(const char *what, const planned_t *t) {
@@ -125,25 +118,23 @@ static const char *config_value(const rd_kafka_ConfigResource_t *res, const char
 /* Admin requests go to the controller. A cluster that names none of its
  * brokers (evk-dev-broker names broker 0 of 1..3) has no Admin API, and
  * librdkafka would wait the whole timeout for the controller. */
-static int has_controller(rd_kafka_t *rk) {
+static int has_controller(rd_kafka_t *rk, const struct rd_kafka_metadata *md) {
     int32_t id = rd_kafka_controllerid(rk, 1000);
-    const struct rd_kafka_metadata *md;
-    if (id < 0 || rd_kafka_metadata(rk, 0, NULL, &md, ADMIN_TIMEOUT_MS)) return 0;
-    int found = 0;
-    for (int i = 0; i < md->broker_cnt; i++)
-        found |= md->brokers[i].id == id;
-    rd_kafka_metadata_destroy(md);
-    return found;
+    for (int i = 0; id >= 0 && i < md->broker_cnt; i++)
+        if (md->brokers[i].id == id) return 1;
+    return 0;
 }
 
 /* Run an Admin API request (API @p what) made by @p call on a queue of its
- * own and return its result event; NULL after printing "@p failed: why". */
+ * own and return its result event; NULL after printing "@p failed: why".
+ * @p md: the cluster's metadata, for its brokers. */
 static rd_kafka_event_t *
-admin_request(rd_kafka_t *rk, rd_kafka_admin_op_t op, const char *what, const char *failed,
+admin_request(rd_kafka_t *rk, const struct rd_kafka_metadata *md, rd_kafka_admin_op_t op,
+              const char *what, const char *failed,
               void (*call)(rd_kafka_t *, rd_kafka_AdminOptions_t *, rd_kafka_queue_t *, void *),
               void *arg) {
     char errstr[512];
-    if (!has_controller(rk)) {
+    if (!has_controller(rk, md)) {
         fprintf(stderr,
                 PROG ": %s: the cluster names no controller among its brokers, so it has no "
                      "%s API (evk-dev-broker, librdkafka's mock cluster, has none)\n",
@@ -192,7 +183,7 @@ static int check_compaction(rd_kafka_t *rk, const plan_t *p,
             d.res[d.n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, p->v[i].name);
     int differ = d.res ? 0 : -1;
     rd_kafka_event_t *ev =
-        d.n ? admin_request(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, "DescribeConfigs",
+        d.n ? admin_request(rk, md, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, "DescribeConfigs",
                             "cleanup.policy not checked", call_describe, &d)
             : NULL;
     if (d.n && !ev) differ = -1;
@@ -225,7 +216,7 @@ static void check_topics(const plan_t *p, const struct rd_kafka_metadata *md,
     char why[128];
     for (size_t i = 0; i < p->n; i++) {
         const struct rd_kafka_metadata_topic *mt = admin_find_topic(md, p->v[i].name);
-        if (!mt || mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        if (!mt) {
             (*missing)++;
             if (missing_as) print_planned(missing_as, &p->v[i]);
         } else if (topic_differs(&p->v[i], mt, why, sizeof why)) {
@@ -271,8 +262,7 @@ static size_t create_missing(rd_kafka_t *rk, const plan_t *p,
     size_t failed = c.topics ? 0 : 1;
     for (size_t i = 0; c.topics && i < p->n; i++) {
         const planned_t *t = &p->v[i];
-        const struct rd_kafka_metadata_topic *mt = admin_find_topic(md, t->name);
-        if (mt && mt->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
+        if (admin_find_topic(md, t->name)) continue;
         rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(t->name, t->partitions, t->replication,
                                                         errstr, sizeof errstr);
         if (nt && t->compact && rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact")) {
@@ -288,7 +278,7 @@ static size_t create_missing(rd_kafka_t *rk, const plan_t *p,
         }
     }
     rd_kafka_event_t *ev =
-        c.n ? admin_request(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, "CreateTopics",
+        c.n ? admin_request(rk, md, RD_KAFKA_ADMIN_OP_CREATETOPICS, "CreateTopics",
                             "topics not created", call_create, &c)
             : NULL;
     size_t n = 0;
