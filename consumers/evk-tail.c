@@ -378,36 +378,33 @@ static void put_base64(line_t *b, const unsigned char *p, size_t n) {
     put(b, "\"", 1);
 }
 
-/* What put_value() made of a message. */
-enum { VALUE_PRINTED, VALUE_UNDECODABLE, VALUE_FILTERED };
-
-/* The value part of the line. A tombstone (which deletes a key and has no
- * value to decode) is printed; so is a message that cannot be decoded,
- * with the reason, whatever -t says: it may be of that type. */
-static int put_value(line_t *b, const tail_t *t, const rd_kafka_message_t *m) {
+/* The value part of the line, from @p ev (the decoded value), or the
+ * decoder's @p err and @p why. A tombstone (which deletes a key and has no
+ * value to decode) prints null, --raw the bytes. Returns -1 when the
+ * message could not be decoded, which is printed with the reason. */
+static int put_value(line_t *b, const tail_t *t, const rd_kafka_message_t *m,
+                     const evk_event_t *ev, evk_err_t err, const char *why) {
     if (!m->payload) {
         put_str(b, ",\"value\":null");
-        return VALUE_PRINTED;
+        return 0;
     }
     if (t->raw) {
         put_str(b, ",\"value_base64\":");
         put_base64(b, m->payload, m->len);
-        return VALUE_PRINTED;
+        return 0;
     }
-    const evk_catalog_t *cat = t->cat;
-    evk_event_t *ev = NULL;
-    char errstr[512];
+    char json_why[512];
     char *json = NULL;
     size_t len = 0;
-    evk_err_t err = evk_event_from_message(cat, m, &ev, errstr, sizeof(errstr));
-    if (!err && (err = evk_event_to_json(ev, &json, &len)))
-        snprintf(errstr, sizeof(errstr), "%s: cannot write JSON: %s", evk_event_type(ev),
+    if (!err && (err = evk_event_to_json(ev, &json, &len))) {
+        snprintf(json_why, sizeof(json_why), "%s: cannot write JSON: %s", evk_event_type(ev),
                  evk_err2str(err));
-    int filtered = !err && t->type && strcmp(evk_event_type(ev), evk_schema_type(t->type));
+        why = json_why;
+    }
     if (err) {
         put_str(b, ",\"error\":");
-        put_cstring(b, errstr);
-    } else if (!filtered) {
+        put_cstring(b, why);
+    } else {
         put_str(b, ",\"type\":");
         put_cstring(b, evk_event_type(ev));
         put_str(b, ",\"schema_id\":");
@@ -416,21 +413,31 @@ static int put_value(line_t *b, const tail_t *t, const rd_kafka_message_t *m) {
         put(b, json, len);
     }
     free(json);
-    evk_event_destroy(ev);
-    return err ? VALUE_UNDECODABLE : filtered ? VALUE_FILTERED : VALUE_PRINTED;
+    return err ? -1 : 0;
 }
 
 static int key_matches(const char *key, const rd_kafka_message_t *m) {
     return m->key && m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len);
 }
 
+/* The filters come first, so that a message left out costs no line. A
+ * message that cannot be decoded is printed with the reason whatever -t
+ * says: it may be of that type. */
 static void print_message(tail_t *t, const rd_kafka_message_t *m) {
     if (t->key && !key_matches(t->key, m)) return;
+    evk_event_t *ev = NULL;
+    char why[512] = "";
+    evk_err_t err = m->payload && !t->raw
+                        ? evk_event_from_message(t->cat, m, &ev, why, sizeof(why))
+                        : EVK_OK;
+    if (!err && ev && t->type && strcmp(evk_event_type(ev), evk_schema_type(t->type))) {
+        evk_event_destroy(ev);
+        return;
+    }
     t->line.len = 0;
     put_envelope(&t->line, m);
-    int value = put_value(&t->line, t, m);
-    if (value == VALUE_FILTERED) return;
-    t->undecodable += value == VALUE_UNDECODABLE;
+    t->undecodable += put_value(&t->line, t, m, ev, err, why) ? 1 : 0;
+    evk_event_destroy(ev);
     put(&t->line, "}\n", 2);
     if (t->line.oom) {
         fprintf(stderr,
