@@ -260,8 +260,9 @@ static double now_s(void) {
 
 /* At most ten times a second, and at the end (@p final) once more. */
 static void show_progress(run_t *r, int final) {
+    if (!r->progress) return; /* before the clock: this runs once per line */
     double now = now_s();
-    if (!r->progress || (!final && now - r->shown < 0.1)) return;
+    if (!final && now - r->shown < 0.1) return;
     r->shown = now;
     double rate = now > r->started ? (double)r->lines / (now - r->started) : 0;
     fprintf(stderr, "\r%zu lines read, %llu delivered, %zu invalid, %.0f lines/s%s", r->lines,
