@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,14 +111,6 @@ static int parse_offset(options_t *o) {
     return 0;
 }
 
-/* A number of at least @p min. */
-static int parse_number(const char *s, long long min, long long *out) {
-    char *end;
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno || end == s || *end || *out < min ? -1 : 0;
-}
-
 static int parse_options(int argc, char **argv, options_t *o) {
     static const struct option longopts[] = {
         {"raw", no_argument, NULL, 'r'}, EVK_CLI_LONGOPTS, {NULL, 0, NULL, 0}};
@@ -141,12 +134,12 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->exit_eof = 1;
             break;
         case 'c':
-            if (parse_number(optarg, 1, &o->count))
+            if (evk_cli_number(optarg, 1, LLONG_MAX, &o->count))
                 return evk_cli_usage_error(PROG, usage,
                                            "-c: expected a positive count, got \"%s\"", optarg);
             break;
         case 'p':
-            if (parse_number(optarg, 0, &partition) || partition > INT32_MAX)
+            if (evk_cli_number(optarg, 0, INT32_MAX, &partition))
                 return evk_cli_usage_error(
                     PROG, usage, "-p: expected a partition number, got \"%s\"", optarg);
             o->partition = (int32_t)partition;

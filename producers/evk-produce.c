@@ -49,10 +49,8 @@ static int usage_fail(const char *what, const char *arg, const char *reason) {
 }
 
 static int parse_partition(options_t *o, const char *arg) {
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (errno || end == arg || *end || v < 0 || v > INT32_MAX)
+    long long v;
+    if (evk_cli_number(arg, 0, INT32_MAX, &v))
         return usage_fail("-p", arg, "not a partition number (0, 1, ...)");
     o->to_partition = 1;
     o->partition = (int32_t)v;

@@ -1,8 +1,8 @@
 /* evk-order generate: random valid orders at a steady rate, for demos and
  * load. The same --seed gives the same orders (ids aside, which are always
  * fresh so that two runs never collide). */
-#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -120,10 +120,8 @@ static int split_skus(gen_args_t *a, char *list) {
 }
 
 static int int_arg(const char *opt, const char *s, long long min, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min)
+    long long v;
+    if (evk_cli_number(s, min, LLONG_MAX, &v))
         return order_usage_error("generate: %s: expected an integer >= %lld, got \"%s\"", opt,
                                  min, s);
     *out = v;

@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "evkit/cli.h"
 #include "evkit/config.h"
 #include "evkit/error.h"
 #include "evkit/service.h"
@@ -623,6 +625,23 @@ static void test_example_config(void **state) {
     evk_config_destroy(cfg);
 }
 
+/* evk_cli_number(): whole numbers within the range, nothing else. */
+static void test_cli_number(void **state) {
+    (void)state;
+    long long v;
+    assert_int_equal(evk_cli_number("7", 0, 10, &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(evk_cli_number("0", 0, 10, &v), 0);
+    assert_int_equal(evk_cli_number("-3", -5, 10, &v), 0);
+    assert_int_equal(v, -3);
+    assert_int_equal(evk_cli_number("-1", 0, 10, &v), -1);
+    assert_int_equal(evk_cli_number("11", 0, 10, &v), -1);
+    assert_int_equal(evk_cli_number("", 0, 10, &v), -1);
+    assert_int_equal(evk_cli_number("2x", 0, 10, &v), -1);
+    assert_int_equal(evk_cli_number("x", 0, 10, &v), -1);
+    assert_int_equal(evk_cli_number("99999999999999999999", 0, LLONG_MAX, &v), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_names),
@@ -646,6 +665,7 @@ int main(void) {
         cmocka_unit_test_setup(test_secrets_never_printed, reset_env),
         cmocka_unit_test_setup(test_kafka_conf, reset_env),
         cmocka_unit_test_setup(test_example_config, reset_env),
+        cmocka_unit_test(test_cli_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

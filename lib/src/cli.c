@@ -1,5 +1,6 @@
 /* What every program shares: its kcat-style options, its config and
  * catalog, the connection check, and the version. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,13 @@ evk_err_t evk_cli_opts_config(const evk_cli_opts_t *o, evk_config_t **out, char 
     evk_config_destroy(*out);
     *out = NULL;
     return err;
+}
+
+int evk_cli_number(const char *s, long long min, long long max, long long *out) {
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno || end == s || *end || *out < min || *out > max ? -1 : 0;
 }
 
 int evk_cli_usage_error(const char *prog, void (*usage)(FILE *out, const char *prog),

@@ -50,9 +50,6 @@ const struct rd_kafka_metadata_topic *admin_find_topic(const struct rd_kafka_met
  * EVK_CLI_TAKEN, ADMIN_DONE (-h/-V answered) or EVK_EXIT_USAGE. */
 int admin_shared_opt(admin_t *a, int c, char *arg, const char *cmd);
 
-/* A non-negative number in *out, or -1. */
-int admin_parse_count(const char *s, long long *out);
-
 int admin_cmd_topics(int argc, char **argv, admin_t *a);
 int admin_cmd_metadata(int argc, char **argv, admin_t *a);
 int admin_cmd_lag(int argc, char **argv, admin_t *a);

@@ -1,6 +1,5 @@
 /* evk-admin: topics from the catalog, metadata, consumer lag and dead-letter
  * replay, on librdkafka's Admin and consumer APIs. See docs/CLI.md. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +30,6 @@ int admin_shared_opt(admin_t *a, int c, char *arg, const char *cmd) {
     if (shared == EVK_CLI_TAKEN) return EVK_CLI_TAKEN;
     if (shared == EVK_CLI_NOT_MINE) return admin_usage_error("%s: bad option", cmd);
     return ADMIN_DONE;
-}
-
-int admin_parse_count(const char *s, long long *out) {
-    char *end;
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno || end == s || *end || *out < 0 ? -1 : 0;
 }
 
 rd_kafka_t *admin_client(const admin_t *a, rd_kafka_type_t type, const char *const *props,

@@ -334,7 +334,7 @@ static int parse_plan_opts(int argc, char **argv, admin_t *a, plan_opts_t *o) {
         if (c == 'n') {
             o->dry_run = 1;
         } else if (target) {
-            if (admin_parse_count(optarg, target) || *target < 1 || *target > 100000)
+            if (evk_cli_number(optarg, 1, 100000, target))
                 return admin_usage_error("topics: --%s: expected a positive number, got \"%s\"",
                                          c == 'p'   ? "partitions"
                                          : c == 'r' ? "replication"

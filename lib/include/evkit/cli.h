@@ -90,6 +90,13 @@ EVK_EXPORT int evk_cli_opt(evk_cli_opts_t *o, int c, char *arg, const char *prog
                            void (*usage)(FILE *out, const char *prog));
 
 /**
+ * @brief An option's whole decimal number within [@p min, @p max] into
+ *        *@p out. @returns 0; -1 for no number, text after it, or a number
+ *        out of range (*@p out is then undefined).
+ */
+EVK_EXPORT int evk_cli_number(const char *s, long long min, long long max, long long *out);
+
+/**
  * @brief For a bad command line: print "@p prog: MESSAGE" (@p fmt and its
  *        arguments, as printf) on stderr, then @p usage, or when @p usage is
  *        NULL "(@p prog --help shows the usage)".
