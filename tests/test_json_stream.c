@@ -1,6 +1,8 @@
 /* The DOM-free JSON reader (lib/src/json_stream.c) against the DOM path
  * (evk_event_from_json()): the same verdict, message and bytes for every
  * input, and a fast path that never takes what the DOM path rejects. */
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -467,6 +469,62 @@ static void test_frame_headers(void **state) {
     evk_event_destroy(ev);
 }
 
+static evk_err_t kitchen_f(const char *number, float *out, char *err, size_t err_size) {
+    char json[128];
+    snprintf(json, sizeof json, "{\"id\":\"k\",\"f\":%s}", number);
+    check_same("Kitchen", json);
+    evk_event_t *ev = NULL;
+    evk_err_t rc =
+        evk_event_from_json(schema("Kitchen"), json, strlen(json), &ev, err, err_size);
+    if (rc) return rc;
+    double d;
+    assert_int_equal(evk_event_get_double(ev, "f", &d), EVK_OK);
+    *out = (float)d;
+    char *text = NULL;
+    size_t len;
+    assert_int_equal(evk_event_to_json(ev, &text, &len), EVK_OK);
+    evk_event_t *back = NULL;
+    rc = evk_event_from_json(schema("Kitchen"), text, len, &back, err, err_size);
+    if (rc) fail_msg("own JSON does not read back: %s: %s", err, text);
+    assert_int_equal(evk_event_get_double(back, "f", &d), EVK_OK);
+    assert_true((float)d == *out);
+    free(text);
+    evk_event_destroy(back);
+    evk_event_destroy(ev);
+    return EVK_OK;
+}
+
+/* A float field takes every number that rounds to a finite float, and what
+ * evkit writes for it reads back: the shortest text of FLT_MAX is a little
+ * above FLT_MAX as a double (the fuzzer found the reader refusing it). */
+static void test_float_limits(void **state) {
+    (void)state;
+    static const char *const fits[] = {"3.4028235e+38", "-3.4028235e+38",
+                                       "3.4028234663852886e38", "3.4028235677973362e38"};
+    static const char *const beyond[] = {"3.4028235677973366e38", "-3.4028235677973366e38",
+                                         "1e39"};
+    char err[256];
+    float f;
+    for (size_t i = 0; i < sizeof fits / sizeof *fits; i++) {
+        if (kitchen_f(fits[i], &f, err, sizeof err)) fail_msg("%s: %s", fits[i], err);
+        assert_true(fabsf(f) == FLT_MAX);
+    }
+    for (size_t i = 0; i < sizeof beyond / sizeof *beyond; i++) {
+        assert_int_equal(kitchen_f(beyond[i], &f, err, sizeof err), EVK_ERR_VALIDATION);
+        assert_non_null(strstr(err, "f: "));
+        assert_non_null(strstr(err, " out of range for float"));
+    }
+    evk_event_t *ev = evk_event_new(schema("Kitchen"));
+    assert_int_equal(evk_event_set_double(ev, "f", -3.4028235e38), EVK_OK);
+    double d;
+    assert_int_equal(evk_event_get_double(ev, "f", &d), EVK_OK);
+    assert_true(d == -FLT_MAX);
+    assert_int_equal(evk_event_set_double(ev, "f", 3.4028235677973366e38), EVK_ERR_VALIDATION);
+    assert_int_equal(evk_event_set_double(ev, "f", INFINITY), EVK_ERR_VALIDATION);
+    assert_int_equal(evk_event_set_double(ev, "f", NAN), EVK_ERR_VALIDATION);
+    evk_event_destroy(ev);
+}
+
 static void test_bad_arguments(void **state) {
     (void)state;
     evk_json_reader_t *r = NULL;
@@ -486,7 +544,8 @@ int main(void) {
         cmocka_unit_test(test_fast_path_taken), cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_length_bounded),  cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_reader_defaults), cmocka_unit_test(test_key_from_schema_default),
-        cmocka_unit_test(test_frame_headers),   cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_frame_headers),   cmocka_unit_test(test_float_limits),
+        cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, load_catalogs, free_catalogs);
 }

@@ -48,6 +48,10 @@ evk_err_t evk__event_from_json_with(const evk_schema_t *s, const char *json, siz
 evk_err_t evk__json_reader_fast(evk_json_reader_t *r, const char *json, size_t len,
                                 const unsigned char **body, size_t *body_len);
 
+/* Whether JSON number @p d rounds to a finite float; if so, that float goes
+ * to @p out. */
+int evk__float_from_double(double d, float *out);
+
 /* Length of the well-formed UTF-8 sequence at @p s (at most @p n bytes), or
  * 0 if the bytes there are not one. */
 size_t evk__utf8_seq(const unsigned char *s, size_t n);

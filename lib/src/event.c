@@ -557,8 +557,11 @@ evk_err_t evk_event_set_double(evk_event_t *ev, const char *path, double value) 
     avro_value_t v;
     evk_err_t err = resolve(ev, path, 1, W_DOUBLE, &v);
     if (err) return err;
-    if (avro_value_get_type(&v) == AVRO_FLOAT)
-        return avro_value_set_float(&v, (float)value) ? EVK_ERR_NOMEM : EVK_OK;
+    if (avro_value_get_type(&v) == AVRO_FLOAT) {
+        float f;
+        if (!evk__float_from_double(value, &f)) return EVK_ERR_VALIDATION;
+        return avro_value_set_float(&v, f) ? EVK_ERR_NOMEM : EVK_OK;
+    }
     if (avro_value_get_type(&v) != AVRO_DOUBLE) return EVK_ERR_VALIDATION;
     return avro_value_set_double(&v, value) ? EVK_ERR_NOMEM : EVK_OK;
 }

@@ -261,14 +261,28 @@ static evk_err_t fill_int(fill_t *fc, const json_t *in, avro_value_t *v) {
     return avro_value_set_int(v, (int32_t)i) ? nomem(fc) : EVK_OK;
 }
 
+/* The shortest text of FLT_MAX, "3.4028235e+38", reads back as a double a
+ * little above FLT_MAX that still rounds to it, so the test is whether the
+ * double rounds to a finite float, not whether it is at most FLT_MAX. The
+ * first one that rounds to infinity is FLT_MAX plus half its last place,
+ * 2^103 (a tie goes to the even neighbour, which is infinity). The cast is
+ * done on a clamped value: converting one beyond the range is undefined. */
+int evk__float_from_double(double d, float *out) {
+    static const double limit = (double)FLT_MAX + 0x1p103;
+    if (!(fabs(d) < limit)) return 0;
+    *out = (float)(fabs(d) > FLT_MAX ? copysign(FLT_MAX, d) : d);
+    return 1;
+}
+
 static evk_err_t fill_real(fill_t *fc, const json_t *in, avro_value_t *v) {
     if (!json_is_number(in)) return mismatch(fc, in, v);
     double d = json_number_value(in);
     if (avro_value_get_type(v) == AVRO_DOUBLE)
         return avro_value_set_double(v, d) ? nomem(fc) : EVK_OK;
-    if (fabs(d) > FLT_MAX)
+    float f;
+    if (!evk__float_from_double(d, &f))
         return fill_fail(fc, EVK_ERR_VALIDATION, "%g out of range for float", d);
-    return avro_value_set_float(v, (float)d) ? nomem(fc) : EVK_OK;
+    return avro_value_set_float(v, f) ? nomem(fc) : EVK_OK;
 }
 
 static evk_err_t fill_enum(fill_t *fc, const json_t *in, avro_value_t *v) {

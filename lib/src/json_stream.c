@@ -419,8 +419,8 @@ static int put_real(ctx_t *c, const node_t *n, const tok_t *t) {
     uint64_t bits;
     size_t size = 8;
     if (n->type == AVRO_FLOAT) {
-        if (fabs(d) > FLT_MAX) return -1;
-        float f = (float)d;
+        float f;
+        if (!evk__float_from_double(d, &f)) return -1;
         uint32_t fb;
         memcpy(&fb, &f, 4);
         bits = fb;

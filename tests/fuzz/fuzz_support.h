@@ -8,6 +8,10 @@
 #include "evkit/event.h"
 #include "evkit/schema.h"
 
+/* libFuzzer's entry points, which each target defines. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 /* Loaded by fuzz_init(): [0] the flow's schemas/, [1] tests/fuzz/schemas
  * (every Avro type, recursion). */
 extern evk_catalog_t *fuzz_catalogs[2];

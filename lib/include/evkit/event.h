@@ -128,6 +128,8 @@ EVK_EXPORT evk_err_t evk_event_array_size(const evk_event_t *ev, const char *pat
 EVK_EXPORT evk_err_t evk_event_set_string(evk_event_t *ev, const char *path, const char *value);
 /** Range-checked for int fields ("quantity: 3000000000 out of range for int"). */
 EVK_EXPORT evk_err_t evk_event_set_long(evk_event_t *ev, const char *path, int64_t value);
+/** Range-checked for float fields: EVK_ERR_VALIDATION when @p value does not
+ *  round to a finite float (NaN and infinities included). */
 EVK_EXPORT evk_err_t evk_event_set_double(evk_event_t *ev, const char *path, double value);
 EVK_EXPORT evk_err_t evk_event_set_bool(evk_event_t *ev, const char *path, int value);
 /** @brief Append a zero element to the array at @p path; *index gets its position. */
