@@ -1,43 +1,114 @@
 #!/usr/bin/env bash
-# lib/src's layers (CONTRIBUTING.md): each file uses only its own layer and
-# those below it. Read from the objects themselves (nm): a function or table
-# a file uses that another file of a higher layer defines is a violation. A
-# file without a layer fails too, so that a new one is placed.
-# Usage: layers_test.sh OBJECT...   (the evkit_objects target's objects)
+# lib/src's layers (CONTRIBUTING.md) are its folders, lowest first: base,
+# schema, kafka, service. Each file uses only its own layer and those below
+# it, checked two ways:
+# - includes: a file of lib/src/<layer>/ (or a public header) that includes
+#   a header of a higher layer fails; every public header has a layer in
+#   the table below, so that a new one is placed;
+# - symbols, read from the objects themselves (nm): a function or table a
+#   file uses that a file of a higher layer defines fails.
+# Usage: layers_test.sh LIB_DIR OBJECT...   (lib/, the evkit_objects objects)
 set -euo pipefail
 
-declare -A layer=(
-  [error]=1 [util]=1 [log]=1 [config]=1
-  [catalog]=2 [evolve]=2 [event]=2 [json]=2 [json_stream]=2 [frame]=2 [registry]=2
-  [producer]=3 [devbroker]=3 [cli]=3
-  [service]=4 [service_txn]=4 [service_settings]=4 [store]=4 [store_disk]=4 [instance]=4
-  [metrics]=4 [metrics_http]=4
-)
-names=([1]=base [2]=schema [3]=kafka [4]=service)
+order=(base schema kafka service)
+declare -A rank
+for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
 
-file_of() { # an object's source file name, without .c.o
-  local b=${1##*/}
-  echo "${b%%.*}"
+declare -A public=(
+  [export.h]=base [error.h]=base [config.h]=base [log.h]=base [version.h]=base
+  [schema.h]=schema [event.h]=schema [registry.h]=schema
+  [producer.h]=kafka [devbroker.h]=kafka [cli.h]=kafka
+  [service.h]=service
+)
+
+lib=$1
+shift
+bad=0
+fail() {
+  echo "layers_test: $*" >&2
+  bad=1
 }
 
-declare -A owner
-for o in "$@"; do
-  f=$(file_of "$o")
-  [ -n "${layer[$f]:-}" ] || { echo "layers_test: lib/src/$f.c has no layer" >&2; exit 1; }
-  while read -r sym; do owner[$sym]=$f; done < <(nm --defined-only "$o" | awk '$2 ~ /[TDRB]/ {print $3}')
+# The layer of a header named in an #include "...", or nothing for one
+# outside the library.
+declare -A private
+for layer in "${order[@]}"; do
+  for h in "$lib/src/$layer"/*.h; do
+    [ -e "$h" ] && private[${h##*/}]=$layer
+  done
+done
+header_layer() {
+  local name=$1
+  case $name in
+    evkit/evkit.h) echo umbrella ;;
+    evkit/*) echo "${public[${name#evkit/}]:-none}" ;;
+    *) echo "${private[$name]:-}" ;;
+  esac
+}
+
+check_includes() { # file layer
+  local file=$1 own=$2 name target
+  while read -r name; do
+    target=$(header_layer "$name")
+    case $target in
+      "") ;;
+      none) fail "$file includes $name, which has no layer (add it to layers_test.sh)" ;;
+      umbrella) fail "$file includes evkit/evkit.h: include the headers it needs" ;;
+      *) if [ "${rank[$target]}" -gt "${rank[$own]}" ]; then
+           fail "$file ($own) includes $name ($target)"
+         fi ;;
+    esac
+  done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$file")
+}
+
+for layer in "${order[@]}"; do
+  for f in "$lib/src/$layer"/*.[ch]; do check_includes "$f" "$layer"; done
+done
+for h in "$lib"/include/evkit/*.h "$lib"/include/evkit/*.h.in; do
+  base=${h##*/}
+  base=${base%.in}
+  [ "$base" = evkit.h ] && continue
+  own=${public[$base]:-}
+  if [ -z "$own" ]; then
+    fail "lib/include/evkit/$base has no layer (add it to layers_test.sh)"
+    continue
+  fi
+  while read -r name; do
+    name=${name#evkit/}
+    target=${public[$name]:-none}
+    if [ "$target" = none ]; then
+      fail "$base includes $name, which has no layer"
+    elif [ "${rank[$target]}" -gt "${rank[$own]}" ]; then
+      fail "$base ($own) includes $name ($target)"
+    fi
+  done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$h")
 done
 
-bad=0
+# An object's layer is its source's folder: .../src/<layer>/<file>.c.o
+declare -A owner layer_of
 for o in "$@"; do
-  f=$(file_of "$o")
+  f=${o##*/}
+  f=${f%%.*}
+  d=${o%/*}
+  d=${d##*/}
+  [ -n "${rank[$d]:-}" ] || { fail "$o is not in a layer's folder"; continue; }
+  layer_of[$o]=$d
+  while read -r sym; do owner[$sym]="$d/$f"; done \
+    < <(nm --defined-only "$o" | awk '$2 ~ /[TDRB]/ {print $3}')
+done
+for o in "$@"; do
+  d=${layer_of[$o]:-}
+  [ -n "$d" ] || continue
+  f=${o##*/}
+  f=${f%%.*}
   while read -r sym; do
     g=${owner[$sym]:-}
-    if [ -z "$g" ] || [ "$g" = "$f" ]; then continue; fi
-    if [ "${layer[$g]}" -gt "${layer[$f]}" ]; then
-      echo "layers_test: $f.c (${names[${layer[$f]}]}) uses $sym of $g.c (${names[${layer[$g]}]})" >&2
-      bad=1
+    [ -n "$g" ] || continue
+    if [ "${rank[${g%%/*}]}" -gt "${rank[$d]}" ]; then
+      fail "$d/$f.c uses $sym of $g.c"
     fi
   done < <(nm -u "$o" | awk '{print $2}')
 done
-[ $bad = 0 ] && echo "layers_test: $# files, none uses a layer above its own"
+
+[ $bad = 0 ] && echo "layers_test: $# objects and their includes, none uses a layer above its own"
 exit $bad

@@ -1,5 +1,5 @@
-# Schema evolution (lib/src/evolve.c) and the Confluent Schema Registry client
-# (lib/src/registry.c), against tests/registry_server.py on loopback.
+# Schema evolution (lib/src/schema/evolve.c) and the Confluent Schema Registry client
+# (lib/src/schema/registry.c), against tests/registry_server.py on loopback.
 evk_test(test_evolution SOURCES test_evolution.c LABELS unit)
 evk_test(test_registry SOURCES test_registry.c registry_support.c LABELS unit TIMEOUT 120)
 target_link_libraries(test_registry PRIVATE PkgConfig::CURL)

@@ -26,7 +26,8 @@ add_test(NAME exports_test COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/exports_test
          $<TARGET_FILE:evkit> ${EVK_PUBLIC_HEADERS} ${PROJECT_BINARY_DIR}/lib/include/evkit/version.h)
 set_tests_properties(exports_test PROPERTIES LABELS unit TIMEOUT 60)
 
-# lib/src's layers: no file uses one of a higher layer (CONTRIBUTING.md).
+# lib/src's layers (its folders): no file uses one of a higher layer, by
+# include or by symbol (CONTRIBUTING.md).
 add_test(NAME layers_test COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/layers_test.sh
-         $<TARGET_OBJECTS:evkit_objects>)
+         ${PROJECT_SOURCE_DIR}/lib $<TARGET_OBJECTS:evkit_objects>)
 set_tests_properties(layers_test PROPERTIES LABELS unit TIMEOUT 60)

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "evkit/schema.h"
+#include "codec.h"
 #include "internal.h"
 
 static char errstr[512];

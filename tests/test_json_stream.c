@@ -1,4 +1,4 @@
-/* The DOM-free JSON reader (lib/src/json_stream.c) against the DOM path
+/* The DOM-free JSON reader (lib/src/schema/json_stream.c) against the DOM path
  * (evk_event_from_json()): the same verdict, message and bytes for every
  * input, and a fast path that never takes what the DOM path rejects. */
 #include <float.h>

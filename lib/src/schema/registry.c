@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "evkit/registry.h"
+#include "codec.h"
 #include "internal.h"
 
 #define REG_CONTENT_TYPE "application/vnd.schemaregistry.v1+json"

@@ -2,6 +2,7 @@
  * (evk_json_reader_frame()), where building an event just for its metadata
  * would cost more than the encoding itself. */
 #include "evkit/event.h"
+#include "codec.h"
 #include "internal.h"
 
 rd_kafka_headers_t *evk__ce_headers(const evk_schema_t *s, const char *id, const char *source,

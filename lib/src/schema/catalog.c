@@ -10,6 +10,7 @@
 
 #include "evkit/registry.h"
 #include "evkit/schema.h"
+#include "codec.h"
 #include "internal.h"
 
 #define EVK_REASON_MAX 512

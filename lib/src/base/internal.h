@@ -1,16 +1,15 @@
-/* Private helpers shared by the library's translation units. Not installed. */
+/* The base layer's private helpers (errstr formatting, strings, time,
+ * secrets, config internals, logging), for every layer. Not installed. */
 #ifndef EVK_INTERNAL_H
 #define EVK_INTERNAL_H
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <avro.h>
-#include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include "evkit/config.h"
 #include "evkit/error.h"
 #include "evkit/log.h"
-#include "evkit/schema.h"
 
 /* Format into a caller's errstr buffer; tolerates errstr == NULL. Returns err
  * so that failure paths read `return evk__fail(EVK_ERR_X, errstr, size, ...)`. */
@@ -81,54 +80,5 @@ int evk__log_level_from_name(const char *name, evk_log_level_t *out);
 /* librdkafka's log callback for every client evkit makes: its lines in
  * evkit's log format, component "librdkafka". */
 void evk__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-
-/* Catalog internals the codec needs (implemented in catalog.c). */
-
-/* avro-c generic value class for the entry's schema; created once at load so
- * that events do not pay for it. Owned by the catalog. */
-avro_value_iface_t *evk__schema_iface(const evk_schema_t *s);
-
-/* The parsed .avsc document, for field defaults (avro-c does not expose
- * them). Owned by the catalog. */
-const json_t *evk__schema_doc(const evk_schema_t *s);
-
-/* ---- schema evolution (evolve.c) ----
- * A writer is a schema id whose schema differs from the catalog entry that
- * reads it: an older version of the type (catalog "writers") or one met in
- * a schema registry. */
-typedef struct evk__writer_s evk__writer_t;
-
-/* Check that @p schema can be read as @p reader under Avro's resolution
- * rules and build the writer; errstr names the first incompatible field.
- * Takes its own reference to @p schema. */
-evk_err_t evk__writer_new(const evk_schema_t *reader, int32_t id, avro_schema_t schema,
-                          evk__writer_t **out, char *errstr, size_t errstr_size);
-void evk__writer_destroy(evk__writer_t *w);
-int32_t evk__writer_id(const evk__writer_t *w);
-const evk_schema_t *evk__writer_reader(const evk__writer_t *w);
-avro_schema_t evk__writer_schema(const evk__writer_t *w);
-
-/* Read the Avro @p body written with @p w into @p out, a fresh (not yet
- * initialised) value of the reader's schema. The body must have passed the
- * frame scan against evk__writer_schema(). */
-evk_err_t evk__writer_read(const evk__writer_t *w, const void *body, size_t len,
-                           avro_value_t *out, char *errstr, size_t errstr_size);
-
-/* How to read schema id @p id: *reader is the catalog entry, *writer NULL
- * when the frame was written with that very schema, else the writer to
- * resolve it with (from the catalog, or fetched from the registry and
- * cached). EVK_ERR_UNKNOWN_SCHEMA_ID when neither knows the id. */
-evk_err_t evk__catalog_writer(const evk_catalog_t *cat, int32_t id, const evk_schema_t **reader,
-                              const evk__writer_t **writer, char *errstr, size_t errstr_size);
-
-/* Whether the registry may register schemas (schema_registry.auto.register). */
-struct evk_registry_s;
-int evk__registry_auto_register(const struct evk_registry_s *reg);
-
-/* The CloudEvents binary-mode headers of docs/WIRE.md, in their order; NULL
- * values are left out. NULL when out of memory. */
-rd_kafka_headers_t *evk__ce_headers(const evk_schema_t *s, const char *id, const char *source,
-                                    const char *time, const char *correlation_id,
-                                    const char *causation_id);
 
 #endif
