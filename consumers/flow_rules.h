@@ -1,6 +1,6 @@
 /*
  * Pure decision functions of the reference flow (docs/FLOW.md): no Kafka, no
- * I/O, so tests/test_flow_rules.c can pin every rule down.
+ * I/O, so tests/unit/test_flow_rules.c can pin every rule down.
  *
  * Every id a service derives (authorization id, tracking number, carrier,
  * notification id) is a function of an input id, so reprocessing an event

@@ -8,7 +8,7 @@
  * give up, and the input goes through evk_event_from_json()'s DOM path
  * instead, which then decides and words the error. So errors read exactly
  * as they always have, and the fast path must never accept what the DOM path
- * rejects (tests/test_json_stream.c holds the two paths against each other). */
+ * rejects (tests/unit/test_json_stream.c holds the two paths against each other). */
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>

@@ -1,6 +1,6 @@
 /*
  * A program built outside the source tree against the installed evkit, the
- * way a user builds one (tests/pkgconfig_test.sh):
+ * way a user builds one (tests/e2e/pkgconfig_test.sh):
  *
  *   cc main.c $(pkg-config --cflags --libs evkit)
  *

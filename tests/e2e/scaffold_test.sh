@@ -6,7 +6,7 @@
 # Then the same service as a project of its own (--dir), built with
 # pkg-config against evkit installed under a prefix, passes its own test.
 set -euo pipefail
-src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait; rm -rf "$tmp"' EXIT
@@ -62,7 +62,7 @@ refuse "exists and is not an empty directory" fraud-check --on OrderPlaced --dir
 refuse "one typo away from evkit's config section schema_registry" schema-registry --on OrderPlaced
 
 scripts/new-consumer fraud-check --on OrderPlaced --emit FraudScored --store OrderTally >/dev/null
-for f in consumers/fraud-check.c tests/fraud-check_test.sh schemas/FraudScored.avsc \
+for f in consumers/fraud-check.c tests/integration/fraud-check_test.sh schemas/FraudScored.avsc \
   schemas/OrderTally.avsc; do
   [ -f "$f" ] || fail "$f was not written"
 done
@@ -77,7 +77,7 @@ if command -v clang-format >/dev/null; then
 fi
 # The templates are checked here, as what they become (scripts/check-style).
 if command -v shellcheck >/dev/null; then
-  shellcheck tests/fraud-check_test.sh || fail "the scaffolded test fails shellcheck"
+  shellcheck tests/integration/fraud-check_test.sh || fail "the scaffolded test fails shellcheck"
 fi
 tree_sum >"$tmp/before"
 refuse "fraud-check exists" fraud-check --on OrderPlaced --emit FraudScored

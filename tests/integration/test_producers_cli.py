@@ -12,8 +12,8 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_evk_order_cli import expect, run_with_broker  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from clitest import expect, run_with_broker  # noqa: E402
 
 PROGRAMS = {
     "evk-produce": ("producers/evk-produce", ["-t", "OrderPlaced"]),
@@ -159,7 +159,7 @@ def test_nul_bytes(b):
 
 def test_order_rules(b):
     """OrderPlaced's rules beyond its schema hold for both programs (and for
-    evk-order place and generate: tests/test_evk_order_cli.py)."""
+    evk-order place and generate: tests/integration/test_evk_order_cli.py)."""
     lines = [order("{p}-r-1", customer=""), order("{p}-r-2", customer="c\x01"),
              order("{p}-r-3", sku="SKU\0"), order("{p}-r-4", sku=""),
              order("{p}-r-5", currency="euro"), order("{p}-r-6", currency="eur"),

@@ -1,5 +1,5 @@
 /* The Schema Registry client and a catalog using it, against
- * tests/registry_server.py (a stand-in registry on 127.0.0.1) that counts
+ * tests/support/registry_server.py (a stand-in registry on 127.0.0.1) that counts
  * the requests it serves. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -60,7 +60,8 @@ import tempfile
 import threading
 import time
 
-from procs import BIN, FLOW_TOPICS as TOPICS, SRC, Failure, check, read_raw
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from procs import BIN, FLOW_TOPICS as TOPICS, SRC, Failure, check, read_raw  # noqa: E402
 
 SERVICES = ["inventory-service", "payment-service", "shipping-service", "order-service",
             "notification-service"]

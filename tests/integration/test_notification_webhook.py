@@ -27,7 +27,7 @@ import threading
 import time
 
 BIN = os.environ.get("EVK_BIN_DIR", "build")
-SRC = os.environ.get("EVK_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRC = os.environ.get("EVK_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 GOOD = [f"o-{i}" for i in range(1, 6)]
 BAD = "o-always-fails"
 failures = []

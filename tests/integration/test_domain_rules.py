@@ -23,8 +23,9 @@ import sys
 import avro.io
 import avro.schema
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from procs import (BIN, FLOW_TOPICS, SRC, Service, check, run_main, start_broker, wait_until,
-                   write_config)
+                   write_config)  # noqa: E402
 
 BAD = {  # order id -> (items, customer, currency, the reason StockRejected must give)
     "o-merge": ([("SKU-1", 2, 100), ("SKU-1", -1, 100)], "c-1", "EUR",

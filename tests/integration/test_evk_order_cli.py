@@ -8,75 +8,13 @@ import collections
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 
-BIN = os.environ.get("EVK_BIN_DIR", "build")
-SRC = os.environ.get("EVK_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from clitest import expect, run_with_broker  # noqa: E402
+
 ORDER_ID = re.compile(r"^o-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
-class Broker:
-    """evk-dev-broker in @work; commands() takes fault-injection commands."""
-
-    def __init__(self, work):
-        path = os.path.join(work, "bootstrap")
-        self.fifo, self.log = os.path.join(work, "control"), os.path.join(work, "broker.out")
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"),
-                                          "--bootstrap-file", path, "--topic", "orders:4",
-                                          "--control", self.fifo], stdout=out)
-        self.wait_for(lambda: os.path.exists(path), "evk-dev-broker did not start")
-        with open(path) as f:
-            self.brokers = f.read().strip()
-        self.env = dict(os.environ, EVK_SCHEMAS_DIR=os.path.join(SRC, "schemas"))
-        for var in ("EVK_BOOTSTRAP_SERVERS", "EVK_CONFIG"):
-            self.env.pop(var, None)
-
-    def wait_for(self, cond, failure):
-        deadline = time.monotonic() + 10
-        while not cond():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(failure)
-            time.sleep(0.05)
-
-    def acks(self, line):
-        with open(self.log) as f:
-            return f.read().count(f"control: ok: {line}\n")
-
-    def command(self, line):
-        """Apply @line (docs/CLI.md, evk-dev-broker --control) and wait for its ack."""
-        before = self.acks(line)
-        with open(self.fifo, "w") as f:
-            f.write(line + "\n")
-        self.wait_for(lambda: self.acks(line) > before, f"evk-dev-broker did not apply {line!r}")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-    def run(self, prog, *args, stdin=None, brokers=True):
-        cmd = [os.path.join(BIN, prog)] + (["-b", self.brokers] if brokers else []) + list(args)
-        return subprocess.run(cmd, env=self.env, input=stdin, capture_output=True, text=True,
-                              timeout=60)
-
-    def orders(self):
-        r = self.run("consumers/evk-tail", "-e", "orders")
-        return [json.loads(line)["value"] for line in r.stdout.splitlines()]
-
-    def new_orders(self, before):
-        """Orders not in @before (partitions interleave, so not a suffix)."""
-        seen = {o["order_id"] for o in before}
-        return [o for o in self.orders() if o["order_id"] not in seen]
 
 
 def test_place(b):
@@ -94,7 +32,7 @@ def test_place(b):
 
 
 def test_place_rules(b):
-    """The order rules publish applies (tests/test_producers_cli.py), as
+    """The order rules publish applies (tests/integration/test_producers_cli.py), as
     usage errors naming the option; nothing is sent."""
     before = len(b.orders())
     iso = "must be an ISO 4217 code: three upper-case letters, e.g. EUR"
@@ -200,20 +138,6 @@ def test_status_and_errors(b):
     expect(r.returncode == 1, "unknown command: exit 1")
     r = b.run("producers/evk-order", "status", "o-1", brokers=False)
     expect(r.returncode == 2 and "no bootstrap servers" in r.stderr, "no brokers: exit 2")
-
-
-def run_with_broker(name, tests):
-    """A test's main: each of @tests on one evk-dev-broker in a scratch
-    directory, then the count of failed expectations; the exit code."""
-    with tempfile.TemporaryDirectory(prefix=f"evk-{name}-") as work:
-        b = Broker(work)
-        try:
-            for test in tests:
-                test(b)
-        finally:
-            b.stop()
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
 
 
 def main():

@@ -10,7 +10,7 @@ set -euo pipefail
 
 DEV_BROKER=$1 PRODUCE=$2 TAIL=$3
 PY=/usr/bin/python3
-HELPER=$(dirname "$0")/interop.py
+HELPER=$(dirname "$0")/../support/interop.py
 : "${EVK_SCHEMAS_DIR:?}"
 # The programs must see only what this test gives them.
 unset EVK_CONFIG EVK_BOOTSTRAP_SERVERS

@@ -15,8 +15,8 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_evk_order_cli import BIN, SRC, expect, failures  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from clitest import BIN, SRC, expect, failures  # noqa: E402
 
 ADMIN = os.path.join(BIN, "lib/evk-admin")
 ENV = {k: v for k, v in os.environ.items()

@@ -8,7 +8,7 @@
 #     libevkit, and it finds the schemas of its own prefix;
 #   - move the whole prefix and do both again: nothing names the old place.
 set -euo pipefail
-src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${EVK_BIN_DIR:-$src/build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -2,7 +2,7 @@
  * <service>.dead_letter_max_bytes = 4096 the value is cut first, then the
  * input's headers are left out, then the key is cut, each noted in an
  * evk_dlq_* header; the record always fits and the service keeps going.
- * (tests/test_big_messages.py does the same at 1 MB and 10 MB through the
+ * (tests/integration/test_big_messages.py does the same at 1 MB and 10 MB through the
  * reference services.) */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# evk-produce and evk-tail with a Schema Registry (tests/registry_server.py)
+# evk-produce and evk-tail with a Schema Registry (tests/support/registry_server.py)
 # over an evk-dev-broker process:
 #   (a) evk-produce registers OrderPlaced under orders-value and writes frames
 #       carrying the registry's id (checked with kcat, byte by byte);
@@ -12,7 +12,7 @@ set -euo pipefail
 
 DEV_BROKER=$1 PRODUCE=$2 TAIL=$3
 PY=/usr/bin/python3
-SERVER=$(dirname "$0")/registry_server.py
+SERVER=$(dirname "$0")/../support/registry_server.py
 : "${EVK_SCHEMAS_DIR:?}"
 unset EVK_CONFIG EVK_BOOTSTRAP_SERVERS EVK_SCHEMA_REGISTRY_URL
 

@@ -18,8 +18,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from procs import (BIN, FLOW_TOPICS, Service, check, read_raw, run_main, start_broker,
-                   wait_until, write_config)
+                   wait_until, write_config)  # noqa: E402
 
 READERS = ["inventory-service", "order-service", "notification-service"]
 # The dev broker keeps ~5 MB per partition: the six dead letters (~1 MB

@@ -22,7 +22,8 @@ void server_start_with(server_t *s, const char *scheme, const char *const *extra
     for (; extra && *extra && n < 15; extra++)
         argv[n++] = *extra;
     snprintf(first, sizeof first, "%d", REGISTRY_FIRST_ID);
-    snprintf(script, sizeof script, "%s/tests/registry_server.py", getenv("EVK_SOURCE_DIR"));
+    snprintf(script, sizeof script, "%s/tests/support/registry_server.py",
+             getenv("EVK_SOURCE_DIR"));
     assert_int_equal(pipe(fds), 0);
     s->pid = fork();
     assert_true(s->pid >= 0);

@@ -1,4 +1,4 @@
-"""Independent-peer checks for tests/test_interop.sh.
+"""Independent-peer checks for tests/integration/test_interop.sh.
 
 Everything here uses clients that share no code with evkit: kcat's JSON
 output, python3-confluent-kafka and python3-avro.

@@ -17,8 +17,8 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_evk_order_cli import expect, run_with_broker  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from clitest import expect, run_with_broker  # noqa: E402
 
 PRODUCE, TAIL = "producers/evk-produce", "consumers/evk-tail"
 

@@ -26,8 +26,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from procs import (BIN, FLOW_TOPICS, Failure, Service, check, committed_at_end, unused_port,
-                   wait_until, write_config)
+                   wait_until, write_config)  # noqa: E402
 
 BOUND = 10.0  # the default shutdown_timeout_ms, in seconds
 # How long a test waits for a stop before it calls it a hang (the old

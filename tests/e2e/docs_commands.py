@@ -26,8 +26,7 @@ import sys
 import tempfile
 import time
 
-SRC = os.environ.get("EVK_SOURCE_DIR",
-                     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SRC = os.environ.get("EVK_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.path.abspath(os.environ.get("EVK_BIN_DIR", os.path.join(SRC, "build")))
 
 COMMAND = re.compile(r"^(build/|scripts/|cmake |cc |export |printf |cd |until \[|until grep|"
@@ -49,8 +48,8 @@ SKIP = {
     ("docs/DOCKER.md", "localhost:9092"): "needs the compose stack's Kafka on localhost:9092",
     ("docs/DOCKER.md", "scripts/compose-smoke"): "scripts/test runs it",
     ("README.md", "cmake --install"): "installs into ~/.local or /usr/local; "
-                                      "tests/pkgconfig_test.sh installs under a prefix",
-    ("docs/ADDING-A-CONSUMER.md", "scripts/new-consumer"): "tests/scaffold_test.sh runs it, "
+                                      "tests/e2e/pkgconfig_test.sh installs under a prefix",
+    ("docs/ADDING-A-CONSUMER.md", "scripts/new-consumer"): "tests/e2e/scaffold_test.sh runs it, "
                                                            "in the tree and with --dir",
     ("docs/ADDING-A-CONSUMER.md", "scripts/build"): "rebuilds evkit; scripts/test builds it",
     ("docs/ADDING-A-CONSUMER.md", "cc fraud-check.c"): "needs the scaffolded fraud-check.c",

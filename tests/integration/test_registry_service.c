@@ -1,4 +1,4 @@
-/* A service whose catalog uses a Schema Registry (tests/registry_server.py)
+/* A service whose catalog uses a Schema Registry (tests/support/registry_server.py)
  * that answers some schema ids badly or not at all, over the dev broker:
  * a broken answer dead-letters the input after a bounded number of tries;
  * an unreachable registry makes the service wait, with /healthz at 503 and

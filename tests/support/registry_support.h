@@ -1,4 +1,4 @@
-/* tests/registry_server.py, a stand-in Schema Registry on 127.0.0.1, as a
+/* tests/support/registry_server.py, a stand-in Schema Registry on 127.0.0.1, as a
  * child process of a test. Every helper asserts with cmocka. */
 #ifndef REGISTRY_SUPPORT_H
 #define REGISTRY_SUPPORT_H

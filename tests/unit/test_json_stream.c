@@ -114,7 +114,7 @@ static void assert_fast(const char *type, const char *json) {
 #define ORDER_TAIL ",\"currency\":\"EUR\",\"created_at\":1}"
 #define LINE(q) "{\"sku\":\"s\",\"quantity\":" q ",\"unit_price_cents\":5}"
 
-/* Every input of tests/test_json.c and test_event.c's samples. */
+/* Every input of tests/unit/test_json.c and test_event.c's samples. */
 static const char *const catalog_cases[][2] = {
     {"OrderPlaced", ORDER_HEAD "\"items\":[" LINE("2") "]" ORDER_TAIL},
     {"StockLevel", "{\"available\":3,\"sku\":\"sku-7\"}"},

@@ -1,1 +1,0 @@
-evk_test(test_log SOURCES test_log.c)
