@@ -8,16 +8,13 @@
 #     libevkit, and it finds the schemas of its own prefix;
 #   - move the whole prefix and do both again: nothing names the old place.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${EVK_BIN_DIR:-$src/build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 unset EVK_SCHEMAS_DIR EVK_CONFIG LD_LIBRARY_PATH PKG_CONFIG_SYSROOT_DIR
-
-fail() {
-    echo "pkgconfig_test: $*" >&2
-    exit 1
-}
 
 cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 ||
     fail "cmake --install failed: $(cat "$tmp/install.log")"

@@ -6,25 +6,12 @@
 # Then the same service as a project of its own (--dir), built with
 # pkg-config against evkit installed under a prefix, passes its own test.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 src=${EVK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait; rm -rf "$tmp"' EXIT
-
-# Poll "$@" until it succeeds; give up after $1 seconds.
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-
-fail() {
-  echo "scaffold_test: $*" >&2
-  exit 1
-}
 
 # The working tree as git sees it: tracked and new files, no build output.
 repo=$tmp/repo

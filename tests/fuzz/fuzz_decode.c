@@ -37,13 +37,6 @@ static int take(cursor_t *c, const uint8_t **data, size_t *len, int null_ok) {
     return 1;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     cursor_t c = {data + 1, data + size};

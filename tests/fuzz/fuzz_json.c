@@ -9,13 +9,6 @@
 
 #include "fuzz_support.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     size_t n0 = evk_catalog_count(fuzz_catalogs[0]), n1 = evk_catalog_count(fuzz_catalogs[1]);

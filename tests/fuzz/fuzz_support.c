@@ -9,13 +9,16 @@
 
 evk_catalog_t *fuzz_catalogs[2];
 
-void fuzz_init(void) {
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
     const char *dirs[2] = {EVK_FUZZ_SCHEMAS_DIR, EVK_FUZZ_RICH_DIR};
     char errstr[512];
     for (int i = 0; i < 2; i++)
         FUZZ_ASSERT(evk_catalog_load(dirs[i], &fuzz_catalogs[i], errstr, sizeof errstr) ==
                         EVK_OK,
                     "%s: %s", dirs[i], errstr);
+    return 0;
 }
 
 static const evk_catalog_t *catalog_of(const evk_schema_t *s) {

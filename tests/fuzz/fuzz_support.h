@@ -8,17 +8,16 @@
 #include "evkit/event.h"
 #include "evkit/schema.h"
 
-/* libFuzzer's entry points, which each target defines. */
+/* libFuzzer's entry points. Each target defines LLVMFuzzerTestOneInput;
+ * LLVMFuzzerInitialize, shared, loads both catalogs (paths baked in by
+ * CMake) and aborts if either fails, since a run against no schema would
+ * fuzz nothing. */
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Loaded by fuzz_init(): [0] the flow's schemas/, [1] tests/fuzz/schemas
- * (every Avro type, recursion). */
+/* Loaded by LLVMFuzzerInitialize(): [0] the flow's schemas/, [1]
+ * tests/fuzz/schemas (every Avro type, recursion). */
 extern evk_catalog_t *fuzz_catalogs[2];
-
-/* Load both catalogs (paths baked in by CMake); abort if either fails, since
- * a run against no schema would fuzz nothing. */
-void fuzz_init(void);
 
 /* Checks every valid event must pass: it encodes, the frame decodes to an
  * event that encodes to the same bytes, and its JSON reads back to that same

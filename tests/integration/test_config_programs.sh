@@ -12,6 +12,8 @@
 # checks would wait for a broker, and is stopped after 10 s.
 # Usage: test_config_programs.sh EVK_PRODUCE PAYMENT_SERVICE ORDER_SERVICE
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 
 PRODUCE=$1 PAYMENT=$2 ORDER=$3
 BS=127.0.0.1:1
@@ -21,11 +23,6 @@ export EVK_LOG_FORMAT=logfmt
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 # expect_refused TEXT CMD...: CMD exits 2 with TEXT in its stderr.
 expect_refused() {

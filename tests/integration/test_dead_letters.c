@@ -113,16 +113,16 @@ static void assert_case(const rd_kafka_message_t *m, const case_t *c) {
         const char *eq = strchr(c->want[i], '=');
         char name[64];
         snprintf(name, sizeof(name), "%.*s", (int)(eq - c->want[i]), c->want[i]);
-        char *v = svc_header(m, name);
+        char *v = rt_header(m, name);
         if (!v || strcmp(v, eq + 1))
             fail_msg("%s: %s is %s", c->key, c->want[i], v ? v : "absent");
         free(v);
     }
     for (size_t i = 0; i < 3 && c->gone[i]; i++) {
-        char *v = svc_header(m, c->gone[i]);
+        char *v = rt_header(m, c->gone[i]);
         if (v) fail_msg("%s: %s present", c->key, c->gone[i]);
     }
-    char *h = svc_header(m, "evk_dlq_error");
+    char *h = rt_header(m, "evk_dlq_error");
     assert_string_equal(h, "EVK_ERR_BAD_MAGIC");
     free(h);
     /* Whatever is left of key and value is their beginning. */
@@ -130,7 +130,7 @@ static void assert_case(const rd_kafka_message_t *m, const case_t *c) {
     memcpy(key, c->key, strlen(c->key) < c->key_len ? strlen(c->key) : c->key_len);
     assert_true(m->key_len <= c->key_len && !memcmp(m->key, key, m->key_len));
     assert_true(m->len <= c->len && !memcmp(m->payload, value, m->len));
-    char *cut = svc_header(m, "evk_dlq_truncated");
+    char *cut = rt_header(m, "evk_dlq_truncated");
     assert_int_equal(m->len == c->len, cut == NULL);
     free(cut);
     free(key);

@@ -16,7 +16,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from clitest import BIN, SRC, expect, failures  # noqa: E402
+from clitest import BIN, SRC, expect, summary  # noqa: E402
 
 ADMIN = os.path.join(BIN, "lib/evk-admin")
 ENV = {k: v for k, v in os.environ.items()
@@ -234,8 +234,7 @@ def main():
         test_check_and_create(os.path.join(work, "a"))
         test_lag_and_replay(os.path.join(work, "b"))
     test_no_broker()
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

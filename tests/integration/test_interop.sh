@@ -7,6 +7,8 @@
 #   (d) no bootstrap servers / unreachable cluster / unknown type: exit codes
 # Usage: test_interop.sh EVK_DEV_BROKER EVK_PRODUCE EVK_TAIL
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 
 DEV_BROKER=$1 PRODUCE=$2 TAIL=$3
 PY=/usr/bin/python3
@@ -22,31 +24,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-# Failures go to the test's own stderr even where a command's is redirected.
-exec 3>&2
-fail() {
-    echo "FAIL: $*" >&3
-    exit 1
-}
-
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds or the deadline passes.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.05
-    done
-}
-
-# expect_rc WANT COMMAND...: run COMMAND, which must exit with WANT.
-expect_rc() {
-    local want=$1 rc=0
-    shift
-    "$@" || rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $*"
-}
 
 expect_file() {
     diff -u "$1" "$2" >&2 || fail "$3"

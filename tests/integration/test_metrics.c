@@ -538,23 +538,6 @@ static void test_offset_commit_refused(void **state) {
     free(log);
 }
 
-/* @p ev (consumed) produced to @p topic, whichever its type's is. */
-static void send_to(svc_env_t *env, const char *topic, evk_event_t *ev) {
-    void *value;
-    size_t len;
-    rd_kafka_headers_t *hdrs;
-    assert_int_equal(evk_event_set_source(ev, "test"), EVK_OK);
-    assert_int_equal(evk_event_encode(ev, &value, &len), EVK_OK);
-    assert_int_equal(evk_event_headers(ev, &hdrs), EVK_OK);
-    assert_int_equal(rd_kafka_producev(
-                         env->producer, RD_KAFKA_V_TOPIC(topic),
-                         RD_KAFKA_V_KEY(evk_event_key(ev), strlen(evk_event_key(ev))),
-                         RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END),
-                     0);
-    evk_event_destroy(ev);
-}
-
 static evk_event_t *new_event(svc_env_t *env, const char *type, const char *order) {
     evk_event_t *ev = evk_event_new(evk_catalog_find(env->cat, type));
     assert_non_null(ev);
@@ -575,9 +558,9 @@ static void test_skipped(void **state) {
     capture_t cap;
     svc_runner_t r;
     start_captured(f, &r, &cap);
-    send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-1"));
-    send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-2"));
-    send_to(f->env, "orders", new_event(f->env, "StockReserved", "o-3"));
+    free(svc_send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-1"), -1));
+    free(svc_send_to(f->env, "orders", new_event(f->env, "OrderConfirmed", "o-2"), -1));
+    free(svc_send_to(f->env, "orders", new_event(f->env, "StockReserved", "o-3"), -1));
     free(svc_send(f->env, svc_order(f->env, "o-4", "c-1", "A:1", NULL), 0));
     svc_flush(f->env);
     const char *confirmed =

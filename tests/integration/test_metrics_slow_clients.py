@@ -29,37 +29,13 @@ import tempfile
 import threading
 import time
 
-BIN = os.environ.get("EVK_BIN_DIR", "build")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from clitest import expect, summary  # noqa: E402
+from procs import BIN, dev_broker, unused_port  # noqa: E402
+
 SLOW = 1200
 PER_IP = 8  # metrics_max_connections_per_ip's default
 IDLE_S = 2  # metrics.timeout_s in this test
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_broker(work):
-    path = os.path.join(work, "bootstrap")
-    proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"), "--bootstrap-file", path,
-                             "--topic", "inventory:1", "--topic", "payments:1"],
-                            stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("evk-dev-broker did not start")
-        time.sleep(0.05)
-    with open(path) as f:
-        return proc, f.read().strip()
 
 
 def get(port, source="127.0.0.1", timeout=1.0):
@@ -205,7 +181,7 @@ def run(work, brokers):
     if hard != resource.RLIM_INFINITY and hard < SLOW + 200:
         raise SystemExit(f"need {SLOW + 200} descriptors, the hard limit is {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (SLOW + 200, hard))
-    port = free_port()
+    port = unused_port()
     cfg = os.path.join(work, "evkit.cfg")
     with open(cfg, "w") as f:
         f.write(f"metrics = {{ timeout_s = {IDLE_S}; }};\n")
@@ -246,14 +222,9 @@ def run(work, brokers):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="evk-slow-") as work:
-        broker, brokers = start_broker(work)
-        try:
+        with dev_broker(work, ["inventory", "payments"], 1) as brokers:
             run(work, brokers)
-        finally:
-            broker.terminate()
-            broker.wait(10)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -26,17 +26,12 @@ import tempfile
 import threading
 import time
 
-BIN = os.environ.get("EVK_BIN_DIR", "build")
-SRC = os.environ.get("EVK_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from clitest import expect, summary  # noqa: E402
+from procs import BIN, SRC, dev_broker  # noqa: E402
+
 GOOD = [f"o-{i}" for i in range(1, 6)]
 BAD = "o-always-fails"
-failures = []
-
-
-def expect(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -56,22 +51,6 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def start_broker(work):
-    path = os.path.join(work, "bootstrap")
-    args = []
-    for t in ("orders", "orders.dlq", "shipments", "shipments.dlq", "notifications"):
-        args += ["--topic", t + ":2"]
-    proc = subprocess.Popen([os.path.join(BIN, "lib/evk-dev-broker"), "--bootstrap-file", path,
-                             *args], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("evk-dev-broker did not start")
-        time.sleep(0.05)
-    with open(path) as f:
-        return proc, f.read().strip()
 
 
 def wait_ready(log, proc, timeout=30):
@@ -304,14 +283,9 @@ def main():
         if scenario == "budget":
             run_budget(work)
         else:
-            broker, brokers = start_broker(work)
-            try:
+            with dev_broker(work, ["orders", "shipments", "notifications"]) as brokers:
                 {"retry": run_retry, "hostile": run_hostile}[scenario](work, brokers)
-            finally:
-                broker.terminate()
-                broker.wait(10)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

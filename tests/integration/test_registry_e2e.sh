@@ -9,6 +9,8 @@
 #   (d) so does a registry that gives every schema the same id.
 # Usage: test_registry_e2e.sh EVK_DEV_BROKER EVK_PRODUCE EVK_TAIL
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 
 DEV_BROKER=$1 PRODUCE=$2 TAIL=$3
 PY=/usr/bin/python3
@@ -23,28 +25,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-exec 3>&2
-fail() {
-    echo "FAIL: $*" >&3
-    exit 1
-}
-
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.05
-    done
-}
-
-expect_rc() {
-    local want=$1 rc=0
-    shift
-    "$@" || rc=$?
-    [ "$rc" -eq "$want" ] || fail "exit $rc, expected $want: $*"
-}
 
 "$DEV_BROKER" --brokers 1 --bootstrap-file "$work/bootstrap" --topic orders:2 >/dev/null &
 pids+=($!)

@@ -37,17 +37,6 @@ typedef struct {
 
 /* ---- HTTP ---- */
 
-/* A port nothing listens on right now, for the service to bind. */
-static int free_port(void) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 typedef struct {
     char text[8192];
     size_t len;
@@ -148,8 +137,8 @@ static void dead_letter_of(const svc_msgs_t *dlq, int id, char **error, char **r
     for (size_t i = 0; i < dlq->n && !*error; i++) {
         char *k = svc_key(dlq->m[i]);
         if (!strcmp(k, key)) {
-            *error = svc_header(dlq->m[i], "evk_dlq_error");
-            *reason = svc_header(dlq->m[i], "evk_dlq_reason");
+            *error = rt_header(dlq->m[i], "evk_dlq_error");
+            *reason = rt_header(dlq->m[i], "evk_dlq_reason");
         }
         free(k);
     }
@@ -172,7 +161,7 @@ static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof *f);
     evk_registry_t *reg = NULL;
     f->env = svc_env_new(SVC_PARTITIONS);
-    f->port = free_port();
+    f->port = rt_free_port();
     server_start_with(&f->registry, "http", answers);
     svc_env_set(f->env, "schema_registry.url", f->registry.url);
     if (evk_registry_new(f->env->cfg, &reg, errstr, sizeof errstr) ||

@@ -210,19 +210,19 @@ typedef struct {
 static void assert_dead_letter(const rd_kafka_message_t *d, const poison_t *p,
                                const svc_msgs_t *in) {
     char *h;
-    assert_non_null(h = svc_header(d, "evk_dlq_error"));
+    assert_non_null(h = rt_header(d, "evk_dlq_error"));
     assert_string_equal(h, p->error);
     free(h);
-    assert_non_null(h = svc_header(d, "evk_dlq_reason"));
+    assert_non_null(h = rt_header(d, "evk_dlq_reason"));
     assert_true(strlen(h) > 0);
     free(h);
-    assert_non_null(h = svc_header(d, "x-test")); /* original headers kept */
+    assert_non_null(h = rt_header(d, "x-test")); /* original headers kept */
     assert_string_equal(h, p->key);
     free(h);
     const char *want[][2] = {
         {"evk_dlq_topic", "orders"}, {"evk_dlq_service", NAME}, {"evk_dlq_attempts", "0"}};
     for (size_t i = 0; i < 3; i++) {
-        assert_non_null(h = svc_header(d, want[i][0]));
+        assert_non_null(h = rt_header(d, want[i][0]));
         assert_string_equal(h, want[i][1]);
         free(h);
     }
@@ -235,10 +235,10 @@ static void assert_dead_letter(const rd_kafka_message_t *d, const poison_t *p,
         if (!same) continue;
         char where[32];
         snprintf(where, sizeof(where), "%d", (int)in->m[i]->partition);
-        assert_string_equal(h = svc_header(d, "evk_dlq_partition"), where);
+        assert_string_equal(h = rt_header(d, "evk_dlq_partition"), where);
         free(h);
         snprintf(where, sizeof(where), "%lld", (long long)in->m[i]->offset);
-        assert_string_equal(h = svc_header(d, "evk_dlq_offset"), where);
+        assert_string_equal(h = rt_header(d, "evk_dlq_offset"), where);
         free(h);
         return;
     }
@@ -312,10 +312,10 @@ static void test_retry(void **state) {
     assert_once_each(f->env, "inventory", 1);
     svc_msgs_t dlq = svc_read_all(f->env, "orders.dlq");
     assert_int_equal(dlq.n, 1);
-    char *h = svc_header(dlq.m[0], "evk_dlq_attempts");
+    char *h = rt_header(dlq.m[0], "evk_dlq_attempts");
     assert_string_equal(h, "4");
     free(h);
-    assert_string_equal(h = svc_header(dlq.m[0], "evk_dlq_error"), "EVK_ERR_RETRY");
+    assert_string_equal(h = rt_header(dlq.m[0], "evk_dlq_error"), "EVK_ERR_RETRY");
     free(h);
     assert_string_equal(h = svc_key(dlq.m[0]), "r-bad");
     free(h);

@@ -13,6 +13,12 @@ from procs import BIN, SRC
 failures = []
 
 
+def summary():
+    """Print the count of failed expectations; the exit code."""
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
 def expect(cond, what):
     print(("ok   " if cond else "FAIL ") + what)
     if not cond:
@@ -83,5 +89,4 @@ def run_with_broker(name, tests):
                 test(b)
         finally:
             b.stop()
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()

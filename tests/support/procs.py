@@ -4,6 +4,7 @@ with a deadline), read topics with confluent_kafka.
 
 Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 """
+import contextlib
 import os
 import socket
 import subprocess
@@ -61,6 +62,18 @@ def start_broker(work, topics, partitions=2):
     check(proc.poll() is None, "evk-dev-broker exited")
     with open(path) as f:
         return proc, f.read().strip()
+
+
+@contextlib.contextmanager
+def dev_broker(work, topics, partitions=2):
+    """start_broker() for a with block, which gets the bootstrap servers; the
+    broker is stopped however the block ends."""
+    proc, brokers = start_broker(work, topics, partitions)
+    try:
+        yield brokers
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def unused_port():

@@ -31,6 +31,9 @@ typedef void(rt_msg_fn)(const rd_kafka_message_t *m, void *opaque);
 size_t rt_consume(rt_env_t *env, const char *topic, size_t n, int timeout_ms, rt_msg_fn *fn,
                   void *opaque);
 
+/* A loopback port nothing listens on right now, for a server to bind. */
+int rt_free_port(void);
+
 /* Value of the last header @p name as a NUL-terminated copy, or NULL. */
 char *rt_header(const rd_kafka_message_t *m, const char *name);
 

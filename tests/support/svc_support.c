@@ -123,14 +123,17 @@ static void produce(svc_env_t *env, const char *topic, const char *key, void *va
 }
 
 char *svc_send(svc_env_t *env, evk_event_t *ev, int partition) {
+    return svc_send_to(env, evk_schema_topic(evk_event_schema(ev)), ev, partition);
+}
+
+char *svc_send_to(svc_env_t *env, const char *topic, evk_event_t *ev, int partition) {
     void *value;
     size_t len;
     rd_kafka_headers_t *hdrs;
     assert_int_equal(evk_event_set_source(ev, "test"), EVK_OK);
     assert_int_equal(evk_event_encode(ev, &value, &len), EVK_OK);
     assert_int_equal(evk_event_headers(ev, &hdrs), EVK_OK);
-    produce(env, evk_schema_topic(evk_event_schema(ev)), evk_event_key(ev), value, len, hdrs,
-            partition);
+    produce(env, topic, evk_event_key(ev), value, len, hdrs, partition);
     free(value);
     char *id = strdup(evk_event_id(ev));
     evk_event_destroy(ev);
@@ -218,16 +221,6 @@ void svc_msgs_free(svc_msgs_t *msgs) {
     rd_kafka_consumer_close(msgs->rk);
     rd_kafka_destroy(msgs->rk);
     memset(msgs, 0, sizeof(*msgs));
-}
-
-char *svc_header(const rd_kafka_message_t *m, const char *name) {
-    rd_kafka_headers_t *hdrs;
-    const void *value;
-    size_t size;
-    if (rd_kafka_message_headers(m, &hdrs) ||
-        rd_kafka_header_get_last(hdrs, name, &value, &size))
-        return NULL;
-    return strndup(value, size);
 }
 
 char *svc_key(const rd_kafka_message_t *m) {

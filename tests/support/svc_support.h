@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include "evkit/evkit.h"
+#include "runtime_support.h" /* rt_header(), rt_free_port() */
 
 #define SVC_PARTITIONS 4
 #define SVC_WAIT_MS 30000
@@ -32,6 +33,8 @@ evk_event_t *svc_order(svc_env_t *env, const char *order_id, const char *custome
 /* Produce @p ev (consumed) to @p partition (-1: by key); returns its ce_id
  * (malloc()ed). */
 char *svc_send(svc_env_t *env, evk_event_t *ev, int partition);
+/* The same to @p topic, whichever its type's is. */
+char *svc_send_to(svc_env_t *env, const char *topic, evk_event_t *ev, int partition);
 /* Produce raw bytes with key @p key and header x-test=@p key. */
 void svc_send_raw(svc_env_t *env, const char *topic, const char *key, const void *value,
                   size_t len, int partition);
@@ -50,8 +53,6 @@ size_t svc_wait_for(svc_env_t *env, const char *topic, size_t want, int timeout_
 /* Everything committed in @p topic (up to the end of every partition). */
 svc_msgs_t svc_read_all(svc_env_t *env, const char *topic);
 void svc_msgs_free(svc_msgs_t *msgs);
-/* Header @p name of @p m as a malloc()ed string, or NULL. */
-char *svc_header(const rd_kafka_message_t *m, const char *name);
 /* Key of @p m as a malloc()ed string. */
 char *svc_key(const rd_kafka_message_t *m);
 

@@ -3,13 +3,10 @@
 # marked EVK_EXPORT: hidden visibility keeps the evk__ and svc_ internals in.
 # Usage: exports_test.sh LIBEVKIT_SO HEADER...
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 lib=$1
 shift
-fail() {
-  echo "exports_test: $*" >&2
-  exit 1
-}
-
 # Names the linker adds (_end, __bss_start) and sanitizer bookkeeping start
 # with "_"; evkit's own never do.
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDRB]$/ && $3 !~ /^_/ {print $3}' |

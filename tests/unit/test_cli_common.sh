@@ -3,13 +3,10 @@
 # ("<program> evkit <CMake's project version> (librdkafka ...)", exit 0), and
 # evk-order and evk-admin take both after a command too. Programs find the schemas.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../support/lib.sh
+. "$(dirname "$0")/../support/lib.sh"
 bin=${EVK_BIN_DIR:?}
 version=${EVK_VERSION:?}
-fail() {
-  echo "test_cli_common: $*" >&2
-  exit 1
-}
-
 check() { # check NAME PATH [ARGS...]: the options after ARGS
   local name=$1 path=$2 out rc
   shift 2

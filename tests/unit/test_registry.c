@@ -18,6 +18,7 @@
 #include "evkit/event.h"
 #include "evkit/registry.h"
 #include "registry_support.h"
+#include "runtime_support.h"
 
 #define FIRST_ID REGISTRY_FIRST_ID
 
@@ -191,20 +192,10 @@ static void test_broken_answers(void **state) {
     server_stop(&broken);
 }
 
-static int free_port(void) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd); /* nothing listens there now */
-    return ntohs(a.sin_port);
-}
-
 static void test_registry_down(void **state) {
     (void)state;
     char url[64], want[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", free_port());
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rt_free_port());
     evk_registry_t *reg = registry_at(url);
     int32_t id;
     assert_int_equal(
