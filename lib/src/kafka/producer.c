@@ -189,9 +189,35 @@ int evk_producer_poll(evk_producer_t *p, int timeout_ms) {
     return rd_kafka_poll(p->rk, timeout_ms);
 }
 
+/* librdkafka's own purge on a fatal error (an idempotent producer's, say)
+ * does not wait for the brokers' threads, so messages they hold are never
+ * failed before message.timeout.ms (5 minutes by default) and a flush
+ * would wait that long for messages that can no longer be sent. So the
+ * flush runs in slices, and once the producer has failed it purges what is
+ * still queued, waiting for every thread; what is in flight gets its
+ * answer. */
+#define PRODUCER_FLUSH_SLICE_MS 100
+
+static rd_kafka_resp_err_t producer_flush(evk_producer_t *p, int timeout_ms) {
+    int64_t deadline = timeout_ms < 0 ? -1 : evk__now_ms() + timeout_ms;
+    int purged = 0;
+    for (;;) {
+        int64_t left = deadline < 0 ? PRODUCER_FLUSH_SLICE_MS : deadline - evk__now_ms();
+        int slice = left < PRODUCER_FLUSH_SLICE_MS ? (int)(left > 0 ? left : 0)
+                                                   : PRODUCER_FLUSH_SLICE_MS;
+        rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, slice);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || (deadline >= 0 && evk__now_ms() >= deadline))
+            return err;
+        if (!purged && rd_kafka_fatal_error(p->rk, NULL, 0)) {
+            rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE);
+            purged = 1;
+        }
+    }
+}
+
 evk_err_t evk_producer_flush(evk_producer_t *p, int timeout_ms, char *errstr,
                              size_t errstr_size) {
-    rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+    rd_kafka_resp_err_t err = producer_flush(p, timeout_ms);
     if (p->failed_since_flush) {
         evk__fail(EVK_ERR_DELIVERY, errstr, errstr_size, "%llu message(s) not delivered: %s",
                   (unsigned long long)p->failed_since_flush, p->first_failure);
