@@ -1,3 +1,4 @@
+/* The reference flow's pure decision rules (flow_rules.h). */
 #include "flow_rules.h"
 
 #include <evkit/evkit.h>

@@ -1,3 +1,4 @@
+/* The main() shared by the reference flow's services (flow_svc.h). */
 #include "flow_svc.h"
 
 #include <getopt.h>

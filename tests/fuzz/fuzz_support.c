@@ -1,3 +1,5 @@
+/* The fuzz targets' catalogs, their initialisation and the round-trip
+ * checks (fuzz_support.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* tests/support/registry_server.py as a test's child process (registry_support.h). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -1,3 +1,5 @@
+/* The runtime tests' fixtures: a dev broker, config, catalog and a plain
+ * reader (runtime_support.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

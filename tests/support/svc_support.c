@@ -1,3 +1,5 @@
+/* The service tests' fixtures: inputs, read_committed readers, a service
+ * in a thread (svc_support.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

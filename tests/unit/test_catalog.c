@@ -1,3 +1,5 @@
+/* The schema catalog: the real one and a fixture, what each entry builds,
+ * and every catalog and schema error it names. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,3 +1,5 @@
+/* Configuration: files, layering, the environment, secrets, typed and
+ * unknown settings, Kafka properties, error names, numeric options. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <limits.h>

@@ -1,3 +1,5 @@
+/* The log: logfmt and JSON, levels (config, environment, -q/-v), secret
+ * redaction in fields and URLs. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
