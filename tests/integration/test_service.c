@@ -556,10 +556,10 @@ static void wait_split(evk_store_t *const *sa, evk_store_t *const *sb, size_t a,
     }
 }
 
-static uint64_t restored(const evk_service_t *svc) {
+static evk_service_stats_t stats_of(const evk_service_t *svc) {
     evk_service_stats_t st;
     evk_service_stats(svc, &st);
-    return st.restored;
+    return st;
 }
 
 /* (5c) A second instance joins, writes, and leaves. The first keeps the
@@ -574,12 +574,12 @@ static void test_store_rebalance(void **state) {
     assert_int_equal(svc_wait_for(f->env, "inventory", 2 * SVC_PARTITIONS, SVC_WAIT_MS),
                      2 * SVC_PARTITIONS);
     wait_store(f, 2 * SVC_PARTITIONS);
-    assert_int_equal(restored(a), 0);
+    assert_int_equal(stats_of(a).restored, 0);
 
     evk_service_t *b = new_store_service(&g);
     svc_start(&rb, b);
     wait_split(&f->levels, &g.levels, SVC_PARTITIONS, SVC_PARTITIONS);
-    assert_int_equal(restored(a), 0);
+    assert_int_equal(stats_of(a).restored, 0);
     int kept[SVC_PARTITIONS];
     for (int p = 0; p < SVC_PARTITIONS; p++) {
         char key[32];
@@ -605,7 +605,7 @@ static void test_store_rebalance(void **state) {
     for (size_t i = 0; i < log.n; i++)
         others += !kept[log.m[i]->partition];
     svc_msgs_free(&log);
-    assert_int_equal(restored(a), others);
+    assert_int_equal(stats_of(a).restored, others);
     assert_int_equal(svc_stop(&ra), EVK_OK);
     evk_service_destroy(a);
 }
@@ -644,7 +644,7 @@ static void run_toggles(fixture_t *f, const char *const *orders, size_t norders,
     svc_flush(f->env);
     assert_int_equal(svc_wait_for(f->env, "inventory.levels", outputs, SVC_WAIT_MS), outputs);
     assert_int_equal(svc_stop(&r), EVK_OK);
-    *restored_out = restored(svc);
+    *restored_out = stats_of(svc).restored;
     f->svc_kept = svc;
 }
 
@@ -725,6 +725,64 @@ static void damage_on_disk(const char *dir, const char *table, const char *key) 
     assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
+
+/* (5d') Standby replicas: with the state on disk, an instance keeps on disk
+ * what the other instance writes to the partitions it does not hold. When
+ * the other leaves, it restores nothing of the partitions it takes over;
+ * without standby replicas it would read all that the other wrote since
+ * the split, from its own older checkpoint. */
+static void test_store_standby(void **state) {
+    fixture_t *f = *state, g = {.env = f->env};
+    char dir[] = "/tmp/evk-state-XXXXXX";
+    use_new_disk(f, dir);
+    evk_service_t *a = new_store_service(f);
+    svc_runner_t ra, rb;
+    svc_start(&ra, a);
+    send_orders(f, "w", 2 * SVC_PARTITIONS, NULL);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 2 * SVC_PARTITIONS, SVC_WAIT_MS),
+                     2 * SVC_PARTITIONS);
+    wait_store(f, 2 * SVC_PARTITIONS);
+    evk_service_t *b = new_store_service(&g);
+    svc_start(&rb, b);
+    wait_split(&f->levels, &g.levels, SVC_PARTITIONS, SVC_PARTITIONS);
+
+    send_orders(f, "x", 2 * SVC_PARTITIONS, NULL);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 4 * SVC_PARTITIONS, SVC_WAIT_MS),
+                     4 * SVC_PARTITIONS);
+    wait_split(&f->levels, &g.levels, 2 * SVC_PARTITIONS, 2 * SVC_PARTITIONS);
+    /* b wrote the x orders of its half of the partitions: SVC_PARTITIONS
+     * records, which a's standby replicas take (the stores are the service
+     * threads': b's is read once b has stopped). */
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
+    while (stats_of(a).standby < SVC_PARTITIONS) {
+        if (evk__now_ms() > deadline)
+            fail_msg("a's standby replicas took %llu records, b wrote %d",
+                     (unsigned long long)stats_of(a).standby, SVC_PARTITIONS);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t before = stats_of(a).restored;
+    assert_int_equal(svc_stop(&rb), EVK_OK);
+    int by_b = 0;
+    for (int i = 0; i < 2 * SVC_PARTITIONS; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "x-%d", i);
+        by_b += level_of(g.levels, key) == 1;
+    }
+    assert_int_equal(by_b, SVC_PARTITIONS);
+    evk_service_destroy(b);
+
+    wait_store(f, 4 * SVC_PARTITIONS);
+    assert_int_equal(stats_of(a).restored, before);
+    for (int i = 0; i < 2 * SVC_PARTITIONS; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "x-%d", i);
+        assert_int_equal(level_of(f->levels, key), 1);
+    }
+    assert_int_equal(svc_stop(&ra), EVK_OK);
+    evk_service_destroy(a);
+    assert_int_equal(nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 /* (5e) A value the disk cannot give back (here: it no longer decodes)
@@ -921,6 +979,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store_long_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_standby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_produce, setup_one_output, teardown),
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),

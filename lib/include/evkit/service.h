@@ -163,7 +163,10 @@
  * state.cache_entries per store (default 1000). A restore, at start or on
  * an assignment, reads each changelog partition from its checkpoint, so a
  * restarted instance, killed or not, reads only what others wrote since.
- * The changelog stays the source of truth: a checkpoint past what the
+ * With state.standby (true by default) an instance also keeps on disk the
+ * changelog partitions it does not hold (standby replicas), tailing them
+ * between batches, so that a partition which moves to it restores from a
+ * recent checkpoint. The changelog stays the source of truth: a checkpoint past what the
  * changelog holds (topic recreated) or state of another cluster (cluster
  * id) clears the state on disk and restores from the changelog. If the
  * disk refuses a write (full, say), evk_service_run() returns EVK_ERR_IO:
@@ -319,6 +322,8 @@ typedef struct evk_service_stats_s {
     uint64_t commits;      /**< committed transactions */
     uint64_t aborts;       /**< aborted transactions */
     uint64_t restored;     /**< changelog records read to restore stores */
+    uint64_t standby;      /**< changelog records kept for partitions not held
+                                (state.standby, with state.dir) */
 } evk_service_stats_t;
 EVK_EXPORT void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out);
 

@@ -759,6 +759,7 @@ static const evk_setting_t metrics_settings[] = {{"port", EVK_SETTING_INT},
 static const evk_setting_t state_settings[] = {
     {"dir", EVK_SETTING_STRING},
     {"cache_entries", EVK_SETTING_INT},
+    {"standby", EVK_SETTING_BOOL},
     {NULL, 0},
 };
 

@@ -367,6 +367,10 @@ static void totals(met_buf_t *b, const evk_service_t *svc) {
             "Changelog records read to restore stores (a partition given back after a "
             "rebalance reads only what was written since).",
             atomic_load(&svc->stats.restored));
+    counter(b, m, "evk_store_standby_records_total",
+            "Changelog records written to disk for partitions this instance does not hold "
+            "(standby replicas: a partition that moves here restores from there).",
+            atomic_load(&svc->stats.standby));
     counter(b, m, "evk_offset_commit_failures_total",
             "Consumer offset commits mirroring a transaction's that failed (dev broker; "
             "a restart may replay the batch).",

@@ -614,6 +614,7 @@ static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) 
         else
             rc = svc_txn_commit(svc, 1, errstr, errstr_size);
         if (m) rd_kafka_message_destroy(m);
+        if (!rc && !svc->txn_open) rc = svc_stores_standby(svc, errstr, errstr_size);
         if (rc && rc != SVC_REPLAY) return rc;
     }
     return EVK_OK;
@@ -965,6 +966,7 @@ void evk_service_on_ready(evk_service_t *svc, evk_ready_cb_t *cb, void *opaque) 
 void evk_service_destroy(evk_service_t *svc) {
     if (!svc) return;
     svc_txn_state_free(svc); /* before the stores: undo entries point into them */
+    svc_stores_close(svc);
     for (size_t i = 0; i < svc->nstores; i++)
         svc_store_destroy(svc->stores[i]);
     svc_disk_close(svc->disk);
@@ -992,6 +994,7 @@ void evk_service_stats(const evk_service_t *svc, evk_service_stats_t *out) {
     out->commits = atomic_load(&svc->stats.commits);
     out->aborts = atomic_load(&svc->stats.aborts);
     out->restored = atomic_load(&svc->stats.restored);
+    out->standby = atomic_load(&svc->stats.standby);
 }
 
 /* ---- handler context ---- */

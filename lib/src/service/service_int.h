@@ -41,6 +41,7 @@ typedef struct {
 } svc_undo_t;
 
 typedef struct svc_disk_s svc_disk_t;
+typedef struct svc_standby_s svc_standby_t;
 
 /* An input whose outputs could not be produced even though its handler
  * succeeded: after the batch is aborted and replayed, it is dead-lettered
@@ -132,6 +133,10 @@ struct evk_service_s {
     int disk_claimed;      /* its cluster checked (store.c) */
     uint64_t disk_flushes; /* commits written to disk (store.c) */
     size_t cache_entries;  /* per store, what stays in memory after a commit */
+    /* The standby replicas of the partitions not held (store.c), or NULL. */
+    svc_standby_t *standby;
+    rd_kafka_t *restore_rk; /* kept between restores (store.c), or NULL */
+    int standby_on;         /* state.standby */
     svc_poison_t *poison;
     size_t npoison, poison_cap;
 
@@ -144,7 +149,7 @@ struct evk_service_s {
 
     struct {
         atomic_uint_fast64_t consumed, produced, dead_letters, retries, commits, aborts,
-            restored;
+            restored, standby;
     } stats;
     struct svc_metrics_s *metrics; /* per-type counters, latency, the HTTP endpoint */
 };
@@ -279,6 +284,12 @@ evk_err_t svc_stores_committed(evk_service_t *svc, char *errstr, size_t errstr_s
 /* Open the state directory, when state.dir is set and the service has
  * stores (at start, after the stores were added). */
 evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size);
+/* Between batches: bring the standby replicas on disk up to date with what
+ * their changelogs have, a bounded amount per call. EVK_ERR_IO when the disk
+ * refuses the writes. */
+evk_err_t svc_stores_standby(evk_service_t *svc, char *errstr, size_t errstr_size);
+/* The restore and standby consumers go (the service's end). */
+void svc_stores_close(evk_service_t *svc);
 
 /* ---- store_disk.c ---- */
 #define SVC_DISK_MAX_TABLES 64

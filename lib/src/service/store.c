@@ -346,8 +346,12 @@ evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size) 
     if (!rc && cache < 0)
         rc = evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                        "state.cache_entries: must be at least 0, got %lld", (long long)cache);
+    int standby = 1;
+    if (!rc)
+        rc = evk_config_get_bool(svc->cfg, "state.standby", 1, &standby, errstr, errstr_size);
     if (rc || !dir || !*dir || !svc->nstores || svc->disk) return rc;
     svc->cache_entries = (size_t)cache;
+    svc->standby_on = standby;
     if (svc->nstores >= SVC_DISK_MAX_TABLES)
         return evk__fail(EVK_ERR_CONFIG, errstr, errstr_size,
                          "%s: %zu stores, at most %d can be kept on disk", svc->name,
@@ -366,7 +370,7 @@ evk_err_t svc_stores_open(evk_service_t *svc, char *errstr, size_t errstr_size) 
         char entries[24];
         snprintf(entries, sizeof(entries), "%lld", (long long)cache);
         evk_log(EVK_LOG_INFO, svc->name, "state on disk", "dir", path, "cache_entries", entries,
-                NULL);
+                "standby", standby ? "true" : "false", NULL);
     }
     free(path);
     return rc;
@@ -728,8 +732,11 @@ static evk_err_t restore_read(evk_service_t *svc, rd_kafka_t *rk,
 }
 
 /* The restore consumer joins no group (it assigns), but librdkafka's
- * assign() wants a group.id; nothing is ever committed under it. */
-static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
+ * assign() wants a group.id; nothing is ever committed under it. The
+ * standby replicas' (@p standby) tails the changelogs for as long as the
+ * service runs: it waits for records as a fetch normally does, and keeps
+ * little of them queued, since they are taken only between batches. */
+static rd_kafka_t *restore_consumer(const evk_service_t *svc, int standby, char *errstr,
                                     size_t errstr_size) {
     char group[512];
     snprintf(group, sizeof(group), "%s.restore", svc->group_id);
@@ -746,7 +753,9 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, char *errstr,
                               "auto.offset.reset",
                               "error",
                               "fetch.wait.max.ms",
-                              "10",
+                              standby ? "500" : "10",
+                              "queued.max.messages.kbytes",
+                              standby ? "4096" : "65536",
                               NULL};
     rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
     if (!conf) return NULL;
@@ -779,16 +788,17 @@ static evk_err_t stores_claim_disk(evk_service_t *svc, rd_kafka_t *rk) {
     return rc;
 }
 
-/* Bring the stores' partitions @p parts up to the end of their changelogs. */
+/* Bring the stores' partitions @p parts up to the end of their changelogs.
+ * The restore consumer is made once and kept, unassigned, between restores:
+ * a new one cost up to a second of connecting per assignment. */
 static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_t nparts,
                                  char *errstr, size_t errstr_size) {
-    rd_kafka_t *rk = restore_consumer(svc, errstr, errstr_size);
-    if (!rk) return EVK_ERR_KAFKA;
-    if (stores_claim_disk(svc, rk)) {
-        rd_kafka_destroy(rk);
+    if (!svc->restore_rk && !(svc->restore_rk = restore_consumer(svc, 0, errstr, errstr_size)))
+        return EVK_ERR_KAFKA;
+    rd_kafka_t *rk = svc->restore_rk;
+    if (stores_claim_disk(svc, rk))
         return evk__fail(EVK_ERR_IO, errstr, errstr_size,
                          "restore: cannot clear the state on disk");
-    }
     int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_new((int)(nparts * svc->nstores));
@@ -808,9 +818,213 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
         rc = evk__fail(EVK_ERR_IO, errstr, errstr_size,
                        "restore: cannot write the state to disk");
     rd_kafka_topic_partition_list_destroy(list);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    /* After a failed read the consumer may keep a partition's error (an
+     * offset out of range): the next restore gets a new one. */
+    if (rc) {
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        svc->restore_rk = NULL;
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
     return rc;
+}
+
+/* ---- standby replicas ----
+ * With the state on disk, an instance also keeps the partitions of its
+ * changelogs that it does not hold (state.standby, on by default): a
+ * consumer of its own tails them between batches into the same tables,
+ * with their checkpoints, so that a partition which moves here restores
+ * from a recent checkpoint rather than from wherever this instance last
+ * held it, or from the start. This is Kafka Streams' standby replicas with
+ * every partition not held as the standby set. It costs disk space and the
+ * writes of every other instance's state, not memory: the records go to
+ * disk, never to the map. */
+
+typedef struct {
+    const char *topic; /* a store's schema's, which outlives the standby */
+    int32_t partition;
+    int64_t next; /* the offset to read next, -1: not known yet */
+    int dirty;    /* next moved since the last checkpoint */
+} standby_part_t;
+
+struct svc_standby_s {
+    rd_kafka_t *rk;
+    standby_part_t *v;
+    size_t n;
+    int64_t polled_ms;
+};
+
+/* Standby records are taken at most this often, and at most this many at a
+ * time, so that the input never waits long behind them. */
+#define STANDBY_EVERY_MS 200
+#define STANDBY_MAX_RECORDS 5000
+
+/* Neither consumer joined a group: there is nothing to close, and with the
+ * brokers gone a close would only wait. */
+void svc_stores_close(evk_service_t *svc) {
+    svc_standby_t *sb = svc->standby;
+    if (svc->restore_rk)
+        rd_kafka_destroy_flags(svc->restore_rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    svc->restore_rk = NULL;
+    if (!sb) return;
+    if (sb->rk) rd_kafka_destroy_flags(sb->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    free(sb->v);
+    free(sb);
+    svc->standby = NULL;
+}
+
+static int standby_held(const evk_service_t *svc, const char *topic, int32_t p) {
+    for (size_t i = 0; i < svc->nstores; i++)
+        if (!strcmp(evk_schema_topic(svc->stores[i]->schema), topic) &&
+            store_holds(svc->stores[i], p))
+            return 1;
+    return 0;
+}
+
+/* Every partition of every changelog that no store holds, each from its
+ * checkpoint. */
+static evk_err_t standby_list(evk_service_t *svc, svc_standby_t *sb,
+                              rd_kafka_topic_partition_list_t *list) {
+    char errstr[256];
+    int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
+    for (size_t i = 0; i < svc->nstores; i++) {
+        evk_store_t *st = svc->stores[i];
+        const char *topic = evk_schema_topic(st->schema);
+        int partitions = 0, seen = 0;
+        for (size_t j = 0; j < i; j++)
+            seen |= !strcmp(evk_schema_topic(svc->stores[j]->schema), topic);
+        if (seen) continue;
+        if (svc_topic_partitions(svc, sb->rk, topic, deadline, &partitions, errstr,
+                                 sizeof errstr))
+            return EVK_ERR_KAFKA;
+        for (int32_t p = 0; p < partitions; p++) {
+            if (standby_held(svc, topic, p)) continue;
+            int64_t from = INT64_MAX;
+            for (size_t k = 0; k < svc->nstores; k++) {
+                evk_store_t *o = svc->stores[k];
+                if (strcmp(evk_schema_topic(o->schema), topic)) continue;
+                if (store_track(o, p)) return EVK_ERR_NOMEM;
+                int64_t at = svc_disk_checkpoint(svc->disk, evk_schema_type(o->schema), p);
+                at = at >= 0 ? at : RD_KAFKA_OFFSET_BEGINNING;
+                if (at < from) from = at;
+            }
+            rd_kafka_topic_partition_list_add(list, topic, p)->offset = from;
+        }
+    }
+    return EVK_OK;
+}
+
+static evk_err_t standby_start(evk_service_t *svc) {
+    if (!svc->standby && !(svc->standby = calloc(1, sizeof *svc->standby)))
+        return EVK_ERR_NOMEM;
+    if (svc->standby->rk) return EVK_OK;
+    char errstr[512];
+    svc->standby->rk = restore_consumer(svc, 1, errstr, sizeof errstr);
+    return svc->standby->rk ? EVK_OK : EVK_ERR_KAFKA;
+}
+
+/* The topic name a store holds for @p topic (the list's copy goes with it). */
+static const char *standby_topic(const evk_service_t *svc, const char *topic) {
+    for (size_t k = 0; k < svc->nstores; k++)
+        if (!strcmp(evk_schema_topic(svc->stores[k]->schema), topic))
+            return evk_schema_topic(svc->stores[k]->schema);
+    return NULL;
+}
+
+/* After an assignment: the standby set becomes every partition not held. A
+ * failure leaves the instance without standby replicas until the next
+ * assignment (its restores read more), which is said, not fatal. */
+static void standby_assign(evk_service_t *svc) {
+    if (!svc->disk || !svc->standby_on) return;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    standby_part_t *v = NULL;
+    evk_err_t rc = list ? standby_start(svc) : EVK_ERR_NOMEM;
+    if (!rc && stores_claim_disk(svc, svc->standby->rk)) rc = EVK_ERR_IO;
+    if (!rc && svc->disk_claimed) rc = standby_list(svc, svc->standby, list);
+    if (!rc && list->cnt && !(v = calloc((size_t)list->cnt, sizeof *v))) rc = EVK_ERR_NOMEM;
+    if (!rc && rd_kafka_assign(svc->standby->rk, list)) rc = EVK_ERR_KAFKA;
+    for (int i = 0; !rc && i < list->cnt; i++)
+        v[i] = (standby_part_t){standby_topic(svc, list->elems[i].topic),
+                                list->elems[i].partition, -1, 0};
+    if (rc) {
+        evk_log(EVK_LOG_WARN, svc->name, "no standby replicas until the next assignment",
+                "reason", evk_err2str(rc), NULL);
+        free(v);
+        v = NULL;
+        if (svc->standby && svc->standby->rk) rd_kafka_assign(svc->standby->rk, NULL);
+    }
+    if (svc->standby) {
+        free(svc->standby->v);
+        svc->standby->v = v;
+        svc->standby->n = v ? (size_t)list->cnt : 0;
+    }
+    if (list) rd_kafka_topic_partition_list_destroy(list);
+}
+
+static standby_part_t *standby_part(svc_standby_t *sb, const rd_kafka_message_t *m) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    for (size_t i = 0; i < sb->n; i++)
+        if (sb->v[i].partition == m->partition && !strcmp(sb->v[i].topic, topic))
+            return &sb->v[i];
+    return NULL;
+}
+
+/* One record (or the end of a partition) into the open disk transaction. */
+static evk_err_t standby_take(evk_service_t *svc, const rd_kafka_message_t *m) {
+    if (!m->rkt) return EVK_OK; /* a client-wide error: librdkafka recovers */
+    standby_part_t *sp = standby_part(svc->standby, m);
+    /* A partition held since it was fetched is the held state's to write. */
+    if (!sp || standby_held(svc, sp->topic, sp->partition)) return EVK_OK;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        sp->dirty |= sp->next != m->offset;
+        sp->next = m->offset;
+        return EVK_OK;
+    }
+    if (m->err) return EVK_OK; /* transient; a truncated changelog is the restore's to find */
+    atomic_fetch_add(&svc->stats.standby, 1);
+    evk_err_t rc = restore_apply(svc, m);
+    sp->next = m->offset + 1;
+    sp->dirty = 1;
+    return rc;
+}
+
+static evk_err_t standby_checkpoints(evk_service_t *svc) {
+    svc_standby_t *sb = svc->standby;
+    evk_err_t rc = EVK_OK;
+    for (size_t i = 0; i < sb->n && !rc; i++) {
+        standby_part_t *sp = &sb->v[i];
+        for (size_t k = 0; k < svc->nstores && sp->dirty && !rc; k++)
+            if (!strcmp(evk_schema_topic(svc->stores[k]->schema), sp->topic))
+                rc = svc_disk_set_checkpoint(svc->disk, evk_schema_type(svc->stores[k]->schema),
+                                             sp->partition, sp->next);
+        sp->dirty = 0;
+    }
+    return rc;
+}
+
+evk_err_t svc_stores_standby(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    svc_standby_t *sb = svc->standby;
+    int64_t now = evk__now_ms();
+    if (!sb || !sb->n || now - sb->polled_ms < STANDBY_EVERY_MS) return EVK_OK;
+    sb->polled_ms = now;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(sb->rk, 0);
+    if (!m) return EVK_OK;
+    evk_err_t rc = svc_disk_begin(svc->disk);
+    for (size_t n = 0; m;
+         m = ++n < STANDBY_MAX_RECORDS && !rc ? rd_kafka_consumer_poll(sb->rk, 0) : NULL) {
+        if (!rc) rc = standby_take(svc, m);
+        rd_kafka_message_destroy(m);
+    }
+    if (!rc) rc = standby_checkpoints(svc);
+    if (rc)
+        svc_disk_abort(svc->disk);
+    else
+        rc = svc_disk_commit(svc->disk);
+    if (rc == EVK_ERR_NOMEM)
+        return evk__fail(rc, errstr, errstr_size, "standby replicas: out of memory");
+    return rc ? evk__fail(EVK_ERR_IO, errstr, errstr_size,
+                          "standby replicas: cannot write the state to disk (state.dir)")
+              : EVK_OK;
 }
 
 void svc_stores_drop(evk_service_t *svc) {
@@ -852,5 +1066,6 @@ evk_err_t svc_stores_restore(evk_service_t *svc, const int32_t *parts, size_t np
                  : stores_catch_up(svc, parts, nparts, errstr, errstr_size);
     }
     if (rc || svc_stopping(svc)) svc_stores_drop(svc);
+    if (!rc && !svc_stopping(svc)) standby_assign(svc);
     return rc == STORE_TRUNCATED ? EVK_ERR_KAFKA : rc;
 }
