@@ -620,6 +620,15 @@ static evk_err_t restore_from(evk_service_t *svc, const char *topic, int32_t p, 
     return EVK_OK;
 }
 
+/* Store @p i's changelog, or NULL when an earlier store shares it: a topic
+ * two stores share is read once. */
+static const char *changelog_once(const evk_service_t *svc, size_t i) {
+    const char *topic = evk_schema_topic(svc->stores[i]->schema);
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(evk_schema_topic(svc->stores[j]->schema), topic)) return NULL;
+    return topic;
+}
+
 /* The partitions @p parts of every changelog that has them, each from where
  * its stores' held state ends. */
 static evk_err_t restore_list(evk_service_t *svc, rd_kafka_t *rk, const int32_t *parts,
@@ -627,11 +636,9 @@ static evk_err_t restore_list(evk_service_t *svc, rd_kafka_t *rk, const int32_t 
                               rd_kafka_topic_partition_list_t *list, char *errstr,
                               size_t errstr_size) {
     for (size_t i = 0; i < svc->nstores; i++) {
-        const char *topic = evk_schema_topic(svc->stores[i]->schema);
-        int partitions = 0, seen = 0;
-        for (size_t j = 0; j < i; j++) /* a topic two stores share is listed once */
-            seen |= !strcmp(evk_schema_topic(svc->stores[j]->schema), topic);
-        if (seen) continue;
+        const char *topic = changelog_once(svc, i);
+        int partitions = 0;
+        if (!topic) continue;
         evk_err_t rc =
             svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, errstr_size);
         for (size_t k = 0; k < nparts && !rc; k++) {
@@ -888,12 +895,9 @@ static evk_err_t standby_list(evk_service_t *svc, svc_standby_t *sb,
     char errstr[256];
     int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
     for (size_t i = 0; i < svc->nstores; i++) {
-        evk_store_t *st = svc->stores[i];
-        const char *topic = evk_schema_topic(st->schema);
-        int partitions = 0, seen = 0;
-        for (size_t j = 0; j < i; j++)
-            seen |= !strcmp(evk_schema_topic(svc->stores[j]->schema), topic);
-        if (seen) continue;
+        const char *topic = changelog_once(svc, i);
+        int partitions = 0;
+        if (!topic) continue;
         if (svc_topic_partitions(svc, sb->rk, topic, deadline, &partitions, errstr,
                                  sizeof errstr))
             return EVK_ERR_KAFKA;
