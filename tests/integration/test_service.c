@@ -562,23 +562,30 @@ static evk_service_stats_t stats_of(const evk_service_t *svc) {
     return st;
 }
 
+/* Store service a alone takes the w orders (two per partition) and
+ * restores nothing; then b joins and the partitions split between them. */
+static void start_then_split(fixture_t *f, fixture_t *g, evk_service_t **a, svc_runner_t *ra,
+                             evk_service_t **b, svc_runner_t *rb) {
+    *a = new_store_service(f);
+    svc_start(ra, *a);
+    send_orders(f, "w", 2 * SVC_PARTITIONS, NULL);
+    assert_int_equal(svc_wait_for(f->env, "inventory", 2 * SVC_PARTITIONS, SVC_WAIT_MS),
+                     2 * SVC_PARTITIONS);
+    wait_store(f, 2 * SVC_PARTITIONS);
+    assert_int_equal(stats_of(*a).restored, 0);
+    *b = new_store_service(g);
+    svc_start(rb, *b);
+    wait_split(&f->levels, &g->levels, SVC_PARTITIONS, SVC_PARTITIONS);
+}
+
 /* (5c) A second instance joins, writes, and leaves. The first keeps the
  * state of the partitions the rebalance gives back to it (it reads nothing
  * of them again) and reads whole only those the second one had. */
 static void test_store_rebalance(void **state) {
     fixture_t *f = *state, g = {.env = f->env};
-    evk_service_t *a = new_store_service(f);
+    evk_service_t *a, *b;
     svc_runner_t ra, rb;
-    svc_start(&ra, a);
-    send_orders(f, "w", 2 * SVC_PARTITIONS, NULL);
-    assert_int_equal(svc_wait_for(f->env, "inventory", 2 * SVC_PARTITIONS, SVC_WAIT_MS),
-                     2 * SVC_PARTITIONS);
-    wait_store(f, 2 * SVC_PARTITIONS);
-    assert_int_equal(stats_of(a).restored, 0);
-
-    evk_service_t *b = new_store_service(&g);
-    svc_start(&rb, b);
-    wait_split(&f->levels, &g.levels, SVC_PARTITIONS, SVC_PARTITIONS);
+    start_then_split(f, &g, &a, &ra, &b, &rb);
     assert_int_equal(stats_of(a).restored, 0);
     int kept[SVC_PARTITIONS];
     for (int p = 0; p < SVC_PARTITIONS; p++) {
@@ -736,16 +743,9 @@ static void test_store_standby(void **state) {
     fixture_t *f = *state, g = {.env = f->env};
     char dir[] = "/tmp/evk-state-XXXXXX";
     use_new_disk(f, dir);
-    evk_service_t *a = new_store_service(f);
+    evk_service_t *a, *b;
     svc_runner_t ra, rb;
-    svc_start(&ra, a);
-    send_orders(f, "w", 2 * SVC_PARTITIONS, NULL);
-    assert_int_equal(svc_wait_for(f->env, "inventory", 2 * SVC_PARTITIONS, SVC_WAIT_MS),
-                     2 * SVC_PARTITIONS);
-    wait_store(f, 2 * SVC_PARTITIONS);
-    evk_service_t *b = new_store_service(&g);
-    svc_start(&rb, b);
-    wait_split(&f->levels, &g.levels, SVC_PARTITIONS, SVC_PARTITIONS);
+    start_then_split(f, &g, &a, &ra, &b, &rb);
 
     send_orders(f, "x", 2 * SVC_PARTITIONS, NULL);
     assert_int_equal(svc_wait_for(f->env, "inventory", 4 * SVC_PARTITIONS, SVC_WAIT_MS),
