@@ -392,18 +392,34 @@ static const char *line_state(const evk_event_t *res, const char *sku) {
     return NULL;
 }
 
-/* A grant that arrives when the order has moved on: a redelivery, or (on a
- * broker that shows aborted records) one that the SKU's owner made again
- * after its CONFIRM or CANCEL went by. What the order's state says about
- * those units is sent again, so that none stays held: kept while the
- * payment is open, sold once paid, given back otherwise. A refusal holds
- * nothing. */
+/* Whether the answer for @p sku (@p reserved or not) is the one that decided
+ * the order @p res: the refusal of the line it was rejected for, or, while
+ * the payment is open, the grant of its last line (lines are asked for in
+ * order). */
+static int decided_by(const evk_event_t *res, const char *sku, int reserved) {
+    size_t n = res ? count_of(res, "lines") : 0;
+    const char *state = n ? line_state(res, sku) : NULL;
+    if (!state) return 0;
+    if (!reserved) return status_of(res) == R_REJECTED && !strcmp(state, "REJECTED");
+    return status_of(res) == R_RESERVED && !strcmp(elem_str(res, "lines", n - 1, "sku"), sku);
+}
+
+/* An answer that arrives when the order has moved on. A redelivery of the
+ * one that decided it sends the decision again, the same events with the
+ * same ids: on a broker without full transactions a crash can leave the
+ * order's record written and its decision unsent. Another grant is a
+ * redelivery too, or (on a broker that shows aborted records) one that the
+ * SKU's owner made again after its CONFIRM or CANCEL went by: what the
+ * order's state says about those units is sent again, so that none stays
+ * held: kept while the payment is open, sold once paid, given back
+ * otherwise. Another refusal holds nothing. */
 static evk_err_t late_answer(evk_ctx_t *ctx, const evk_event_t *in, const evk_event_t *res,
                              const char *state) {
     int reserved = 0;
     evk_event_get_bool(in, "reserved", &reserved);
     resv_status_t st = res ? status_of(res) : R_REJECTED;
     if (st == R_PENDING) return send_next_reserve(ctx, res);
+    if (decided_by(res, flow_str(in, "sku"), reserved)) return send_decision(ctx, res);
     if (!reserved || (st == R_RESERVED && state && !strcmp(state, "RESERVED"))) return EVK_OK;
     const char *action =
         st == R_SOLD && state && !strcmp(state, "RESERVED") ? "CONFIRM" : "CANCEL";

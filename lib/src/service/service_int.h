@@ -40,6 +40,10 @@ typedef struct {
     int had_entry;     /* the key had an entry in memory (prev may still be NULL) */
 } svc_undo_t;
 
+/* The header naming the input a changelog record was written for:
+ * "<topic>:<offset>", the input's partition being the record's (store.c). */
+#define SVC_CAUSE_HEADER "evk_cause"
+
 typedef struct svc_disk_s svc_disk_t;
 typedef struct svc_standby_s svc_standby_t;
 
@@ -135,8 +139,9 @@ struct evk_service_s {
     size_t cache_entries;  /* per store, what stays in memory after a commit */
     /* The standby replicas of the partitions not held (store.c), or NULL. */
     svc_standby_t *standby;
-    rd_kafka_t *restore_rk; /* kept between restores (store.c), or NULL */
-    int standby_on;         /* state.standby */
+    rd_kafka_t *restore_rk;       /* kept between restores (store.c), or NULL */
+    uint64_t uncommitted_skipped; /* changelog records of inputs not committed (store.c) */
+    int standby_on;               /* state.standby */
     svc_poison_t *poison;
     size_t npoison, poison_cap;
 
