@@ -21,6 +21,7 @@
 
 /* Kafka protocol ApiKeys (librdkafka keeps its constants private). */
 #define API_PRODUCE 0
+#define API_OFFSET_COMMIT 8
 #define API_ADD_PARTITIONS_TO_TXN 24
 #define API_END_TXN 26
 #define API_TXN_OFFSET_COMMIT 28
@@ -617,6 +618,40 @@ static void test_store_rebalance(void **state) {
     evk_service_destroy(a);
 }
 
+/* Until the group has committed orders to the end. */
+static void wait_committed(fixture_t *f) {
+    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
+    while (!svc_committed_at_end(f->env, NAME, "orders")) {
+        if (evk__now_ms() > deadline) fail_msg("the orders' offsets were not committed");
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* (5c') On the dev broker a batch's offsets reach the group by a consumer
+ * commit after its transaction, which it refuses during a rebalance. The
+ * state such a batch wrote stays revertible (its inputs would be handled
+ * again if the partitions moved) until the offsets are in: an idle service
+ * commits them again. With a handler that is not idempotent (a toggle),
+ * each t order ends applied once. */
+static void test_store_unsettled(void **state) {
+    fixture_t *f = *state;
+    evk_service_t *a = new_toggle_service(f);
+    svc_runner_t ra;
+    svc_start(&ra, a);
+    send_orders(f, "w", SVC_PARTITIONS, NULL);
+    wait_store(f, 2 * SVC_PARTITIONS);
+    wait_committed(f);
+
+    rd_kafka_mock_push_request_errors(evk_devbroker_mock(f->env->db), API_OFFSET_COMMIT, 1,
+                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
+    send_orders(f, "t", SVC_PARTITIONS, NULL);
+    wait_committed(f);
+    assert_int_equal(evk_store_count(f->levels), 4 * SVC_PARTITIONS);
+    assert_int_equal(svc_stop(&ra), EVK_OK);
+    evk_service_destroy(a);
+}
+
 /* ---- state on disk ---- */
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -1031,6 +1066,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_long_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_unsettled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_standby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk_unreadable, setup, teardown),
