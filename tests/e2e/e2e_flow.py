@@ -14,7 +14,9 @@ order has an outcome it checks:
     and exactly one OrderConfirmed or OrderCancelled, agreeing with it;
   - no order and effect (stock decision, release, payment, shipment
     scheduled and dispatched, outcome, notification per template) has two
-    event ids: "duplicated" counts those;
+    event ids: "duplicated" counts those; and no event id of the flow's
+    topics comes again with another type or value (a replay that decided
+    otherwise than its first attempt);
   - final stock (inventory.levels, last value per SKU) == seed - units of the
     confirmed orders: declined orders' stock came back, nothing leaked; and
     within 60 s of the last outcome no unit is held (every hold sold or
@@ -52,6 +54,7 @@ import collections
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -113,9 +116,10 @@ payment-service = {{ credit_limit_cents = {CREDIT_LIMIT}; blocked_customers = [ 
 
 
 class Cluster:
-    def __init__(self, work, cfg, partitions, control=None):
+    def __init__(self, work, cfg, partitions, control=None, keep=False):
         self.work, self.cfg, self.rundir = work, cfg, os.path.join(work, "run")
         self.control = control
+        self.keep = keep  # keep each topic as last read, in WORK/topics
         self.children = {}  # service -> its Popen, once this script restarted it
         self.bad_exits = []  # (service, exit code) of stops that should have exited 0
         self.unexpected = []  # services that exited by themselves
@@ -285,6 +289,10 @@ class Cluster:
     def read(self, topic):
         """Every committed message of @topic, decoded."""
         r = self.tool("consumers/evk-tail", "-e", topic)
+        if self.keep:
+            os.makedirs(os.path.join(self.work, "topics"), exist_ok=True)
+            with open(os.path.join(self.work, "topics", topic + ".jsonl"), "w") as f:
+                f.write(r.stdout)
         msgs = [json.loads(line) for line in r.stdout.splitlines()]
         # The poison written under faults is undecodable by design (exit 3).
         poison = [m for m in msgs if "error" in m and self.control and topic == "orders"
@@ -294,6 +302,11 @@ class Cluster:
         msgs = [m for m in msgs if m not in poison]
         bad = [m for m in msgs if "error" in m]
         check(not bad, f"{topic}: undecodable messages, e.g. {bad[:1]}")
+        # A changelog is read as a store reads it: every record, the last
+        # one per key wins (a replay may write a key again under an id it
+        # used before, after records that came between).
+        if topic in CHANGELOGS:
+            return msgs
         # A record repeating an event id is a redelivery (a replay after a
         # crash or an abort the broker did not hide), not a second effect.
         # A replay must send what the first attempt sent: a repeated id with
@@ -319,20 +332,26 @@ def by_type(msgs):
 
 
 def progress(cluster):
-    """(#outcomes, #notifications expected, #notifications seen)."""
+    """(#outcomes, #notifications expected, #notifications seen, #confirmed,
+    #shipped, #placed)."""
     orders = by_type(cluster.read("orders"))
     shipped = len(by_type(cluster.read("shipments"))["ShipmentDispatched"])
     sent = len(cluster.read("notifications"))
     # Distinct orders: a duplicate must not stand in for a missing outcome.
     outcomes = len({v["order_id"] for v in orders["OrderConfirmed"] + orders["OrderCancelled"]})
-    return outcomes, outcomes + shipped, sent, len(orders["OrderConfirmed"]), shipped
+    placed = len({v["order_id"] for v in orders["OrderPlaced"]})
+    return outcomes, outcomes + shipped, sent, len(orders["OrderConfirmed"]), shipped, placed
 
 
 def wait_for_outcomes(cluster, n, timeout):
+    """Until every order placed has its outcome (@n, or, with broker faults,
+    as many as `orders` holds: see broker_lost())."""
     deadline = time.monotonic() + timeout
     while True:
         cluster.supervise()
-        outcomes, want_sent, sent, confirmed, shipped = progress(cluster)
+        outcomes, want_sent, sent, confirmed, shipped, placed = progress(cluster)
+        if cluster.control:
+            n = placed
         if outcomes >= n and shipped >= confirmed and sent >= want_sent:
             return
         check(time.monotonic() < deadline,
@@ -455,6 +474,28 @@ def check_status_cli(cluster, last):
         check(json.loads(r.stdout) == last[oid], f"evk-order status {oid} disagrees")
     r = cluster.tool("producers/evk-order", "status", "o-no-such-order")
     check(r.returncode == 5, f"evk-order status of an unknown order: exit {r.returncode}")
+
+
+def broker_lost(cluster, args, gen, placed):
+    """OrderPlaced that evk-order had delivered (acknowledged) but that
+    `orders` does not hold, when no service ever saw their order: under
+    broker faults the dev broker (librdkafka 2.0.2's mock cluster) loses an
+    acknowledged record now and then, whichever client wrote it (one run in
+    four or five of 10,000 orders from confluent-kafka's Python producer,
+    docs/SCALING.md). Anything else missing is the flow's loss."""
+    check(f"{args.orders} delivered" in gen.stderr, f"evk-order generate: {gen.stderr}")
+    missing = args.orders - len(placed)
+    if not missing or not args.broker_faults:
+        return 0
+    seen = set()
+    for s in SERVICES:
+        for log in cluster.logs(s):
+            seen.update(re.findall(r"order_id=(o-[0-9a-f-]+)", log))
+    check(seen <= set(placed), f"services saw orders that `orders` does not hold: "
+                               f"{sorted(seen - set(placed))[:3]}")
+    print(f"e2e_flow: the dev broker lost {missing} acknowledged OrderPlaced before any "
+          f"service read them (not the flow's loss)", flush=True)
+    return missing
 
 
 def check_logs(cluster, no_errors):
@@ -632,12 +673,16 @@ def count_faults(placed, statuses, orders, inventory, payments, shipments, sent)
                "shipments dispatched": per_order(shipments["ShipmentDispatched"]),
                "outcome events": outcomes,
                "notifications": collections.Counter((v["order_id"], v["template"]) for v in sent)}
-    lost = sum(1 for o in placed if outcomes[o] == 0 or last.get(o, {}).get("status") not in FINAL)
+    lost = [o for o in placed if outcomes[o] == 0 or last.get(o, {}).get("status") not in FINAL]
+    if lost:
+        print("e2e_flow: lost: e.g. " + ", ".join(
+            f"{o} ({outcomes[o]} outcome events, status {last.get(o, {}).get('status')})"
+            for o in lost[:3]), flush=True)
     dups = {what: sum(n - 1 for n in c.values() if n > 1) for what, c in effects.items()}
     if any(dups.values()):
         print(f"e2e_flow: duplicated: {dups}, e.g. " + ", ".join(
             str([k for k, n in c.items() if n > 1][:2]) for c in effects.values()), flush=True)
-    return lost, sum(dups.values())
+    return len(lost), sum(dups.values())
 
 
 def longest_wait(orders_msgs):
@@ -662,7 +707,7 @@ def run(args, work):
     cfg = write_config(work, seed)
     t0 = time.monotonic()
     control = os.path.join(work, "broker-control") if args.chaos else None
-    cluster = Cluster(work, cfg, args.partitions, control)
+    cluster = Cluster(work, cfg, args.partitions, control, args.keep)
     faults = Faults(cluster, args.seed, args.kill, args.broker_faults,
                     args.instances) if args.chaos else None
     if not faults:
@@ -704,7 +749,7 @@ def run(args, work):
         sent = [m["value"] for m in cluster.read("notifications")]
         lost, dup = count_faults(placed, statuses, orders, inventory, payments, shipments, sent)
         wait = longest_wait(orders_msgs)
-        lost += args.orders - len(placed)
+        lost += args.orders - len(placed) - broker_lost(cluster, args, gen, placed)
         if faults:
             dlq = read_text(cluster.brokers, "orders.dlq")
             plost, pdup, predelivered = check_dead_letters(faults.poison, dlq)
@@ -725,15 +770,14 @@ def run(args, work):
                   f"{len(cluster.unexpected)} services exited by themselves, "
                   f"{cluster.abandoned} stops gave their batch up (exit 4, broker away)",
                   flush=True)
-        # A changelog (orders.status) may give a key new content under an old id.
-        conflicts = {t: c for t, c in cluster.conflicts.items() if c[0] and t not in CHANGELOGS}
+        conflicts = {t: c for t, c in cluster.conflicts.items() if c[0]}
         if conflicts:
             print(f"e2e_flow: event ids sent again with other content: {conflicts}", flush=True)
         check(lost == 0 and dup == 0, f"lost {lost}, duplicated {dup}")
         check(not conflicts, f"event ids sent again with other content in {sorted(conflicts)}")
         check(not args.max_wait or wait[0] <= args.max_wait,
               f"{wait[1]} waited {wait[0]:.1f} s for its outcome (limit {args.max_wait} s)")
-        check(len(placed) == args.orders, f"{len(placed)} OrderPlaced, expected {args.orders}")
+
         last, confirmed = check_statuses(placed, statuses, orders)
         check({v["order_id"] for v in payments["PaymentAuthorized"]} == confirmed,
               "PaymentAuthorized and OrderConfirmed disagree")
@@ -787,15 +831,14 @@ def main():
                    help="kill and restart services, break the broker, write poison")
     p.add_argument("--seed", type=int, default=1, help="of the fault schedule")
     p.add_argument("--kill", action="store_true",
-                   help="with --chaos, also kill -9 each service three times. The dev broker "
-                        "leaves records of aborted transactions visible, so expect duplicates on "
-                        "it from a kill in the middle of a transaction")
+                   help="with --chaos, also kill -9 each service twice (records of the "
+                        "transaction it had open stay visible on the dev broker: redeliveries)")
     p.add_argument("--broker-faults", action="store_true",
-                   help="with --chaos, also take brokers down and up and push request errors. "
-                        "The dev broker (librdkafka 2.0's mock cluster) writes no abort markers: "
-                        "records of a transaction these faults abort stay visible to "
-                        "read_committed readers there, so expect duplicates on it")
-    p.add_argument("--keep", action="store_true", help="keep the work directory")
+                   help="with --chaos, also take brokers down and up and push request errors "
+                        "(the transactions they abort stay visible on the dev broker: "
+                        "redeliveries)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory, with the topics as last read in topics/")
     args = p.parse_args()
     # ctest's timeout and ^C end the run through the finally clauses, which
     # stop every process it started.

@@ -547,7 +547,7 @@ static rd_kafka_resp_err_t commit_wait(evk_service_t *svc, rd_kafka_queue_t *q) 
     return RD_KAFKA_RESP_ERR__TIMED_OUT;
 }
 
-/* Commit svc->next with the consumer. Asynchronously, so that the wait is
+/* Commit @p offsets with the consumer. Asynchronously, so that the wait is
  * bounded: a synchronous commit waits for an absent group coordinator for
  * up to session.timeout.ms. */
 static rd_kafka_resp_err_t commit_offsets(evk_service_t *svc,
@@ -585,13 +585,16 @@ static int mirror_offsets(evk_service_t *svc) {
     if (svc->offsets_mode == SVC_OFFSETS_UNKNOWN)
         svc->offsets_mode = txn_offsets_applied(svc) ? SVC_OFFSETS_TXN : SVC_OFFSETS_MIRROR;
     if (svc->offsets_mode != SVC_OFFSETS_MIRROR) return 1;
-    rd_kafka_resp_err_t err = commit_offsets(svc, svc->next);
+    /* What earlier batches could not commit goes along: this batch's
+     * partitions need not be theirs. */
+    if (svc->unsettled) unsettled_add(svc);
+    rd_kafka_resp_err_t err = commit_offsets(svc, svc->unsettled ? svc->unsettled : svc->next);
     if (!err) return 1;
     svc_metrics_offset_commit_failed(svc->metrics);
     evk_log(EVK_LOG_WARN, svc->name,
             "offset commit failed: the batch settles with the next one", "error",
             rd_kafka_err2str(err), NULL);
-    unsettled_add(svc);
+    if (!svc->unsettled) unsettled_add(svc);
     return 0;
 }
 
