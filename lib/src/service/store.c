@@ -947,7 +947,10 @@ typedef struct {
     int32_t partition;
     int64_t next; /* the offset to read next, -1: not known yet */
     int dirty;    /* next moved since the last checkpoint */
-    int held;     /* this round stopped at a record whose input has not committed */
+    /* Records read from the first whose input has not committed yet on, in
+     * order, waiting for it: the batch its owner has open, typically. */
+    rd_kafka_message_t **pending;
+    size_t npending, pending_cap;
 } standby_part_t;
 
 struct svc_standby_s {
@@ -961,14 +964,22 @@ struct svc_standby_s {
     int asked;
 };
 
-/* How long a round waits for the group's committed offsets, and for the
- * consumer to go back to a record it will read again. */
+/* How long a round waits for the group's committed offsets. */
 #define STANDBY_ASK_TIMEOUT_MS 500
 
 /* Standby records are taken at most this often, and at most this many at a
  * time, so that the input never waits long behind them. */
 #define STANDBY_EVERY_MS 200
 #define STANDBY_MAX_RECORDS 5000
+
+static void standby_parts_free(standby_part_t *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < v[i].npending; k++)
+            rd_kafka_message_destroy(v[i].pending[k]);
+        free(v[i].pending);
+    }
+    free(v);
+}
 
 /* Neither consumer joined a group: there is nothing to close, and with the
  * brokers gone a close would only wait. */
@@ -978,9 +989,9 @@ void svc_stores_close(evk_service_t *svc) {
         rd_kafka_destroy_flags(svc->restore_rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     svc->restore_rk = NULL;
     if (!sb) return;
+    standby_parts_free(sb->v, sb->n);
     if (sb->rk) rd_kafka_destroy_flags(sb->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (sb->committed) rd_kafka_topic_partition_list_destroy(sb->committed);
-    free(sb->v);
     free(sb);
     svc->standby = NULL;
 }
@@ -1053,8 +1064,9 @@ static void standby_assign(evk_service_t *svc) {
     if (!rc && list->cnt && !(v = calloc((size_t)list->cnt, sizeof *v))) rc = EVK_ERR_NOMEM;
     if (!rc && rd_kafka_assign(svc->standby->rk, list)) rc = EVK_ERR_KAFKA;
     for (int i = 0; !rc && i < list->cnt; i++)
-        v[i] = (standby_part_t){standby_topic(svc, list->elems[i].topic),
-                                list->elems[i].partition, -1, 0, 0};
+        v[i] = (standby_part_t){.topic = standby_topic(svc, list->elems[i].topic),
+                                .partition = list->elems[i].partition,
+                                .next = -1};
     if (rc) {
         evk_log(EVK_LOG_WARN, svc->name, "no standby replicas until the next assignment",
                 "reason", evk_err2str(rc), NULL);
@@ -1063,7 +1075,7 @@ static void standby_assign(evk_service_t *svc) {
         if (svc->standby && svc->standby->rk) rd_kafka_assign(svc->standby->rk, NULL);
     }
     if (svc->standby) {
-        free(svc->standby->v);
+        standby_parts_free(svc->standby->v, svc->standby->n);
         svc->standby->v = v;
         svc->standby->n = v ? (size_t)list->cnt : 0;
     }
@@ -1098,49 +1110,54 @@ static int standby_committed(evk_service_t *svc, const rd_kafka_message_t *m) {
     return cause_committed(c, m);
 }
 
-/* @p sp stops at @p m for this round: its input has not committed (yet).
- * The consumer goes back to it, dropping what it fetched beyond; if it
- * cannot, the standby replicas stop until the next assignment rather than
- * read past it. */
-static void standby_hold(evk_service_t *svc, standby_part_t *sp, const rd_kafka_message_t *m) {
-    rd_kafka_topic_partition_list_t *to = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(to, sp->topic, sp->partition)->offset = m->offset;
-    rd_kafka_error_t *e =
-        rd_kafka_seek_partitions(svc->standby->rk, to, STANDBY_ASK_TIMEOUT_MS);
-    int failed = e || to->elems[0].err;
-    sp->held = 1;
-    if (failed) {
-        evk_log(EVK_LOG_WARN, svc->name, "no standby replicas until the next assignment",
-                "reason", e ? rd_kafka_error_string(e) : rd_kafka_err2str(to->elems[0].err),
-                NULL);
-        rd_kafka_assign(svc->standby->rk, NULL);
-        svc->standby->n = 0;
-    }
-    if (e) rd_kafka_error_destroy(e);
-    rd_kafka_topic_partition_list_destroy(to);
-}
-
-/* One record (or the end of a partition) into the open disk transaction. */
-static evk_err_t standby_take(evk_service_t *svc, const rd_kafka_message_t *m) {
-    if (!m->rkt) return EVK_OK; /* a client-wide error: librdkafka recovers */
-    standby_part_t *sp = standby_part(svc->standby, m);
-    /* A partition held since it was fetched is the held state's to write. */
-    if (!sp || sp->held || standby_held(svc, sp->topic, sp->partition)) return EVK_OK;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        sp->dirty |= sp->next != m->offset;
-        sp->next = m->offset;
-        return EVK_OK;
-    }
-    if (m->err) return EVK_OK; /* transient; a truncated changelog is the restore's to find */
-    if (!standby_committed(svc, m)) {
-        standby_hold(svc, sp, m);
-        return EVK_OK;
-    }
+/* A record of a standby partition into the open disk transaction. */
+static evk_err_t standby_apply(evk_service_t *svc, standby_part_t *sp,
+                               const rd_kafka_message_t *m) {
     atomic_fetch_add(&svc->stats.standby, 1);
     evk_err_t rc = restore_apply(svc, m);
     sp->next = m->offset + 1;
     sp->dirty = 1;
     return rc;
+}
+
+/* The records @p sp keeps waiting whose inputs have committed since, in
+ * order, up to the first that is still waiting. */
+static evk_err_t standby_release(evk_service_t *svc, standby_part_t *sp) {
+    size_t k = 0;
+    evk_err_t rc = EVK_OK;
+    while (k < sp->npending && !rc && standby_committed(svc, sp->pending[k]))
+        rc = standby_apply(svc, sp, sp->pending[k++]);
+    for (size_t i = 0; i < k; i++)
+        rd_kafka_message_destroy(sp->pending[i]);
+    memmove(sp->pending, sp->pending + k, (sp->npending - k) * sizeof *sp->pending);
+    sp->npending -= k;
+    return rc;
+}
+
+/* One record (or the end of a partition) into the open disk transaction, or
+ * kept waiting (*@p kept) behind one whose input has not committed yet. */
+static evk_err_t standby_take(evk_service_t *svc, rd_kafka_message_t *m, int *kept) {
+    *kept = 0;
+    if (!m->rkt) return EVK_OK; /* a client-wide error: librdkafka recovers */
+    standby_part_t *sp = standby_part(svc->standby, m);
+    /* A partition held since it was fetched is the held state's to write. */
+    if (!sp || standby_held(svc, sp->topic, sp->partition)) return EVK_OK;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (!sp->npending) {
+            sp->dirty |= sp->next != m->offset;
+            sp->next = m->offset;
+        }
+        return EVK_OK;
+    }
+    if (m->err) return EVK_OK; /* transient; a truncated changelog is the restore's to find */
+    if (!sp->npending && standby_committed(svc, m)) return standby_apply(svc, sp, m);
+    rd_kafka_message_t **p =
+        svc_grow(sp->pending, &sp->pending_cap, sp->npending + 1, sizeof *sp->pending);
+    if (!p) return EVK_ERR_NOMEM;
+    sp->pending = p;
+    sp->pending[sp->npending++] = m;
+    *kept = 1;
+    return EVK_OK;
 }
 
 static evk_err_t standby_checkpoints(evk_service_t *svc) {
@@ -1162,16 +1179,21 @@ evk_err_t svc_stores_standby(evk_service_t *svc, char *errstr, size_t errstr_siz
     int64_t now = evk__now_ms();
     if (!sb || !sb->n || now - sb->polled_ms < STANDBY_EVERY_MS) return EVK_OK;
     sb->polled_ms = now;
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(sb->rk, 0);
-    if (!m) return EVK_OK;
-    sb->asked = 0;
+    size_t waiting = 0;
     for (size_t i = 0; i < sb->n; i++)
-        sb->v[i].held = 0;
+        waiting += sb->v[i].npending;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(sb->rk, 0);
+    if (!m && !waiting) return EVK_OK;
+    sb->asked = 0;
     evk_err_t rc = svc_disk_begin(svc->disk);
+    for (size_t i = 0; i < sb->n && waiting && !rc; i++)
+        if (!standby_held(svc, sb->v[i].topic, sb->v[i].partition))
+            rc = standby_release(svc, &sb->v[i]);
     for (size_t n = 0; m;
          m = ++n < STANDBY_MAX_RECORDS && !rc ? rd_kafka_consumer_poll(sb->rk, 0) : NULL) {
-        if (!rc) rc = standby_take(svc, m);
-        rd_kafka_message_destroy(m);
+        int kept = 0;
+        if (!rc) rc = standby_take(svc, m, &kept);
+        if (!kept) rd_kafka_message_destroy(m);
     }
     if (!rc) rc = standby_checkpoints(svc);
     if (rc)
