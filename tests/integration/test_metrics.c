@@ -533,8 +533,8 @@ static void test_offset_commit_refused(void **state) {
     assert_int_equal(svc_wait_for(f->env, "inventory", 1, SVC_WAIT_MS), 1);
     char *log = stop_captured(&r, &cap);
     assert_logged(log,
-                  "level=warn component=" NAME " msg=\"offset commit failed: the batch settles "
-                  "with the next one\" error=\"Broker: Group rebalance in progress\"");
+                  "level=warn component=" NAME " msg=\"offset commit failed, a restart may "
+                  "replay the batch\" error=\"Broker: Group rebalance in progress\"");
     free(log);
 }
 

@@ -21,7 +21,6 @@
 
 /* Kafka protocol ApiKeys (librdkafka keeps its constants private). */
 #define API_PRODUCE 0
-#define API_OFFSET_COMMIT 8
 #define API_ADD_PARTITIONS_TO_TXN 24
 #define API_END_TXN 26
 #define API_TXN_OFFSET_COMMIT 28
@@ -618,40 +617,6 @@ static void test_store_rebalance(void **state) {
     evk_service_destroy(a);
 }
 
-/* Until the group has committed orders to the end. */
-static void wait_committed(fixture_t *f) {
-    int64_t deadline = evk__now_ms() + SVC_WAIT_MS;
-    while (!svc_committed_at_end(f->env, NAME, "orders")) {
-        if (evk__now_ms() > deadline) fail_msg("the orders' offsets were not committed");
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* (5c') On the dev broker a batch's offsets reach the group by a consumer
- * commit after its transaction, which it refuses during a rebalance. The
- * state such a batch wrote stays revertible (its inputs would be handled
- * again if the partitions moved) until the offsets are in: an idle service
- * commits them again. With a handler that is not idempotent (a toggle),
- * each t order ends applied once. */
-static void test_store_unsettled(void **state) {
-    fixture_t *f = *state;
-    evk_service_t *a = new_toggle_service(f);
-    svc_runner_t ra;
-    svc_start(&ra, a);
-    send_orders(f, "w", SVC_PARTITIONS, NULL);
-    wait_store(f, 2 * SVC_PARTITIONS);
-    wait_committed(f);
-
-    rd_kafka_mock_push_request_errors(evk_devbroker_mock(f->env->db), API_OFFSET_COMMIT, 1,
-                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
-    send_orders(f, "t", SVC_PARTITIONS, NULL);
-    wait_committed(f);
-    assert_int_equal(evk_store_count(f->levels), 4 * SVC_PARTITIONS);
-    assert_int_equal(svc_stop(&ra), EVK_OK);
-    evk_service_destroy(a);
-}
-
 /* ---- state on disk ---- */
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -769,20 +734,6 @@ static void damage_on_disk(const char *dir, const char *table, const char *key) 
     mdb_env_close(env);
 }
 
-/* A StockLevel record for @p key, written to changelog partition @p p as a
- * batch for input orders[p] at @p cause_offset would have written it. */
-static void send_caused_level(fixture_t *f, const char *key, int64_t n, int p,
-                              long long cause_offset) {
-    evk_event_t *v = evk_event_new(evk_catalog_find(f->env->cat, "StockLevel"));
-    assert_non_null(v);
-    assert_int_equal(evk_event_set_string(v, "sku", key), EVK_OK);
-    assert_int_equal(evk_event_set_long(v, "available", n), EVK_OK);
-    assert_int_equal(evk_event_set_key(v, key), EVK_OK);
-    char cause[64];
-    snprintf(cause, sizeof(cause), "orders:%lld", cause_offset);
-    free(svc_send_with(f->env, "inventory.levels", v, p, "evk_cause", cause));
-}
-
 /* (5d') Standby replicas: with the state on disk, an instance keeps on disk
  * what the other instance writes to the partitions it does not hold. When
  * the other leaves, it restores nothing of the partitions it takes over;
@@ -811,14 +762,6 @@ static void test_store_standby(void **state) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    /* What a batch cut short would leave in every partition: neither a's
-     * standby replicas nor its restores may take it. */
-    for (int p = 0; p < SVC_PARTITIONS; p++) {
-        char key[32];
-        snprintf(key, sizeof(key), "z-%d", p);
-        send_caused_level(f, key, 5, p, 1000);
-    }
-    svc_flush(f->env);
     uint64_t before = stats_of(a).restored;
     assert_int_equal(svc_stop(&rb), EVK_OK);
     int by_b = 0;
@@ -840,37 +783,6 @@ static void test_store_standby(void **state) {
     assert_int_equal(svc_stop(&ra), EVK_OK);
     evk_service_destroy(a);
     assert_int_equal(nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-/* (5f) A broker without full transactions (the dev broker) shows what a
- * batch cut short or aborted wrote: a changelog record whose input the
- * group has not committed is not restored, one whose input it has is. */
-static void test_store_uncommitted(void **state) {
-    fixture_t *f = *state;
-    evk_service_t *svc = new_store_service(f);
-    svc_runner_t r;
-    svc_start(&r, svc);
-    free(svc_send(f->env, svc_order(f->env, "u-1", "c-1", "A:1", NULL), 0));
-    svc_flush(f->env);
-    assert_int_equal(svc_wait_for(f->env, "inventory", 1, SVC_WAIT_MS), 1);
-    wait_store(f, 1);
-    assert_int_equal(svc_stop(&r), EVK_OK);
-    evk_service_destroy(svc);
-    assert_true(svc_committed_at_end(f->env, NAME, "orders"));
-
-    /* orders[0] is committed at 1: its input 0 (u-1) is handled, 1 is not. */
-    send_caused_level(f, "u-1", 99, 0, 1);
-    send_caused_level(f, "u-9", 9, 0, 1);
-    send_caused_level(f, "u-7", 7, 0, 0);
-    svc_flush(f->env);
-    svc = new_store_service(f);
-    svc_start(&r, svc);
-    wait_store(f, 2);
-    assert_int_equal(level_of(f->levels, "u-1"), 1);
-    assert_int_equal(level_of(f->levels, "u-7"), 7);
-    assert_int_equal(level_of(f->levels, "u-9"), -1);
-    assert_int_equal(svc_stop(&r), EVK_OK);
-    evk_service_destroy(svc);
 }
 
 /* (5e) A value the disk cannot give back (here: it no longer decodes)
@@ -1066,11 +978,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_long_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rebalance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_unsettled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_standby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_disk_unreadable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_uncommitted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_produce, setup_one_output, teardown),
         cmocka_unit_test_setup_teardown(test_fault_end_txn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_offset_commit, setup, teardown),

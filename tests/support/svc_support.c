@@ -129,18 +129,12 @@ char *svc_send(svc_env_t *env, evk_event_t *ev, int partition) {
 }
 
 char *svc_send_to(svc_env_t *env, const char *topic, evk_event_t *ev, int partition) {
-    return svc_send_with(env, topic, ev, partition, NULL, NULL);
-}
-
-char *svc_send_with(svc_env_t *env, const char *topic, evk_event_t *ev, int partition,
-                    const char *header, const char *header_value) {
     void *value;
     size_t len;
     rd_kafka_headers_t *hdrs;
     assert_int_equal(evk_event_set_source(ev, "test"), EVK_OK);
     assert_int_equal(evk_event_encode(ev, &value, &len), EVK_OK);
     assert_int_equal(evk_event_headers(ev, &hdrs), EVK_OK);
-    if (header) assert_int_equal(rd_kafka_header_add(hdrs, header, -1, header_value, -1), 0);
     produce(env, topic, evk_event_key(ev), value, len, hdrs, partition);
     free(value);
     char *id = strdup(evk_event_id(ev));

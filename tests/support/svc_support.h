@@ -35,9 +35,6 @@ evk_event_t *svc_order(svc_env_t *env, const char *order_id, const char *custome
 char *svc_send(svc_env_t *env, evk_event_t *ev, int partition);
 /* The same to @p topic, whichever its type's is. */
 char *svc_send_to(svc_env_t *env, const char *topic, evk_event_t *ev, int partition);
-/* The same with one more header, @p header = @p header_value. */
-char *svc_send_with(svc_env_t *env, const char *topic, evk_event_t *ev, int partition,
-                    const char *header, const char *header_value);
 /* Produce raw bytes with key @p key and header x-test=@p key. */
 void svc_send_raw(svc_env_t *env, const char *topic, const char *key, const void *value,
                   size_t len, int partition);

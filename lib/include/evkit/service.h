@@ -98,8 +98,7 @@
  * from are logged at warn and counted: e.g. on a cluster that does not
  * apply a transaction's offsets (the dev broker) the service commits them
  * again with its consumer, and such a commit refused (during a rebalance)
- * only means that the batch settles with the next commit, or, if its
- * partitions move first, that their next owner handles its inputs again
+ * only means that a restart may replay a batch
  * (evk_offset_commit_failures_total).
  *
  * Health and metrics: with a metrics_port, evk_service_run() serves over

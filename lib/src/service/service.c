@@ -339,11 +339,8 @@ static evk_err_t svc_restore_held(evk_service_t *svc, char *errstr, size_t errst
 
 /* The stores keep the state of given-up partitions until the next
  * assignment, which may give them back (store.c), unless the last
- * transaction did not settle: then what they hold is not known. What
- * batches whose offsets the group lacks wrote goes back: their inputs are
- * handled again. */
+ * transaction did not settle: then what they hold is not known. */
 static void svc_give_up_held(evk_service_t *svc) {
-    svc_txn_unsettle(svc);
     if (svc->cb_err) svc_stores_drop(svc);
     svc->nheld = 0;
 }
@@ -617,7 +614,6 @@ static evk_err_t svc_loop(evk_service_t *svc, char *errstr, size_t errstr_size) 
         else
             rc = svc_txn_commit(svc, 1, errstr, errstr_size);
         if (m) rd_kafka_message_destroy(m);
-        if (!rc && !svc->txn_open) rc = svc_txn_settle_idle(svc, errstr, errstr_size);
         if (!rc && !svc->txn_open) rc = svc_stores_standby(svc, errstr, errstr_size);
         if (rc && rc != SVC_REPLAY) return rc;
     }

@@ -40,10 +40,6 @@ typedef struct {
     int had_entry;     /* the key had an entry in memory (prev may still be NULL) */
 } svc_undo_t;
 
-/* The header naming the input a changelog record was written for:
- * "<topic>:<offset>", the input's partition being the record's (store.c). */
-#define SVC_CAUSE_HEADER "evk_cause"
-
 typedef struct svc_disk_s svc_disk_t;
 typedef struct svc_standby_s svc_standby_t;
 
@@ -132,12 +128,6 @@ struct evk_service_s {
     size_t nstaged, staged_cap;
     svc_undo_t *undo;
     size_t nundo, undo_cap;
-    /* The first undo entries, of batches committed whose offsets the group
-     * does not have yet (service_txn.c, committed()), those offsets, and
-     * when their commit was last tried again. */
-    size_t undo_unsettled;
-    rd_kafka_topic_partition_list_t *unsettled;
-    int64_t settle_tried_ms;
     /* The stores' state on disk (store_disk.c), or NULL: in memory only. */
     svc_disk_t *disk;
     int disk_claimed;      /* its cluster checked (store.c) */
@@ -145,9 +135,8 @@ struct evk_service_s {
     size_t cache_entries;  /* per store, what stays in memory after a commit */
     /* The standby replicas of the partitions not held (store.c), or NULL. */
     svc_standby_t *standby;
-    rd_kafka_t *restore_rk;       /* kept between restores (store.c), or NULL */
-    uint64_t uncommitted_skipped; /* changelog records of inputs not committed (store.c) */
-    int standby_on;               /* state.standby */
+    rd_kafka_t *restore_rk; /* kept between restores (store.c), or NULL */
+    int standby_on;         /* state.standby */
     svc_poison_t *poison;
     size_t npoison, poison_cap;
 
@@ -245,12 +234,6 @@ evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t err
 /* Forget the open transaction without talking to Kafka (after a fatal
  * error): in-memory state is reverted like on abort. */
 void svc_txn_forget(evk_service_t *svc);
-/* Revert the state of committed batches whose offsets the group does not
- * have (a refused mirror commit): their partitions are being given up. */
-void svc_txn_unsettle(evk_service_t *svc);
-/* With no batch open: commit the offsets of such batches again, at most
- * every SVC_SETTLE_EVERY_MS, and settle them once the group has them. */
-evk_err_t svc_txn_settle_idle(evk_service_t *svc, char *errstr, size_t errstr_size);
 /* Make room for one undo entry, so that the push after a store change
  * cannot fail. */
 evk_err_t svc_undo_reserve(evk_service_t *svc);

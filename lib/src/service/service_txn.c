@@ -13,9 +13,6 @@
 #define SVC_SEEK_TIMEOUT_MS 10000
 /* How long the result of a consumer offset commit is waited for. */
 #define SVC_COMMIT_TIMEOUT_MS 10000
-/* How often an idle service tries again to commit offsets that a mirror
- * commit could not (committed(), svc_txn_settle_idle()). */
-#define SVC_SETTLE_EVERY_MS 1000
 
 void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return arr;
@@ -547,80 +544,41 @@ static rd_kafka_resp_err_t commit_wait(evk_service_t *svc, rd_kafka_queue_t *q) 
     return RD_KAFKA_RESP_ERR__TIMED_OUT;
 }
 
-/* Commit @p offsets with the consumer. Asynchronously, so that the wait is
+/* Commit svc->next with the consumer. Asynchronously, so that the wait is
  * bounded: a synchronous commit waits for an absent group coordinator for
  * up to session.timeout.ms. */
-static rd_kafka_resp_err_t commit_offsets(evk_service_t *svc,
-                                          const rd_kafka_topic_partition_list_t *offsets) {
+static rd_kafka_resp_err_t commit_offsets(evk_service_t *svc) {
     rd_kafka_queue_t *q = rd_kafka_queue_new(svc->consumer);
-    rd_kafka_resp_err_t err = rd_kafka_commit_queue(svc->consumer, offsets, q, NULL, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(svc->consumer, svc->next, q, NULL, NULL);
     if (!err) err = commit_wait(svc, q);
     rd_kafka_queue_destroy(q);
     return err;
 }
 
-/* The batch's offsets join those that did not reach the group yet. */
-static void unsettled_add(evk_service_t *svc) {
-    if (!svc->unsettled) svc->unsettled = rd_kafka_topic_partition_list_new(svc->next->cnt);
-    for (int i = 0; i < svc->next->cnt; i++) {
-        const rd_kafka_topic_partition_t *p = &svc->next->elems[i];
-        rd_kafka_topic_partition_t *u =
-            rd_kafka_topic_partition_list_find(svc->unsettled, p->topic, p->partition);
-        if (!u) u = rd_kafka_topic_partition_list_add(svc->unsettled, p->topic, p->partition);
-        u->offset = p->offset;
-    }
-}
-
-static void unsettled_forget(evk_service_t *svc) {
-    if (svc->unsettled) rd_kafka_topic_partition_list_destroy(svc->unsettled);
-    svc->unsettled = NULL;
-}
-
-/* Whether the batch's offsets reached the group. A failed mirror commit
- * (the dev broker refuses them during rebalances, and while its
- * coordinator is away) leaves the batch's inputs to be handled again by
- * whoever holds their partitions next: logged and counted. */
-static int mirror_offsets(evk_service_t *svc) {
-    if (!svc->next->cnt) return 1;
+/* A failed mirror commit (the dev broker refuses them during rebalances)
+ * only means that a restart may replay the batch: logged and counted. */
+static void mirror_offsets(evk_service_t *svc) {
+    if (!svc->next->cnt) return;
     if (svc->offsets_mode == SVC_OFFSETS_UNKNOWN)
         svc->offsets_mode = txn_offsets_applied(svc) ? SVC_OFFSETS_TXN : SVC_OFFSETS_MIRROR;
-    if (svc->offsets_mode != SVC_OFFSETS_MIRROR) return 1;
-    /* What earlier batches could not commit goes along: this batch's
-     * partitions need not be theirs. */
-    if (svc->unsettled) unsettled_add(svc);
-    rd_kafka_resp_err_t err = commit_offsets(svc, svc->unsettled ? svc->unsettled : svc->next);
-    if (!err) return 1;
+    if (svc->offsets_mode != SVC_OFFSETS_MIRROR) return;
+    rd_kafka_resp_err_t err = commit_offsets(svc);
+    if (!err) return;
     svc_metrics_offset_commit_failed(svc->metrics);
-    evk_log(EVK_LOG_WARN, svc->name,
-            "offset commit failed: the batch settles with the next one", "error",
-            rd_kafka_err2str(err), NULL);
-    if (!svc->unsettled) unsettled_add(svc);
-    return 0;
+    evk_log(EVK_LOG_WARN, svc->name, "offset commit failed, a restart may replay the batch",
+            "error", rd_kafka_err2str(err), NULL);
 }
 
-static evk_err_t settle(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    evk_err_t rc = svc_stores_committed(svc, errstr, errstr_size);
-    undo_forget(svc);
-    unsettled_forget(svc);
-    return rc;
-}
-
-/* The state a batch wrote is settled (to disk, its undo entries let go)
- * once the group has its offsets. Until then it stays revertible: the next
- * commit that reaches the group settles it with its own (offsets are
- * cumulative), and if the partitions are given up first it is reverted
- * (svc_txn_unsettle), since their next owner handles its inputs again and
- * restores without its records (store.c). */
 static evk_err_t committed(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    int settled = mirror_offsets(svc);
+    mirror_offsets(svc);
     dead_letters_written(svc);
     atomic_fetch_add(&svc->stats.commits, 1);
     atomic_fetch_add(&svc->stats.consumed, svc->batch_inputs);
     atomic_fetch_add(&svc->stats.produced, svc->batch_outputs);
     atomic_fetch_add(&svc->stats.dead_letters, svc->batch_dead);
     svc_metrics_commit(svc->metrics);
-    evk_err_t rc = settled ? settle(svc, errstr, errstr_size) : EVK_OK;
-    svc->undo_unsettled = svc->nundo;
+    evk_err_t rc = svc_stores_committed(svc, errstr, errstr_size);
+    undo_forget(svc);
     poison_prune(svc);
     svc->aborts_in_row = 0;
     batch_reset(svc);
@@ -701,27 +659,9 @@ evk_err_t svc_txn_abort(evk_service_t *svc, int replay, char *errstr, size_t err
 
 void svc_txn_forget(evk_service_t *svc) {
     svc_metrics_discard(svc->metrics);
-    svc_undo_revert(svc, svc->undo_unsettled);
+    svc_undo_revert(svc, 0);
     svc_unstage_from(svc, 0);
     batch_reset(svc);
-}
-
-void svc_txn_unsettle(evk_service_t *svc) {
-    svc_undo_revert(svc, 0);
-    svc->undo_unsettled = 0;
-    unsettled_forget(svc);
-}
-
-evk_err_t svc_txn_settle_idle(evk_service_t *svc, char *errstr, size_t errstr_size) {
-    int64_t now = evk__now_ms();
-    if (!svc->unsettled || svc->txn_open || now - svc->settle_tried_ms < SVC_SETTLE_EVERY_MS)
-        return EVK_OK;
-    svc->settle_tried_ms = now;
-    if (commit_offsets(svc, svc->unsettled)) return EVK_OK;
-    evk_log(EVK_LOG_INFO, svc->name, "offsets committed: the batches settled", NULL);
-    evk_err_t rc = settle(svc, errstr, errstr_size);
-    svc->undo_unsettled = 0;
-    return rc;
 }
 
 void svc_txn_state_free(evk_service_t *svc) {
@@ -733,5 +673,4 @@ void svc_txn_state_free(evk_service_t *svc) {
     free(svc->poison);
     rd_kafka_topic_partition_list_destroy(svc->next);
     rd_kafka_topic_partition_list_destroy(svc->first);
-    unsettled_forget(svc);
 }

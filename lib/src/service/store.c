@@ -472,76 +472,6 @@ static evk_err_t store_key_check(const evk_ctx_t *ctx, const evk_store_t *st, co
     return EVK_ERR_INVALID_ARG;
 }
 
-/* ---- what committed ----
- * A broker without full transactions (the dev broker) shows the records of
- * a batch that never committed, cut short by a crash or aborted. State
- * restored from them would hold effects of inputs that are then handled
- * again: the replay would find them applied and send nothing, or half of
- * it, or decide otherwise than the first attempt did. So a changelog record
- * names the input it was written for (SVC_CAUSE_HEADER), and a record whose
- * input the group's committed offset has not passed is not restored: a
- * restore builds what the committed inputs made, which is what the
- * consumer goes on from. On a cluster with transactions such records are
- * hidden anyway. A record without the header (written outside a handler)
- * and an input partition without a committed offset (none yet, or expired)
- * are taken as they are. */
-
-/* The cause header on the record just staged for the input in hand. */
-static evk_err_t stage_cause(const evk_ctx_t *ctx) {
-    const char *topic = NULL;
-    int64_t offset = -1;
-    char v[300];
-    if (ctx->cause) evk_event_origin(ctx->cause, &topic, NULL, &offset);
-    int n =
-        topic && offset >= 0 ? snprintf(v, sizeof v, "%s:%lld", topic, (long long)offset) : 0;
-    if (n <= 0 || (size_t)n >= sizeof v) return EVK_OK;
-    svc_staged_t *s = &ctx->svc->staged[ctx->svc->nstaged - 1];
-    if (!s->headers && !(s->headers = rd_kafka_headers_new(1))) return EVK_ERR_NOMEM;
-    return rd_kafka_header_add(s->headers, SVC_CAUSE_HEADER, -1, v, n) ? EVK_ERR_NOMEM : EVK_OK;
-}
-
-/* Whether the input @p m was written for is one that @p committed (input
- * topic and partition -> the group's committed offset; NULL: none known)
- * has passed. */
-static int cause_committed(const rd_kafka_topic_partition_list_t *committed,
-                           const rd_kafka_message_t *m) {
-    rd_kafka_headers_t *h;
-    const void *v;
-    size_t len;
-    char cause[300], *end;
-    if (rd_kafka_message_headers(m, &h) ||
-        rd_kafka_header_get_last(h, SVC_CAUSE_HEADER, &v, &len) || !v || len >= sizeof cause)
-        return 1;
-    if (!committed) return 0; /* not known yet */
-    memcpy(cause, v, len);
-    cause[len] = '\0';
-    char *colon = strrchr(cause, ':');
-    if (!colon) return 1;
-    *colon = '\0';
-    long long offset = strtoll(colon + 1, &end, 10);
-    if (*end) return 1;
-    const rd_kafka_topic_partition_t *c =
-        rd_kafka_topic_partition_list_find(committed, cause, m->partition);
-    return !c || c->offset < 0 || offset < c->offset;
-}
-
-/* The group's committed offsets of partitions @p parts of every input topic;
- * NULL when the group coordinator does not answer within @p timeout_ms. */
-static rd_kafka_topic_partition_list_t *
-committed_of(const evk_service_t *svc, const int32_t *parts, size_t nparts, int timeout_ms) {
-    rd_kafka_topic_partition_list_t *list =
-        rd_kafka_topic_partition_list_new((int)(svc->nroutes * nparts) + 1);
-    for (size_t i = 0; i < svc->nroutes; i++) {
-        const char *topic = evk_schema_topic(svc->routes[i].schema);
-        for (size_t k = 0; k < nparts; k++)
-            if (!rd_kafka_topic_partition_list_find(list, topic, parts[k]))
-                rd_kafka_topic_partition_list_add(list, topic, parts[k]);
-    }
-    if (!rd_kafka_committed(svc->consumer, list, timeout_ms > 0 ? timeout_ms : 1)) return list;
-    rd_kafka_topic_partition_list_destroy(list);
-    return NULL;
-}
-
 /* Set @p key to @p value (NULL: delete) in the open transaction, the
  * changelog record (@p value's, or a tombstone) staged first: if the write
  * cannot be recorded completely, nothing of it remains. */
@@ -555,7 +485,6 @@ static evk_err_t store_write(evk_ctx_t *ctx, evk_store_t *st, const char *key,
     evk_err_t rc = !copy   ? EVK_ERR_NOMEM
                    : value ? svc_stage(svc, value, ctx->partition, 0)
                            : svc_stage_tombstone(svc, st->schema, key, ctx->partition);
-    if (!rc) rc = stage_cause(ctx);
     if (!rc) rc = svc_undo_reserve(svc);
     if (!rc) rc = svc_store_set(st, copy, ctx->partition, value, &prev, &had_entry);
     if (rc) {
@@ -750,8 +679,7 @@ void svc_stores_written(evk_service_t *svc, const rd_kafka_message_t *msg) {
     stores_reach(svc, msg, msg->offset + 1);
 }
 
-static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m,
-                                 const rd_kafka_topic_partition_list_t *committed, char *errstr,
+static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m, char *errstr,
                                  size_t errstr_size) {
     const char *topic = rd_kafka_topic_name(m->rkt);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -765,12 +693,7 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         return evk__fail(EVK_ERR_FATAL, errstr, errstr_size, "restore %s: %s", topic,
                          rd_kafka_message_errstr(m));
-    if (m->err) return EVK_OK;            /* transient: librdkafka retries */
-    if (!cause_committed(committed, m)) { /* for good: the partition is this instance's now */
-        svc->uncommitted_skipped++;
-        stores_reach(svc, m, m->offset + 1);
-        return EVK_OK;
-    }
+    if (m->err) return EVK_OK; /* transient: librdkafka retries */
     uint64_t n = atomic_fetch_add(&svc->stats.restored, 1) + 1;
     evk_err_t rc = restore_apply(svc, m);
     stores_reach(svc, m, m->offset + 1);
@@ -790,9 +713,8 @@ static evk_err_t restore_message(evk_service_t *svc, const rd_kafka_message_t *m
 /* Read every listed partition up to its end (the last stable offset, since
  * the consumer reads committed records only). A stop request ends it early. */
 static evk_err_t restore_read(evk_service_t *svc, rd_kafka_t *rk,
-                              const rd_kafka_topic_partition_list_t *list,
-                              const rd_kafka_topic_partition_list_t *committed,
-                              int64_t deadline, char *errstr, size_t errstr_size) {
+                              const rd_kafka_topic_partition_list_t *list, int64_t deadline,
+                              char *errstr, size_t errstr_size) {
     char *at_end = calloc((size_t)list->cnt, 1);
     if (!at_end) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "restore: out of memory");
     int left = list->cnt;
@@ -808,7 +730,7 @@ static evk_err_t restore_read(evk_service_t *svc, rd_kafka_t *rk,
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         int i = list_index(list, m);
-        if (i >= 0) rc = restore_message(svc, m, committed, errstr, errstr_size);
+        if (i >= 0) rc = restore_message(svc, m, errstr, errstr_size);
         if (i >= 0 && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && !at_end[i]++) left--;
         rd_kafka_message_destroy(m);
     }
@@ -873,14 +795,6 @@ static evk_err_t stores_claim_disk(evk_service_t *svc, rd_kafka_t *rk) {
     return rc;
 }
 
-static void restore_said_skipped(const evk_service_t *svc, uint64_t n) {
-    char count[24];
-    snprintf(count, sizeof count, "%llu", (unsigned long long)n);
-    evk_log(EVK_LOG_INFO, svc->name,
-            "restore: changelog records of inputs not committed are not state", "records",
-            count, NULL);
-}
-
 /* Bring the stores' partitions @p parts up to the end of their changelogs.
  * The restore consumer is made once and kept, unassigned, between restores:
  * a new one cost up to a second of connecting per assignment. */
@@ -899,21 +813,12 @@ static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_
     if (!rc && svc->disk && svc_disk_begin(svc->disk))
         rc = evk__fail(EVK_ERR_IO, errstr, errstr_size,
                        "restore: cannot write the state to disk");
-    rd_kafka_topic_partition_list_t *committed = NULL;
-    if (!rc && list->cnt &&
-        !(committed = committed_of(svc, parts, nparts, (int)(deadline - evk__now_ms()))))
-        rc = evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
-                       "restore: the group's committed offsets cannot be read");
     if (!rc && list->cnt) {
-        uint64_t skipped = svc->uncommitted_skipped;
         rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
         rc = err ? evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "restore: assign: %s",
                              rd_kafka_err2str(err))
-                 : restore_read(svc, rk, list, committed, deadline, errstr, errstr_size);
-        if (svc->uncommitted_skipped > skipped)
-            restore_said_skipped(svc, svc->uncommitted_skipped - skipped);
+                 : restore_read(svc, rk, list, deadline, errstr, errstr_size);
     }
-    if (committed) rd_kafka_topic_partition_list_destroy(committed);
     /* What was read is on disk with its checkpoints, even when the read
      * stopped early: the next restore goes on from there. */
     if (svc->disk && stores_sync(svc) && !rc)
@@ -947,10 +852,6 @@ typedef struct {
     int32_t partition;
     int64_t next; /* the offset to read next, -1: not known yet */
     int dirty;    /* next moved since the last checkpoint */
-    /* Records read from the first whose input has not committed yet on, in
-     * order, waiting for it: the batch its owner has open, typically. */
-    rd_kafka_message_t **pending;
-    size_t npending, pending_cap;
 } standby_part_t;
 
 struct svc_standby_s {
@@ -958,28 +859,12 @@ struct svc_standby_s {
     standby_part_t *v;
     size_t n;
     int64_t polled_ms;
-    /* The group's committed offsets of the standby partitions' inputs, as
-     * last asked (NULL: never), and whether this round asked. */
-    rd_kafka_topic_partition_list_t *committed;
-    int asked;
 };
-
-/* How long a round waits for the group's committed offsets. */
-#define STANDBY_ASK_TIMEOUT_MS 500
 
 /* Standby records are taken at most this often, and at most this many at a
  * time, so that the input never waits long behind them. */
 #define STANDBY_EVERY_MS 200
 #define STANDBY_MAX_RECORDS 5000
-
-static void standby_parts_free(standby_part_t *v, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < v[i].npending; k++)
-            rd_kafka_message_destroy(v[i].pending[k]);
-        free(v[i].pending);
-    }
-    free(v);
-}
 
 /* Neither consumer joined a group: there is nothing to close, and with the
  * brokers gone a close would only wait. */
@@ -989,9 +874,8 @@ void svc_stores_close(evk_service_t *svc) {
         rd_kafka_destroy_flags(svc->restore_rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     svc->restore_rk = NULL;
     if (!sb) return;
-    standby_parts_free(sb->v, sb->n);
     if (sb->rk) rd_kafka_destroy_flags(sb->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    if (sb->committed) rd_kafka_topic_partition_list_destroy(sb->committed);
+    free(sb->v);
     free(sb);
     svc->standby = NULL;
 }
@@ -1064,9 +948,8 @@ static void standby_assign(evk_service_t *svc) {
     if (!rc && list->cnt && !(v = calloc((size_t)list->cnt, sizeof *v))) rc = EVK_ERR_NOMEM;
     if (!rc && rd_kafka_assign(svc->standby->rk, list)) rc = EVK_ERR_KAFKA;
     for (int i = 0; !rc && i < list->cnt; i++)
-        v[i] = (standby_part_t){.topic = standby_topic(svc, list->elems[i].topic),
-                                .partition = list->elems[i].partition,
-                                .next = -1};
+        v[i] = (standby_part_t){standby_topic(svc, list->elems[i].topic),
+                                list->elems[i].partition, -1, 0};
     if (rc) {
         evk_log(EVK_LOG_WARN, svc->name, "no standby replicas until the next assignment",
                 "reason", evk_err2str(rc), NULL);
@@ -1075,7 +958,7 @@ static void standby_assign(evk_service_t *svc) {
         if (svc->standby && svc->standby->rk) rd_kafka_assign(svc->standby->rk, NULL);
     }
     if (svc->standby) {
-        standby_parts_free(svc->standby->v, svc->standby->n);
+        free(svc->standby->v);
         svc->standby->v = v;
         svc->standby->n = v ? (size_t)list->cnt : 0;
     }
@@ -1090,74 +973,23 @@ static standby_part_t *standby_part(svc_standby_t *sb, const rd_kafka_message_t 
     return NULL;
 }
 
-/* Whether @p m's input has committed; the group is asked again, once a
- * round, when what is known does not say so. */
-static int standby_committed(evk_service_t *svc, const rd_kafka_message_t *m) {
-    svc_standby_t *sb = svc->standby;
-    if (cause_committed(sb->committed, m)) return 1;
-    if (sb->asked) return 0;
-    sb->asked = 1;
-    int32_t *parts = calloc(sb->n ? sb->n : 1, sizeof *parts);
-    size_t n = 0;
-    for (size_t i = 0; parts && i < sb->n; i++)
-        if (!part_listed(parts, n, sb->v[i].partition)) parts[n++] = sb->v[i].partition;
-    rd_kafka_topic_partition_list_t *c =
-        parts ? committed_of(svc, parts, n, STANDBY_ASK_TIMEOUT_MS) : NULL;
-    free(parts);
-    if (!c) return 0;
-    if (sb->committed) rd_kafka_topic_partition_list_destroy(sb->committed);
-    sb->committed = c;
-    return cause_committed(c, m);
-}
-
-/* A record of a standby partition into the open disk transaction. */
-static evk_err_t standby_apply(evk_service_t *svc, standby_part_t *sp,
-                               const rd_kafka_message_t *m) {
-    atomic_fetch_add(&svc->stats.standby, 1);
-    evk_err_t rc = restore_apply(svc, m);
-    sp->next = m->offset + 1;
-    sp->dirty = 1;
-    return rc;
-}
-
-/* The records @p sp keeps waiting whose inputs have committed since, in
- * order, up to the first that is still waiting. */
-static evk_err_t standby_release(evk_service_t *svc, standby_part_t *sp) {
-    size_t k = 0;
-    evk_err_t rc = EVK_OK;
-    while (k < sp->npending && !rc && standby_committed(svc, sp->pending[k]))
-        rc = standby_apply(svc, sp, sp->pending[k++]);
-    for (size_t i = 0; i < k; i++)
-        rd_kafka_message_destroy(sp->pending[i]);
-    memmove(sp->pending, sp->pending + k, (sp->npending - k) * sizeof *sp->pending);
-    sp->npending -= k;
-    return rc;
-}
-
-/* One record (or the end of a partition) into the open disk transaction, or
- * kept waiting (*@p kept) behind one whose input has not committed yet. */
-static evk_err_t standby_take(evk_service_t *svc, rd_kafka_message_t *m, int *kept) {
-    *kept = 0;
+/* One record (or the end of a partition) into the open disk transaction. */
+static evk_err_t standby_take(evk_service_t *svc, const rd_kafka_message_t *m) {
     if (!m->rkt) return EVK_OK; /* a client-wide error: librdkafka recovers */
     standby_part_t *sp = standby_part(svc->standby, m);
     /* A partition held since it was fetched is the held state's to write. */
     if (!sp || standby_held(svc, sp->topic, sp->partition)) return EVK_OK;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (!sp->npending) {
-            sp->dirty |= sp->next != m->offset;
-            sp->next = m->offset;
-        }
+        sp->dirty |= sp->next != m->offset;
+        sp->next = m->offset;
         return EVK_OK;
     }
     if (m->err) return EVK_OK; /* transient; a truncated changelog is the restore's to find */
-    if (!sp->npending && standby_committed(svc, m)) return standby_apply(svc, sp, m);
-    rd_kafka_message_t **p =
-        svc_grow(sp->pending, &sp->pending_cap, sp->npending + 1, sizeof *sp->pending);
-    if (!p) return EVK_ERR_NOMEM;
-    sp->pending = p;
-    sp->pending[sp->npending++] = m;
-    *kept = 1;
-    return EVK_OK;
+    atomic_fetch_add(&svc->stats.standby, 1);
+    evk_err_t rc = restore_apply(svc, m);
+    sp->next = m->offset + 1;
+    sp->dirty = 1;
+    return rc;
 }
 
 static evk_err_t standby_checkpoints(evk_service_t *svc) {
@@ -1179,21 +1011,13 @@ evk_err_t svc_stores_standby(evk_service_t *svc, char *errstr, size_t errstr_siz
     int64_t now = evk__now_ms();
     if (!sb || !sb->n || now - sb->polled_ms < STANDBY_EVERY_MS) return EVK_OK;
     sb->polled_ms = now;
-    size_t waiting = 0;
-    for (size_t i = 0; i < sb->n; i++)
-        waiting += sb->v[i].npending;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(sb->rk, 0);
-    if (!m && !waiting) return EVK_OK;
-    sb->asked = 0;
+    if (!m) return EVK_OK;
     evk_err_t rc = svc_disk_begin(svc->disk);
-    for (size_t i = 0; i < sb->n && waiting && !rc; i++)
-        if (!standby_held(svc, sb->v[i].topic, sb->v[i].partition))
-            rc = standby_release(svc, &sb->v[i]);
     for (size_t n = 0; m;
          m = ++n < STANDBY_MAX_RECORDS && !rc ? rd_kafka_consumer_poll(sb->rk, 0) : NULL) {
-        int kept = 0;
-        if (!rc) rc = standby_take(svc, m, &kept);
-        if (!kept) rd_kafka_message_destroy(m);
+        if (!rc) rc = standby_take(svc, m);
+        rd_kafka_message_destroy(m);
     }
     if (!rc) rc = standby_checkpoints(svc);
     if (rc)
