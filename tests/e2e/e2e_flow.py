@@ -480,8 +480,8 @@ def broker_lost(cluster, args, gen, placed):
     """OrderPlaced that evk-order had delivered (acknowledged) but that
     `orders` does not hold, when no service ever saw their order: under
     broker faults the dev broker (librdkafka 2.0.2's mock cluster) loses an
-    acknowledged record now and then, whichever client wrote it (one run in
-    four or five of 10,000 orders from confluent-kafka's Python producer,
+    acknowledged record now and then, whichever client wrote it (one of
+    10,000 records from confluent-kafka's Python producer in 2 runs of 5,
     docs/SCALING.md). Anything else missing is the flow's loss."""
     check(f"{args.orders} delivered" in gen.stderr, f"evk-order generate: {gen.stderr}")
     missing = args.orders - len(placed)
@@ -777,7 +777,6 @@ def run(args, work):
         check(not conflicts, f"event ids sent again with other content in {sorted(conflicts)}")
         check(not args.max_wait or wait[0] <= args.max_wait,
               f"{wait[1]} waited {wait[0]:.1f} s for its outcome (limit {args.max_wait} s)")
-
         last, confirmed = check_statuses(placed, statuses, orders)
         check({v["order_id"] for v in payments["PaymentAuthorized"]} == confirmed,
               "PaymentAuthorized and OrderConfirmed disagree")
