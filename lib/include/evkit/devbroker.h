@@ -39,7 +39,11 @@ EVK_EXPORT evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char 
                                                 int partitions, int replication, char *errstr,
                                                 size_t errstr_size);
 
-/** @brief The mock cluster, for fault injection (rd_kafka_mock_*). */
+/**
+ * @brief The mock cluster, for fault injection (rd_kafka_mock_*). Unlike
+ *        evk_devbroker_command(), a request made directly may wait up to a
+ *        second for librdkafka 2.0.2's mock thread (see devbroker.c).
+ */
 EVK_EXPORT rd_kafka_mock_cluster_t *evk_devbroker_mock(evk_devbroker_t *db);
 
 /**

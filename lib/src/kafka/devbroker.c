@@ -1,18 +1,101 @@
 /* evk_devbroker_t: librdkafka's mock cluster as evkit's dev broker, with
  * topics and fault injection. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "evkit/devbroker.h"
 #include "internal.h"
 
+/* How long a request to the mock thread may wait before the waker pokes it. */
+#define WAKE_MS 5
+
 struct evk_devbroker_s {
     rd_kafka_t *rk; /* hosts the mock cluster; never connects anywhere itself */
     rd_kafka_mock_cluster_t *mcluster;
+    char *bootstraps; /* a copy, which outlives mcluster while it is destroyed */
+    /* The waker (see waker_loop()). */
+    pthread_t waker;
+    int waker_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int pending; /* requests to the mock thread under way */
+    int stopping;
 };
+
+/* librdkafka 2.0.2's mock thread serves its request queue and only then
+ * drains its wake-up pipe: a request queued in between (typically the next
+ * one of a series, such as the topics created at start-up) is served at the
+ * thread's next poll timeout, up to a second later. 22 topics took up to
+ * 22 s to create. A connection to one of its listeners ends that poll too:
+ * while a request has waited WAKE_MS, the waker opens and closes one. */
+static void poke(evk_devbroker_t *db) {
+    char list[1024];
+    snprintf(list, sizeof list, "%s", db->bootstraps);
+    char *save;
+    for (char *hp = strtok_r(list, ",", &save); hp; hp = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(hp, ':');
+        struct sockaddr_in sin = {.sin_family = AF_INET};
+        if (!colon) continue;
+        *colon = 0;
+        sin.sin_port = htons((uint16_t)atoi(colon + 1));
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return;
+        /* A broker set down refuses: the next one is tried. */
+        int ok = inet_pton(AF_INET, hp, &sin.sin_addr) == 1 &&
+                 !connect(fd, (struct sockaddr *)&sin, sizeof sin);
+        close(fd);
+        if (ok) return;
+    }
+}
+
+static void *waker_loop(void *arg) {
+    evk_devbroker_t *db = arg;
+    pthread_mutex_lock(&db->lock);
+    while (!db->stopping) {
+        if (!db->pending) {
+            pthread_cond_wait(&db->cond, &db->lock);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += WAKE_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&db->cond, &db->lock, &until) == ETIMEDOUT && db->pending &&
+            !db->stopping) {
+            pthread_mutex_unlock(&db->lock);
+            poke(db);
+            pthread_mutex_lock(&db->lock);
+        }
+    }
+    pthread_mutex_unlock(&db->lock);
+    return NULL;
+}
+
+/* Around every request to the mock thread. */
+static void request_begin(evk_devbroker_t *db) {
+    pthread_mutex_lock(&db->lock);
+    db->pending++;
+    pthread_cond_signal(&db->cond);
+    pthread_mutex_unlock(&db->lock);
+}
+
+static void request_end(evk_devbroker_t *db) {
+    pthread_mutex_lock(&db->lock);
+    db->pending--;
+    pthread_mutex_unlock(&db->lock);
+}
 
 /* The hosting handle has no bootstrap.servers by design, so librdkafka's
  * warning about it is noise; anything else keeps librdkafka's default
@@ -32,10 +115,12 @@ evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
                          "dev broker: need at least 1 broker, got %d", brokers);
     evk_devbroker_t *db = calloc(1, sizeof(*db));
     if (!db) return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "dev broker: out of memory");
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_cond_init(&db->cond, NULL);
     char rderr[512];
     db->rk = host_handle_new(rderr, sizeof(rderr));
     if (!db->rk) {
-        free(db);
+        evk_devbroker_destroy(db);
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: %s", rderr);
     }
     db->mcluster = rd_kafka_mock_cluster_new(db->rk, brokers);
@@ -44,12 +129,23 @@ evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size,
                          "dev broker: cannot start a mock cluster of %d brokers", brokers);
     }
+    db->bootstraps = strdup(rd_kafka_mock_cluster_bootstraps(db->mcluster));
+    if (!db->bootstraps) {
+        evk_devbroker_destroy(db);
+        return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "dev broker: out of memory");
+    }
+    if (pthread_create(&db->waker, NULL, waker_loop, db)) {
+        evk_devbroker_destroy(db);
+        return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: no thread: %s",
+                         strerror(errno));
+    }
+    db->waker_started = 1;
     *out = db;
     return EVK_OK;
 }
 
 const char *evk_devbroker_bootstraps(const evk_devbroker_t *db) {
-    return rd_kafka_mock_cluster_bootstraps(db->mcluster);
+    return db->bootstraps;
 }
 
 evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic, int partitions,
@@ -59,8 +155,10 @@ evk_err_t evk_devbroker_create_topic(evk_devbroker_t *db, const char *topic, int
                          "dev broker: topic \"%s\": need a name, partitions >= 1 and "
                          "replication >= 1",
                          topic ? topic : "(null)");
+    request_begin(db);
     rd_kafka_resp_err_t err =
         rd_kafka_mock_topic_create(db->mcluster, topic, partitions, replication);
+    request_end(db);
     if (err)
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: topic \"%s\": %s",
                          topic, rd_kafka_err2str(err));
@@ -142,7 +240,9 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
     if (!n || w[0][0] == '#') return EVK_OK;
     long broker, count, ms;
     int16_t api;
-    rd_kafka_resp_err_t err;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int known = 1;
+    request_begin(db);
     if (!strcmp(w[0], "down") && n == 2 && !parse_num(w[1], 1, INT32_MAX, &broker))
         err = rd_kafka_mock_broker_set_down(db->mcluster, (int32_t)broker);
     else if (!strcmp(w[0], "up") && n == 2 && !parse_num(w[1], 1, INT32_MAX, &broker))
@@ -161,6 +261,9 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
         rd_kafka_mock_push_request_errors_array(db->mcluster, api, (size_t)count, errs);
         err = RD_KAFKA_RESP_ERR_NO_ERROR;
     } else
+        known = 0;
+    request_end(db);
+    if (!known)
         return evk__fail(EVK_ERR_INVALID_ARG, errstr, errstr_size,
                          "dev broker: bad command \"%s\" (expected: down BROKER, up BROKER, "
                          "err API COUNT ERROR, clear API, rtt BROKER MS)",
@@ -173,7 +276,21 @@ evk_err_t evk_devbroker_command(evk_devbroker_t *db, const char *line, char *err
 
 void evk_devbroker_destroy(evk_devbroker_t *db) {
     if (!db) return;
-    if (db->mcluster) rd_kafka_mock_cluster_destroy(db->mcluster);
-    rd_kafka_destroy(db->rk);
+    if (db->mcluster) {
+        request_begin(db);
+        rd_kafka_mock_cluster_destroy(db->mcluster);
+        request_end(db);
+    }
+    if (db->waker_started) {
+        pthread_mutex_lock(&db->lock);
+        db->stopping = 1;
+        pthread_cond_signal(&db->cond);
+        pthread_mutex_unlock(&db->lock);
+        pthread_join(db->waker, NULL);
+    }
+    if (db->rk) rd_kafka_destroy(db->rk);
+    pthread_cond_destroy(&db->cond);
+    pthread_mutex_destroy(&db->lock);
+    free(db->bootstraps);
     free(db);
 }
