@@ -518,23 +518,73 @@ static evk_err_t on_declined(evk_ctx_t *ctx, const evk_event_t *in, void *opaque
  * (entry_key), so that a command costs the same however many orders hold
  * or wait for the SKU: per order "<sku> SEP <order>" (HELD or WAITING),
  * and per turn in the waiting line "<sku> SEP SEP <seq>" (QUEUED; an order
- * id has no control characters, so the two kinds cannot meet). */
+ * id has no control characters, so the two kinds cannot meet).
+ *
+ * A command's writes reach the SKU's changelog partition in the order they
+ * are made: its entries, then the SKU's record, then the tombstones of the
+ * entries it deleted (GONE until then). A broker that shows what an
+ * aborted or unfinished transaction wrote (the dev broker does) may leave a
+ * restore with any prefix of them. So each entry names the command that
+ * wrote it (at) and keeps what it was before; until the SKU's record says
+ * that command was applied, the earlier value counts, and the command,
+ * redelivered, runs again on the state it first ran on. */
+typedef struct {
+    char *key;
+    int gone; /* deleted: its tombstone follows the SKU's record */
+} written_t;
+
 typedef struct {
     const char *sku;
     int64_t available, held_units, applied_offset;
     int64_t wait_head, wait_next; /* the waiting line's turns: [head, next) */
+    int64_t base_offset;          /* applied_offset as the record has it */
+    int64_t offset;               /* the command in hand */
+    written_t *written;           /* the entries it wrote */
+    size_t nwritten;
 } sku_t;
 
 /* @p s from the SKU's record, or from its seed entry before its first
- * order. Unknown: available -1. */
-static void sku_read(const inventory_t *inv, const char *sku, sku_t *s) {
+ * order, for the command at @p offset. Unknown: available -1. */
+static void sku_read(const inventory_t *inv, const char *sku, int64_t offset, sku_t *s) {
     const evk_event_t *rec = evk_store_get(inv->stock, sku);
     *s = (sku_t){.sku = sku,
                  .available = rec ? flow_long(rec, "available") : seed_units(inv, sku),
                  .held_units = rec ? flow_long(rec, "held_units") : 0,
                  .applied_offset = rec ? flow_long(rec, "applied_offset") : -1,
                  .wait_head = rec ? flow_long(rec, "wait_head") : 0,
-                 .wait_next = rec ? flow_long(rec, "wait_next") : 0};
+                 .wait_next = rec ? flow_long(rec, "wait_next") : 0,
+                 .offset = offset};
+    s->base_offset = s->applied_offset;
+}
+
+static void sku_done(sku_t *s) {
+    for (size_t i = 0; i < s->nwritten; i++)
+        free(s->written[i].key);
+    free(s->written);
+}
+
+static written_t *sku_wrote(const sku_t *s, const char *key) {
+    for (size_t i = 0; i < s->nwritten; i++)
+        if (!strcmp(s->written[i].key, key)) return &s->written[i];
+    return NULL;
+}
+
+/* Remember that the command wrote @p key (GONE if @p gone). */
+static evk_err_t sku_note(sku_t *s, const char *key, int gone) {
+    written_t *w = sku_wrote(s, key);
+    if (!w) {
+        char *copy = strdup(key);
+        written_t *grown = copy ? realloc(s->written, (s->nwritten + 1) * sizeof *grown) : NULL;
+        if (!grown) {
+            free(copy);
+            return EVK_ERR_NOMEM;
+        }
+        s->written = grown;
+        w = &s->written[s->nwritten++];
+        *w = (written_t){copy, 0};
+    }
+    w->gone = gone;
+    return EVK_OK;
 }
 
 static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
@@ -551,6 +601,16 @@ static evk_err_t sku_write(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
         return err;
     }
     return evk_store_put(ctx, inv->stock, ev);
+}
+
+/* The SKU's record, then the tombstones of the entries the command
+ * deleted: the record first, so that no restore misses an entry the
+ * command's earlier value still counts. */
+static evk_err_t sku_commit(evk_ctx_t *ctx, inventory_t *inv, const sku_t *s) {
+    evk_err_t err = sku_write(ctx, inv, s);
+    for (size_t i = 0; i < s->nwritten && !err; i++)
+        if (s->written[i].gone) err = evk_store_delete(ctx, inv->holds, s->written[i].key);
+    return err;
 }
 
 /* ---- SkuHold entries ---- */
@@ -572,30 +632,71 @@ static char *entry_key(const char *sku, const char *order_id, int64_t seq) {
     return key;
 }
 
+/* What stored entry @p e counts as for the command in hand: its value, or
+ * the one before it was written by a command the SKU's record does not
+ * have yet (and which is not the command in hand, running now). GONE and
+ * "nothing before" are no entry: all NULL/0. */
+static entry_t entry_value(const sku_t *s, const char *key, const evk_event_t *e) {
+    entry_t v = {0};
+    if (!e) return v;
+    if (flow_long(e, "at") > s->base_offset && !sku_wrote(s, key))
+        v = (entry_t){flow_str(e, "before_order_id"), flow_str(e, "before_state"),
+                      flow_str(e, "before_command_id"), flow_long(e, "before_quantity"),
+                      flow_long(e, "before_seq")};
+    else
+        v = (entry_t){flow_str(e, "order_id"), flow_str(e, "state"), flow_str(e, "command_id"),
+                      flow_long(e, "quantity"), flow_long(e, "seq")};
+    return !*v.state || !strcmp(v.state, "GONE") ? (entry_t){0} : v;
+}
+
+/* What the entry was before the command in hand: the value it counts as,
+ * or, once the command has written it, the earlier value kept with it. */
+static entry_t entry_before(const sku_t *s, const char *key, const evk_event_t *e) {
+    if (!e || !sku_wrote(s, key)) return entry_value(s, key, e);
+    entry_t v = {flow_str(e, "before_order_id"), flow_str(e, "before_state"),
+                 flow_str(e, "before_command_id"), flow_long(e, "before_quantity"),
+                 flow_long(e, "before_seq")};
+    return *v.state ? v : (entry_t){0};
+}
+
 /* *out from the entry, or all NULL/0 when there is none. */
-static evk_err_t entry_get(const inventory_t *inv, const char *sku, const char *order_id,
+static evk_err_t entry_get(const inventory_t *inv, const sku_t *s, const char *order_id,
                            int64_t seq, entry_t *out) {
-    char *key = entry_key(sku, order_id, seq);
+    char *key = entry_key(s->sku, order_id, seq);
     if (!key) return EVK_ERR_NOMEM;
-    const evk_event_t *e = evk_store_get(inv->holds, key);
+    *out = entry_value(s, key, evk_store_get(inv->holds, key));
     free(key);
-    *out =
-        e ? (entry_t){flow_str(e, "order_id"), flow_str(e, "state"), flow_str(e, "command_id"),
-                      flow_long(e, "quantity"), flow_long(e, "seq")}
-          : (entry_t){0};
     return EVK_OK;
 }
 
-static evk_err_t entry_put(evk_ctx_t *ctx, inventory_t *inv, const char *sku, int by_turn,
-                           const entry_t *v) {
-    char *key = entry_key(sku, by_turn ? NULL : v->order_id, v->seq);
-    evk_event_t *h = key ? evk_ctx_new_event(ctx, "SkuHold") : NULL;
-    evk_err_t err = h ? flow_set_strs(h, "sku", sku, "order_id", v->order_id, "state", v->state,
-                                      "command_id", v->command_id ? v->command_id : "", NULL)
-                      : EVK_ERR_NOMEM;
+static evk_err_t entry_fill(evk_event_t *h, const char *sku, const entry_t *v,
+                            const entry_t *was, int64_t at) {
+    evk_err_t err = flow_set_strs(
+        h, "sku", sku, "order_id", v->order_id ? v->order_id : "", "state", v->state,
+        "command_id", v->command_id ? v->command_id : "", "before_state",
+        was->state ? was->state : "", "before_order_id", was->order_id ? was->order_id : "",
+        "before_command_id", was->command_id ? was->command_id : "", NULL);
     if (!err) err = evk_event_set_long(h, "quantity", v->quantity);
     if (!err) err = evk_event_set_long(h, "seq", v->seq);
+    if (!err) err = evk_event_set_long(h, "at", at);
+    if (!err) err = evk_event_set_long(h, "before_quantity", was->quantity);
+    if (!err) err = evk_event_set_long(h, "before_seq", was->seq);
+    return err;
+}
+
+/* Write entry @p v (by its order, or by its turn if @p by_turn), keeping
+ * what it was before the command in hand. */
+static evk_err_t entry_put(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, int by_turn,
+                           const entry_t *v) {
+    char *key = entry_key(s->sku, by_turn ? NULL : v->order_id, v->seq);
+    evk_event_t *h = key ? evk_ctx_new_event(ctx, "SkuHold") : NULL;
+    evk_err_t err = h ? EVK_OK : EVK_ERR_NOMEM;
+    if (!err) {
+        entry_t was = entry_before(s, key, evk_store_get(inv->holds, key));
+        err = entry_fill(h, s->sku, v, &was, s->offset);
+    }
     if (!err) err = evk_event_set_key(h, key);
+    if (!err) err = sku_note(s, key, !strcmp(v->state, "GONE"));
     free(key);
     if (err) {
         evk_event_destroy(h);
@@ -604,12 +705,14 @@ static evk_err_t entry_put(evk_ctx_t *ctx, inventory_t *inv, const char *sku, in
     return evk_store_put(ctx, inv->holds, h);
 }
 
-static evk_err_t entry_delete(evk_ctx_t *ctx, inventory_t *inv, const char *sku,
-                              const char *order_id, int64_t seq) {
-    char *key = entry_key(sku, order_id, seq);
-    evk_err_t err = key ? evk_store_delete(ctx, inv->holds, key) : EVK_ERR_NOMEM;
-    free(key);
-    return err;
+/* Delete the order's entry, or with @p order_id NULL the turn @p seq. */
+static evk_err_t entry_delete(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, const char *order_id,
+                              int64_t seq) {
+    entry_t cur;
+    evk_err_t err = entry_get(inv, s, order_id, seq, &cur);
+    if (err || !cur.state) return err;
+    entry_t gone = {order_id, "GONE", "", 0, seq};
+    return entry_put(ctx, inv, s, !order_id, &gone);
 }
 
 /* The answer to the RESERVE @p command_id, keyed by its order (so it reaches
@@ -630,7 +733,7 @@ static evk_err_t grant(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, const entry_t
     s->available -= w->quantity;
     s->held_units += w->quantity;
     entry_t held = {w->order_id, "HELD", "", w->quantity, -1};
-    evk_err_t err = entry_put(ctx, inv, s->sku, 0, &held);
+    evk_err_t err = entry_put(ctx, inv, s, 0, &held);
     return err ? err : answer(ctx, w->command_id, w->order_id, s->sku, 1, "");
 }
 
@@ -638,8 +741,8 @@ static evk_err_t grant(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, const entry_t
  * waits with it (a CANCEL may have withdrawn it). */
 static evk_err_t head_turn(const inventory_t *inv, const sku_t *s, entry_t *turn, int *live) {
     entry_t mine;
-    evk_err_t err = entry_get(inv, s->sku, NULL, s->wait_head, turn);
-    if (!err && turn->order_id) err = entry_get(inv, s->sku, turn->order_id, 0, &mine);
+    evk_err_t err = entry_get(inv, s, NULL, s->wait_head, turn);
+    if (!err && turn->order_id) err = entry_get(inv, s, turn->order_id, 0, &mine);
     *live = !err && turn->order_id && mine.state && !strcmp(mine.state, "WAITING") &&
             mine.seq == s->wait_head;
     return err;
@@ -664,10 +767,10 @@ static evk_err_t drain(evk_ctx_t *ctx, inventory_t *inv, sku_t *s) {
         } else if (!err && live) {
             flow_can_hold(s->sku, s->available + s->held_units, turn.quantity, reason,
                           sizeof reason);
-            err = entry_delete(ctx, inv, s->sku, turn.order_id, 0);
+            err = entry_delete(ctx, inv, s, turn.order_id, 0);
             if (!err) err = answer(ctx, turn.command_id, turn.order_id, s->sku, 0, reason);
         }
-        if (!err && turn.order_id) err = entry_delete(ctx, inv, s->sku, NULL, s->wait_head);
+        if (!err && turn.order_id) err = entry_delete(ctx, inv, s, NULL, s->wait_head);
         s->wait_head++;
     }
     return err;
@@ -677,9 +780,9 @@ static evk_err_t drain(evk_ctx_t *ctx, inventory_t *inv, sku_t *s) {
 static evk_err_t enqueue(evk_ctx_t *ctx, inventory_t *inv, sku_t *s, const char *order_id,
                          int64_t quantity, const char *command_id) {
     entry_t w = {order_id, "WAITING", command_id, quantity, s->wait_next};
-    evk_err_t err = entry_put(ctx, inv, s->sku, 0, &w);
+    evk_err_t err = entry_put(ctx, inv, s, 0, &w);
     w.state = "QUEUED";
-    if (!err) err = entry_put(ctx, inv, s->sku, 1, &w);
+    if (!err) err = entry_put(ctx, inv, s, 1, &w);
     s->wait_next++;
     return err;
 }
@@ -693,7 +796,7 @@ static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
     int64_t quantity = flow_long(cmd, "quantity");
     char reason[256];
     entry_t mine;
-    evk_err_t err = entry_get(inv, s->sku, order_id, 0, &mine);
+    evk_err_t err = entry_get(inv, s, order_id, 0, &mine);
     if (err) return err;
     if (mine.state && !strcmp(mine.state, "HELD"))
         return answer(ctx, id, order_id, s->sku, 1, "");
@@ -706,7 +809,7 @@ static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
                        reason, sizeof reason)) {
         flow_can_hold(s->sku, s->available, quantity, reason, sizeof reason);
         s->applied_offset = offset; /* a refusal is a decision, for replays to find */
-        err = s->available < 0 ? EVK_OK : sku_write(ctx, inv, s);
+        err = s->available < 0 ? EVK_OK : sku_commit(ctx, inv, s);
         return err ? err : answer(ctx, id, order_id, s->sku, 0, reason);
     }
     s->applied_offset = offset;
@@ -715,7 +818,7 @@ static evk_err_t reserve(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
         err = grant(ctx, inv, s, &w);
     else if (!(err = enqueue(ctx, inv, s, order_id, quantity, id)))
         err = drain(ctx, inv, s);
-    return err ? err : sku_write(ctx, inv, s);
+    return err ? err : sku_commit(ctx, inv, s);
 }
 
 /* CONFIRM sells a hold's units, CANCEL gives them back (or withdraws a
@@ -725,19 +828,19 @@ static evk_err_t release(evk_ctx_t *ctx, inventory_t *inv, const evk_event_t *cm
                          const char *action) {
     const char *order_id = flow_str(cmd, "order_id");
     entry_t mine;
-    evk_err_t err = entry_get(inv, s->sku, order_id, 0, &mine);
+    evk_err_t err = entry_get(inv, s, order_id, 0, &mine);
     if (err) return err;
     if (mine.state && !strcmp(mine.state, "HELD")) {
         if (!strcmp(action, "CANCEL")) s->available += mine.quantity;
         s->held_units -= mine.quantity;
-        err = entry_delete(ctx, inv, s->sku, order_id, 0);
+        err = entry_delete(ctx, inv, s, order_id, 0);
     } else if (mine.state && !strcmp(action, "CANCEL")) { /* its turn is skipped */
-        err = entry_delete(ctx, inv, s->sku, order_id, 0);
+        err = entry_delete(ctx, inv, s, order_id, 0);
     } else {
         return EVK_OK;
     }
     if (!err) err = drain(ctx, inv, s);
-    return err ? err : sku_write(ctx, inv, s);
+    return err ? err : sku_commit(ctx, inv, s);
 }
 
 static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque) {
@@ -747,13 +850,14 @@ static evk_err_t on_command(evk_ctx_t *ctx, const evk_event_t *cmd, void *opaque
     evk_event_origin(cmd, NULL, NULL, &offset);
     sku_t s;
     evk_err_t err = EVK_OK;
-    sku_read(inv, flow_str(cmd, "sku"), &s);
+    sku_read(inv, flow_str(cmd, "sku"), offset, &s);
     if (!strcmp(action, "RESERVE")) {
         err = reserve(ctx, inv, cmd, &s, offset);
     } else if (s.available >= 0 && offset > s.applied_offset) {
         s.applied_offset = offset;
         err = release(ctx, inv, cmd, &s, action);
     }
+    sku_done(&s);
     return err;
 }
 

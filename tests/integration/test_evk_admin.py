@@ -64,11 +64,11 @@ def test_plan():
     names = [line.split()[0] for line in lines]
     flow = ["orders", "inventory", "payments", "shipments", "notifications",
             "inventory.levels", "orders.status", "inventory.lines", "inventory.line-results",
-            "inventory.reservations", "inventory.holds"]
+            "inventory.reservations"]
     expect(names == [n for t in flow for n in (t, t + ".dlq")], f"plan: the topics ({names})")
     compact = {line.split()[0] for line in lines if line.endswith(" cleanup.policy=compact")}
-    expect(compact == {"inventory.levels", "orders.status", "inventory.reservations",
-                       "inventory.holds"}, f"plan: the changelogs are compacted ({compact})")
+    expect(compact == {"inventory.levels", "orders.status", "inventory.reservations"},
+           f"plan: the changelogs are compacted ({compact})")
     expect("orders partitions=8 replication=3" in lines and
            "orders.dlq partitions=1 replication=3" in lines, "plan: the counts given")
     defaults = plan_lines()
@@ -92,13 +92,13 @@ def test_check_and_create(work):
     missing (exit 5). create says in one line that the dev broker cannot."""
     planned = [line.split() for line in plan_lines()]
     topics = [f"{p[0]}:{p[1].split('=')[1]}" for p in planned if p[0] != "payments.dlq"]
-    topics = [t if not t.startswith("inventory.holds:") else "inventory.holds:2" for t in topics]
+    topics = [t if not t.startswith("inventory.reservations:") else "inventory.reservations:2" for t in topics]
     b = DevBroker(work, topics)
     try:
         r = admin("topics", "check", brokers=b.brokers)
         out = r.stdout.splitlines()
         expect(r.returncode == 5 and "missing payments.dlq partitions=4 replication=default" in out
-               and "differs inventory.holds: 2 partitions, planned 4" in out and
+               and "differs inventory.reservations: 2 partitions, planned 4" in out and
                sum(line.startswith("ok ") for line in out) == len(planned) - 2,
                f"check: one missing, one differs, the rest ok (exit {r.returncode})")
         expect(r.stderr == "evk-admin: cleanup.policy not checked: " +
@@ -107,7 +107,7 @@ def test_check_and_create(work):
         r = admin("topics", "create", "--dry-run", brokers=b.brokers)
         expect(r.returncode == 3 and r.stdout.splitlines() == [
             "would create payments.dlq partitions=4 replication=default",
-            "differs inventory.holds: 2 partitions, planned 4"],
+            "differs inventory.reservations: 2 partitions, planned 4"],
             f"create --dry-run: what it would create, and what differs ({r.stdout!r})")
         t0 = time.monotonic()
         r = admin("topics", "create", brokers=b.brokers)

@@ -16,7 +16,7 @@ BIN = os.environ.get("EVK_BIN_DIR", "build")
 SRC = os.environ.get("EVK_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 FLOW_TOPICS = ["orders", "inventory", "payments", "shipments", "notifications",
                "inventory.levels", "orders.status", "inventory.lines", "inventory.line-results",
-               "inventory.reservations", "inventory.holds"]
+               "inventory.reservations"]
 
 
 class Failure(Exception):

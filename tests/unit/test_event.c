@@ -52,7 +52,9 @@ static const struct {
     {"SkuStock", "{\"sku\":\"sku-1\",\"available\":7,\"held_units\":2,\"wait_head\":3,"
                  "\"wait_next\":5,\"applied_offset\":17}"},
     {"SkuHold", "{\"sku\":\"sku-1\",\"order_id\":\"o-1\",\"quantity\":2,\"state\":"
-                "\"WAITING\",\"command_id\":\"e-1\",\"seq\":4}"},
+                "\"WAITING\",\"command_id\":\"e-1\",\"seq\":4,\"at\":9,\"before_state\":"
+                "\"QUEUED\",\"before_order_id\":\"o-1\",\"before_quantity\":2,"
+                "\"before_command_id\":\"e-1\",\"before_seq\":4}"},
     {"OrderReservation",
      "{\"order_id\":\"o-1\",\"placed_id\":\"e-1\",\"customer_id\":\"c-1\",\"currency\":"
      "\"EUR\",\"total_cents\":3500,\"status\":\"SOLD\",\"reason\":\"\",\"lines\":[{\"sku\":"
