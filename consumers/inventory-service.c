@@ -632,31 +632,36 @@ static char *entry_key(const char *sku, const char *order_id, int64_t seq) {
     return key;
 }
 
+/* Stored entry @p e's value, or with @p before its value from before the
+ * command that wrote it. */
+static entry_t entry_fields(const evk_event_t *e, int before) {
+    if (before)
+        return (entry_t){flow_str(e, "before_order_id"), flow_str(e, "before_state"),
+                         flow_str(e, "before_command_id"), flow_long(e, "before_quantity"),
+                         flow_long(e, "before_seq")};
+    return (entry_t){flow_str(e, "order_id"), flow_str(e, "state"), flow_str(e, "command_id"),
+                     flow_long(e, "quantity"), flow_long(e, "seq")};
+}
+
+/* No entry (all NULL/0) for GONE and for "nothing before". */
+static entry_t entry_live(entry_t v) {
+    return !*v.state || !strcmp(v.state, "GONE") ? (entry_t){0} : v;
+}
+
 /* What stored entry @p e counts as for the command in hand: its value, or
  * the one before it was written by a command the SKU's record does not
- * have yet (and which is not the command in hand, running now). GONE and
- * "nothing before" are no entry: all NULL/0. */
+ * have yet (and which is not the command in hand, running now). */
 static entry_t entry_value(const sku_t *s, const char *key, const evk_event_t *e) {
-    entry_t v = {0};
-    if (!e) return v;
-    if (flow_long(e, "at") > s->base_offset && !sku_wrote(s, key))
-        v = (entry_t){flow_str(e, "before_order_id"), flow_str(e, "before_state"),
-                      flow_str(e, "before_command_id"), flow_long(e, "before_quantity"),
-                      flow_long(e, "before_seq")};
-    else
-        v = (entry_t){flow_str(e, "order_id"), flow_str(e, "state"), flow_str(e, "command_id"),
-                      flow_long(e, "quantity"), flow_long(e, "seq")};
-    return !*v.state || !strcmp(v.state, "GONE") ? (entry_t){0} : v;
+    if (!e) return (entry_t){0};
+    return entry_live(
+        entry_fields(e, flow_long(e, "at") > s->base_offset && !sku_wrote(s, key)));
 }
 
 /* What the entry was before the command in hand: the value it counts as,
  * or, once the command has written it, the earlier value kept with it. */
 static entry_t entry_before(const sku_t *s, const char *key, const evk_event_t *e) {
     if (!e || !sku_wrote(s, key)) return entry_value(s, key, e);
-    entry_t v = {flow_str(e, "before_order_id"), flow_str(e, "before_state"),
-                 flow_str(e, "before_command_id"), flow_long(e, "before_quantity"),
-                 flow_long(e, "before_seq")};
-    return *v.state ? v : (entry_t){0};
+    return entry_live(entry_fields(e, 1));
 }
 
 /* *out from the entry, or all NULL/0 when there is none. */
