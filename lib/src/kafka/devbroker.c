@@ -34,9 +34,10 @@ struct evk_devbroker_s {
 /* librdkafka 2.0.2's mock thread serves its request queue and only then
  * drains its wake-up pipe: a request queued in between (typically the next
  * one of a series, such as the topics created at start-up) is served at the
- * thread's next poll timeout, up to a second later. 22 topics took up to
- * 22 s to create. A connection to one of its listeners ends that poll too:
- * while a request has waited WAKE_MS, the waker opens and closes one. */
+ * thread's next poll timeout, up to a second later: evk-dev-broker took
+ * up to 6 s to create the flow's 22 topics. A connection to one of its
+ * listeners ends that poll too: while a request has waited WAKE_MS, the
+ * waker opens and closes one. */
 static void poke(evk_devbroker_t *db) {
     char list[1024];
     snprintf(list, sizeof list, "%s", db->bootstraps);
@@ -134,10 +135,11 @@ evk_err_t evk_devbroker_new(int brokers, evk_devbroker_t **out, char *errstr,
         evk_devbroker_destroy(db);
         return evk__fail(EVK_ERR_NOMEM, errstr, errstr_size, "dev broker: out of memory");
     }
-    if (pthread_create(&db->waker, NULL, waker_loop, db)) {
+    int rc = pthread_create(&db->waker, NULL, waker_loop, db);
+    if (rc) {
         evk_devbroker_destroy(db);
         return evk__fail(EVK_ERR_KAFKA, errstr, errstr_size, "dev broker: no thread: %s",
-                         strerror(errno));
+                         strerror(rc));
     }
     db->waker_started = 1;
     *out = db;
