@@ -17,14 +17,13 @@ import io
 import json
 import os
 import struct
-import subprocess
 import sys
 
 import avro.io
 import avro.schema
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from procs import (BIN, FLOW_TOPICS, SRC, Service, check, run_main, start_broker, wait_until,
+from procs import (FLOW_TOPICS, SRC, Service, check, run_main, start_broker, tail, wait_until,
                    write_config)  # noqa: E402
 
 BAD = {  # order id -> (items, customer, currency, the reason StockRejected must give)
@@ -68,14 +67,8 @@ def produce_orders(brokers, orders):
 
 def decisions(cfg, brokers):
     """order id -> (type, value) of its stock decision so far."""
-    r = subprocess.run([os.path.join(BIN, "consumers/evk-tail"), "-F", cfg, "-b", brokers, "-e",
-                        "inventory"], capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, f"evk-tail inventory: exit {r.returncode}: {r.stderr}")
-    out = {}
-    for line in r.stdout.splitlines():
-        m = json.loads(line)
-        out[m["value"]["order_id"]] = (m["type"].rsplit(".", 1)[-1], m["value"])
-    return out
+    return {m["value"]["order_id"]: (m["type"].rsplit(".", 1)[-1], m["value"])
+            for m in tail(cfg, brokers, "inventory")}
 
 
 def run(work):

@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from clitest import expect, summary  # noqa: E402
-from procs import BIN, SRC, dev_broker  # noqa: E402
+from procs import BIN, SRC, dev_broker, tail  # noqa: E402
 
 GOOD = [f"o-{i}" for i in range(1, 6)]
 BAD = "o-always-fails"
@@ -61,12 +61,6 @@ def wait_ready(log, proc, timeout=30):
                 return True
         time.sleep(0.05)
     return False
-
-
-def tail(cfg, brokers, topic):
-    r = subprocess.run([os.path.join(BIN, "consumers/evk-tail"), "-F", cfg, "-b", brokers, "-e",
-                        topic], capture_output=True, text=True, timeout=60)
-    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 def write_config(work, port, settings="retry_max = 2; retry_backoff_ms = 50;"):

@@ -29,7 +29,7 @@ import avro.io
 import avro.schema
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from procs import (BIN, FLOW_TOPICS, SRC, Service, check, run_main, start_broker,
+from procs import (BIN, FLOW_TOPICS, SRC, Service, check, run_main, start_broker, tail,
                    wait_until, write_config)  # noqa: E402
 
 SEED = 1000000  # write_config()'s SKU-1
@@ -75,12 +75,8 @@ def command(cfg, brokers, action):
 
 def last_stock(cfg, brokers):
     """SKU-1's last SkuStock record in inventory.levels, or None."""
-    r = subprocess.run([os.path.join(BIN, "consumers/evk-tail"), "-F", cfg, "-b", brokers, "-e",
-                        "inventory.levels"], capture_output=True, text=True, timeout=60)
-    check(r.returncode == 0, f"evk-tail inventory.levels: exit {r.returncode}: {r.stderr}")
     last = None
-    for line in r.stdout.splitlines():
-        m = json.loads(line)
+    for m in tail(cfg, brokers, "inventory.levels"):
         if (m.get("type") or "").endswith(".SkuStock") and m["value"]["sku"] == "SKU-1":
             last = m["value"]
     return last
@@ -118,10 +114,7 @@ def run(work):
                                         before_order_id="o-1", before_quantity=3))
         command(cfg, brokers, "CONFIRM")
         run_once(work, cfg, brokers, 1, (SEED - 3, 0))
-        answers = [json.loads(line) for line in subprocess.run(
-            [os.path.join(BIN, "consumers/evk-tail"), "-F", cfg, "-b", brokers, "-e",
-             "inventory.line-results"], capture_output=True, text=True, timeout=60
-        ).stdout.splitlines()]
+        answers = tail(cfg, brokers, "inventory.line-results")
         check([a["value"]["reserved"] for a in answers] == [True],
               f"one answer, a grant: {answers}")
     finally:

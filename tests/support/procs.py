@@ -5,6 +5,7 @@ with a deadline), read topics with confluent_kafka.
 Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 """
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -135,6 +136,15 @@ class Service:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def tail(cfg, brokers, topic):
+    """Every committed message of @topic as evk-tail -e prints it (dicts with
+    type, key, headers and the decoded value)."""
+    r = subprocess.run([os.path.join(BIN, "consumers/evk-tail"), "-F", cfg, "-b", brokers, "-e",
+                        topic], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"evk-tail {topic}: exit {r.returncode}: {r.stderr}")
+    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 def read_raw(brokers, topic, timeout=30):
