@@ -51,6 +51,7 @@ Environment (set by ctest): EVK_BIN_DIR (build dir), EVK_SOURCE_DIR.
 """
 import argparse
 import collections
+import datetime
 import json
 import os
 import random
@@ -124,6 +125,7 @@ class Cluster:
         self.bad_exits = []  # (service, exit code) of stops that should have exited 0
         self.unexpected = []  # services that exited by themselves
         self.lock = threading.Lock()  # one restart at a time
+        self.notes = threading.Lock()  # WORK/faults.log, written from two threads
         self.env = dict(os.environ, EVK_BIN_DIR=BIN)
         self.env.pop("EVK_BOOTSTRAP_SERVERS", None)  # the dev broker, always
         self.env.pop("EVK_CONFIG", None)
@@ -180,6 +182,7 @@ class Cluster:
 
     def add_copy(self, service):
         """One more copy of @service, started with the very same command line."""
+        self.note(f"add a copy of {service}")
         with self.lock:
             k = self.instances[service]
             self.instances[service] += 1
@@ -210,10 +213,18 @@ class Cluster:
         return not os.path.exists(f"/proc/{pid}") or \
             "zombie" in open(f"/proc/{pid}/status").read()
 
+    def note(self, what):
+        """Log a disruption with its time (UTC) in WORK/faults.log, to lay
+        beside the services' logs when a wait is long."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        with self.notes, open(os.path.join(self.work, "faults.log"), "a") as f:
+            f.write(f"{stamp} {what}\n")
+
     def restart(self, service, sig=signal.SIGKILL, copy=0):
         """Stop a copy of @service with @sig (SIGTERM/SIGINT: it must exit 0)
         and start it again with the same command line; return once it is ready."""
         name = self._name(service, copy)
+        self.note(f"{signal.Signals(sig).name} {name}")
         with self.lock:
             self.sample_memory()
             pid = self.pid(service, copy)
@@ -268,6 +279,7 @@ class Cluster:
 
     def inject(self, command):
         """One evk-dev-broker --control command; returns once the broker applied it."""
+        self.note(command)
         with open(self.control, "w") as f:
             f.write(command + "\n")
         self.acks += 1
@@ -839,7 +851,8 @@ def main():
                         "(the transactions they abort stay visible on the dev broker: "
                         "redeliveries)")
     p.add_argument("--keep", action="store_true",
-                   help="keep the work directory, with the topics as last read in topics/")
+                   help="keep the work directory, with the topics as last read in topics/ "
+                        "and the faults' times in faults.log")
     args = p.parse_args()
     # ctest's timeout and ^C end the run through the finally clauses, which
     # stop every process it started.

@@ -615,6 +615,34 @@ static void test_kafka_conf(void **state) {
     evk_config_destroy(cfg);
 }
 
+static const char *conf_value(const evk_config_t *cfg, const char *name, char *val,
+                              size_t size) {
+    rd_kafka_conf_t *conf = evk_config_kafka_conf(cfg, errstr, sizeof(errstr));
+    assert_non_null(conf);
+    assert_int_equal(rd_kafka_conf_get(conf, name, val, &size), RD_KAFKA_CONF_OK);
+    rd_kafka_conf_destroy(conf);
+    return val;
+}
+
+/* evkit's one default of its own, and what overrides it. */
+static void test_kafka_conf_reconnect_backoff(void **state) {
+    (void)state;
+    char val[64];
+    const char *max = "reconnect.backoff.max.ms";
+    evk_config_t *cfg = evk_config_new();
+    assert_string_equal(conf_value(cfg, max, val, sizeof(val)), "1000");
+    assert_int_equal(evk_config_set_kafka(cfg, max, "4000", errstr, sizeof(errstr)), EVK_OK);
+    assert_string_equal(conf_value(cfg, max, val, sizeof(val)), "4000");
+    evk_config_destroy(cfg);
+    /* An initial backoff above 1 s keeps librdkafka's maximum. */
+    cfg = evk_config_new();
+    assert_int_equal(
+        evk_config_set_kafka(cfg, "reconnect.backoff.ms", "2000", errstr, sizeof(errstr)),
+        EVK_OK);
+    assert_string_equal(conf_value(cfg, max, val, sizeof(val)), "10000");
+    evk_config_destroy(cfg);
+}
+
 /* The shipped example must load as it is. */
 static void test_example_config(void **state) {
     (void)state;
@@ -647,6 +675,7 @@ static void test_cli_number(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_kafka_conf_reconnect_backoff),
         cmocka_unit_test_setup(test_defaults, reset_env),
         cmocka_unit_test_setup(test_load_values, reset_env),
         cmocka_unit_test_setup(test_get_type_errors, reset_env),

@@ -133,6 +133,9 @@ EVK_EXPORT const char *evk_config_kafka_get(const evk_config_t *cfg, const char 
  * @brief A new rd_kafka_conf_t holding every kafka property of @p cfg, with
  *        a log callback that writes librdkafka's lines in evkit's log format
  *        (component "librdkafka"; replace it with rd_kafka_conf_set_log_cb()).
+ * One default differs from librdkafka's: reconnect.backoff.max.ms is 1000
+ * (as in Java clients; librdkafka's 10000 leaves a broker that is back
+ * unused for up to 10 s) unless @p cfg sets it or reconnect.backoff.ms.
  * Ownership passes to the caller (usually on to rd_kafka_new()).
  * @returns NULL with errstr set if librdkafka refuses a property.
  */

@@ -239,7 +239,10 @@ static evk_err_t svc_open_consumer(evk_service_t *svc, char *errstr, size_t errs
     }
     kv[n] = NULL;
     rd_kafka_conf_t *conf = svc_kafka_conf(svc, kv, errstr, errstr_size);
-    if (conf) rd_kafka_conf_set_rebalance_cb(conf, svc_rebalance);
+    if (conf) {
+        rd_kafka_conf_set_rebalance_cb(conf, svc_rebalance);
+        rd_kafka_conf_set_offset_commit_cb(conf, svc_offsets_committed);
+    }
     svc->consumer = svc_client(svc, RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!svc->consumer) return EVK_ERR_KAFKA;
     rd_kafka_poll_set_consumer(svc->consumer);

@@ -220,6 +220,10 @@ void svc_advance(evk_service_t *svc, const rd_kafka_message_t *msg);
 /* The producer's delivery report callback (the opaque is the service):
  * notes dead letters the cluster refused. */
 void svc_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+/* The consumer's offset commit callback (the opaque is the service): logs
+ * and counts a failed commit of the offsets that mirror a transaction's. */
+void svc_offsets_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *offsets, void *opaque);
 const svc_poison_t *svc_poison_find(const evk_service_t *svc, const rd_kafka_message_t *msg);
 void svc_poison_clear(evk_service_t *svc);
 /* Commit the open transaction (EVK_OK without one). When librdkafka says it

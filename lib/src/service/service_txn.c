@@ -11,8 +11,6 @@
 
 /* How long rewinding waits for the fetcher to drop prefetched messages. */
 #define SVC_SEEK_TIMEOUT_MS 10000
-/* How long the result of a consumer offset commit is waited for. */
-#define SVC_COMMIT_TIMEOUT_MS 10000
 
 void *svc_grow(void *arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return arr;
@@ -511,10 +509,10 @@ evk_err_t svc_dead_letter(evk_service_t *svc, const rd_kafka_message_t *msg, evk
 /* librdkafka's mock cluster (the dev broker) accepts
  * send_offsets_to_transaction but never applies the offsets. So after the
  * first commit of a run the committed offsets are read back; where they did
- * not move, every commit is mirrored by a synchronous consumer commit of
- * the same offsets. That is exactly once except for a crash between the two
- * commits, which on such a cluster replays one batch. A real cluster keeps
- * the transactional path alone. */
+ * not move, every commit is mirrored by a consumer commit of the same
+ * offsets. That is exactly once except for a crash before the consumer
+ * commit is done, which on such a cluster replays the batches it covers.
+ * A real cluster keeps the transactional path alone. */
 static int txn_offsets_applied(evk_service_t *svc) {
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(svc->next);
     int applied = !rd_kafka_committed(
@@ -525,48 +523,35 @@ static int txn_offsets_applied(evk_service_t *svc) {
     return applied;
 }
 
-/* The commit result that arrives on @p q (nothing else does); __TIMED_OUT
- * after SVC_COMMIT_TIMEOUT_MS or at the stop deadline. */
-static rd_kafka_resp_err_t commit_wait(evk_service_t *svc, rd_kafka_queue_t *q) {
-    int64_t deadline = evk__now_ms() + SVC_COMMIT_TIMEOUT_MS;
-    int ms;
-    while ((ms = svc_call_timeout(svc, 100, close_reserve(svc))) > 0 &&
-           evk__now_ms() < deadline) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms);
-        if (!ev) continue;
-        rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
-        const rd_kafka_topic_partition_list_t *done = rd_kafka_event_topic_partition_list(ev);
-        for (int i = 0; done && !err && i < done->cnt; i++)
-            err = done->elems[i].err;
-        rd_kafka_event_destroy(ev);
-        return err;
-    }
-    return RD_KAFKA_RESP_ERR__TIMED_OUT;
-}
-
-/* Commit svc->next with the consumer. Asynchronously, so that the wait is
- * bounded: a synchronous commit waits for an absent group coordinator for
- * up to session.timeout.ms. */
-static rd_kafka_resp_err_t commit_offsets(evk_service_t *svc) {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(svc->consumer);
-    rd_kafka_resp_err_t err = rd_kafka_commit_queue(svc->consumer, svc->next, q, NULL, NULL);
-    if (!err) err = commit_wait(svc, q);
-    rd_kafka_queue_destroy(q);
-    return err;
-}
-
 /* A failed mirror commit (the dev broker refuses them during rebalances)
  * only means that a restart may replay the batch: logged and counted. */
+static void mirror_failed(evk_service_t *svc, rd_kafka_resp_err_t err) {
+    svc_metrics_offset_commit_failed(svc->metrics);
+    evk_log(EVK_LOG_WARN, svc->name, "offset commit failed, a restart may replay the batch",
+            "error", rd_kafka_err2str(err), NULL);
+}
+
+/* The consumer's offset_commit_cb: the outcome of a mirror commit, served
+ * by the loop's consumer poll. */
+void svc_offsets_committed(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk;
+    for (int i = 0; offsets && !err && i < offsets->cnt; i++)
+        err = offsets->elems[i].err;
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) mirror_failed(opaque, err);
+}
+
+/* The mirror commit is asynchronous: while the group coordinator is out of
+ * reach it waits in librdkafka, not in the loop, and the next commit, which
+ * covers this one's offsets, is queued behind it. A graceful close waits
+ * for the commits under way (librdkafka's consumer close does). */
 static void mirror_offsets(evk_service_t *svc) {
     if (!svc->next->cnt) return;
     if (svc->offsets_mode == SVC_OFFSETS_UNKNOWN)
         svc->offsets_mode = txn_offsets_applied(svc) ? SVC_OFFSETS_TXN : SVC_OFFSETS_MIRROR;
     if (svc->offsets_mode != SVC_OFFSETS_MIRROR) return;
-    rd_kafka_resp_err_t err = commit_offsets(svc);
-    if (!err) return;
-    svc_metrics_offset_commit_failed(svc->metrics);
-    evk_log(EVK_LOG_WARN, svc->name, "offset commit failed, a restart may replay the batch",
-            "error", rd_kafka_err2str(err), NULL);
+    rd_kafka_resp_err_t err = rd_kafka_commit(svc->consumer, svc->next, 1);
+    if (err) mirror_failed(svc, err);
 }
 
 static evk_err_t committed(evk_service_t *svc, char *errstr, size_t errstr_size) {
