@@ -97,8 +97,9 @@
  * counted too, and said once per type at warn. Errors the service goes on
  * from are logged at warn and counted: e.g. on a cluster that does not
  * apply a transaction's offsets (the dev broker) the service commits them
- * again with its consumer, and such a commit refused (during a rebalance)
- * only means that a restart may replay a batch
+ * again with its consumer, without waiting for the answer (an absent group
+ * coordinator must not hold the loop), and such a commit refused (during a
+ * rebalance) only means that a restart may replay a batch
  * (evk_offset_commit_failures_total).
  *
  * Health and metrics: with a metrics_port, evk_service_run() serves over
