@@ -55,7 +55,7 @@
  *
  * Settings, from the config group named after the service (defaults):
  *   group_id ("<name>"), instance_id (see "Instances"), static_membership
- *   (false), metrics_port_stride (100), batch_max (1000),
+ *   (false), metrics_port_stride (100), batch_max (5000),
  *   commit_interval_ms (100), retry_max (5), retry_backoff_ms (100),
  *   retry_backoff_max_ms (5000), event_log_level ("debug"),
  *   shutdown_timeout_ms (10000, at least 1000), dead_letter_max_bytes
