@@ -846,9 +846,10 @@ static evk_err_t svc_event_log_level(evk_service_t *svc, char *errstr, size_t er
 }
 
 /* batch_max bounds what one commit carries: with 1000, inventory-service
- * (three topics in, every order line crossing two of them) fell behind at
- * 5,000 orders/s on the dev broker; with 5000 it kept up (docs/PERFORMANCE.md).
- * Under load a batch still closes after commit_interval_ms. */
+ * (three topics in, every order line crossing two of them) saturated at
+ * ~4,000 orders/s on the dev broker, with 5000 at 5,600-6,200, and more
+ * gained nothing (docs/PERFORMANCE.md). Under load a batch still closes
+ * after commit_interval_ms. */
 static evk_err_t svc_settings(evk_service_t *svc, char *errstr, size_t errstr_size) {
     evk_err_t rc = svc_setting(svc, "batch_max", 5000, 1, &svc->batch_max, errstr, errstr_size);
     if (!rc)
