@@ -92,7 +92,8 @@ def test_check_and_create(work):
     missing (exit 5). create says in one line that the dev broker cannot."""
     planned = [line.split() for line in plan_lines()]
     topics = [f"{p[0]}:{p[1].split('=')[1]}" for p in planned if p[0] != "payments.dlq"]
-    topics = [t if not t.startswith("inventory.reservations:") else "inventory.reservations:2" for t in topics]
+    topics = [t if not t.startswith("inventory.reservations:") else "inventory.reservations:2"
+              for t in topics]
     b = DevBroker(work, topics)
     try:
         r = admin("topics", "check", brokers=b.brokers)
