@@ -775,6 +775,16 @@ static rd_kafka_t *restore_consumer(const evk_service_t *svc, int standby, char 
     return rk;
 }
 
+/* The cluster's id, asked for: rd_kafka_clusterid() only waits for
+ * metadata that something else requests, and on a new handle nothing did
+ * for about a second, which every first assignment of an instance waited. */
+static char *cluster_id(rd_kafka_t *rk) {
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 0, NULL, &md, STORE_CLUSTER_ID_TIMEOUT_MS)) return NULL;
+    rd_kafka_metadata_destroy(md);
+    return rd_kafka_clusterid(rk, 0);
+}
+
 /* The state on disk is of the cluster @p rk talks to, or it goes: its
  * checkpoints would be offsets of another cluster's changelogs. Asked once
  * a run; a cluster that does not tell its id in time is asked next time. */
@@ -782,7 +792,7 @@ static evk_err_t stores_claim_disk(evk_service_t *svc, rd_kafka_t *rk) {
     unsigned tables[SVC_DISK_MAX_TABLES];
     int cleared = 0;
     if (!svc->disk || svc->disk_claimed) return EVK_OK;
-    char *id = rd_kafka_clusterid(rk, STORE_CLUSTER_ID_TIMEOUT_MS);
+    char *id = cluster_id(rk);
     if (!id) return EVK_OK;
     for (size_t i = 0; i < svc->nstores; i++)
         tables[i] = svc->stores[i]->table;
@@ -795,14 +805,21 @@ static evk_err_t stores_claim_disk(evk_service_t *svc, rd_kafka_t *rk) {
     return rc;
 }
 
-/* Bring the stores' partitions @p parts up to the end of their changelogs.
- * The restore consumer is made once and kept, unassigned, between restores:
- * a new one cost up to a second of connecting per assignment. */
+/* The restore consumer is made once and kept, unassigned, between restores:
+ * a new one cost up to a second of connecting per assignment. Idle between
+ * them, it also answers the metadata questions of an assignment at once;
+ * a consumer that tails partitions holds such a request behind its
+ * long-poll fetch (a broker answers a connection's requests in order). */
+static rd_kafka_t *stores_restore_rk(evk_service_t *svc, char *errstr, size_t errstr_size) {
+    if (!svc->restore_rk) svc->restore_rk = restore_consumer(svc, 0, errstr, errstr_size);
+    return svc->restore_rk;
+}
+
+/* Bring the stores' partitions @p parts up to the end of their changelogs. */
 static evk_err_t stores_catch_up(evk_service_t *svc, const int32_t *parts, size_t nparts,
                                  char *errstr, size_t errstr_size) {
-    if (!svc->restore_rk && !(svc->restore_rk = restore_consumer(svc, 0, errstr, errstr_size)))
-        return EVK_ERR_KAFKA;
-    rd_kafka_t *rk = svc->restore_rk;
+    rd_kafka_t *rk = stores_restore_rk(svc, errstr, errstr_size);
+    if (!rk) return EVK_ERR_KAFKA;
     if (stores_claim_disk(svc, rk))
         return evk__fail(EVK_ERR_IO, errstr, errstr_size,
                          "restore: cannot clear the state on disk");
@@ -890,16 +907,16 @@ static int standby_held(const evk_service_t *svc, const char *topic, int32_t p) 
 
 /* Every partition of every changelog that no store holds, each from its
  * checkpoint. */
-static evk_err_t standby_list(evk_service_t *svc, svc_standby_t *sb,
-                              rd_kafka_topic_partition_list_t *list) {
+static evk_err_t standby_list(evk_service_t *svc, rd_kafka_topic_partition_list_t *list) {
     char errstr[256];
     int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
+    rd_kafka_t *rk = stores_restore_rk(svc, errstr, sizeof errstr);
+    if (!rk) return EVK_ERR_KAFKA;
     for (size_t i = 0; i < svc->nstores; i++) {
         const char *topic = changelog_once(svc, i);
         int partitions = 0;
         if (!topic) continue;
-        if (svc_topic_partitions(svc, sb->rk, topic, deadline, &partitions, errstr,
-                                 sizeof errstr))
+        if (svc_topic_partitions(svc, rk, topic, deadline, &partitions, errstr, sizeof errstr))
             return EVK_ERR_KAFKA;
         for (int32_t p = 0; p < partitions; p++) {
             if (standby_held(svc, topic, p)) continue;
@@ -944,7 +961,7 @@ static void standby_assign(evk_service_t *svc) {
     standby_part_t *v = NULL;
     evk_err_t rc = list ? standby_start(svc) : EVK_ERR_NOMEM;
     if (!rc && stores_claim_disk(svc, svc->standby->rk)) rc = EVK_ERR_IO;
-    if (!rc && svc->disk_claimed) rc = standby_list(svc, svc->standby, list);
+    if (!rc && svc->disk_claimed) rc = standby_list(svc, list);
     if (!rc && list->cnt && !(v = calloc((size_t)list->cnt, sizeof *v))) rc = EVK_ERR_NOMEM;
     if (!rc && rd_kafka_assign(svc->standby->rk, list)) rc = EVK_ERR_KAFKA;
     for (int i = 0; !rc && i < list->cnt; i++)
