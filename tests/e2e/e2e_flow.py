@@ -3,7 +3,7 @@
 processes over evk-dev-broker (scripts/start-services), fed by
 `evk-order generate`, checked from the outside through evk-tail.
 
-    e2e_flow.py --orders N [--instances K] [--chaos [--kill] [--broker-faults]]
+    e2e_flow.py --orders N [--instances K] [--chaos [--kill] [--broker-faults [--storm]]]
 
 Stock is seeded so that some SKUs run out (rejections) and the credit limit
 is low enough that some payments are declined (compensations). Records that
@@ -33,11 +33,14 @@ command line (docs/SCALING.md). With --chaos, orders are placed at a pace
 that spreads them over the faults' schedule while, one disruption at a time
 (SETTLE_S apart), the extra copies join, each service is stopped with
 SIGTERM or SIGINT at a random point (it must exit 0) and, with --kill,
-killed with SIGKILL twice, always restarted; poison messages (not Avro, wrong magic byte, truncated, unknown
-schema id, schema-invalid body) are written to `orders`; and with
---broker-faults the dev broker's brokers go down and come back and requests
-fail (Produce, Fetch, OffsetCommit, TxnOffsetCommit, EndTxn,
-AddPartitionsToTxn errors, through evk-dev-broker --control).
+killed with SIGKILL twice, always restarted; poison messages (not Avro,
+wrong magic byte, truncated, unknown schema id, schema-invalid body) are
+written to `orders`; and with --broker-faults, again one disruption at a
+time, each broker of the dev broker goes down for 0.5-3 s twice and 1-5
+requests in a row fail with each of REQUEST_ERRORS (Produce, Fetch,
+OffsetCommit, TxnOffsetCommit, EndTxn, AddPartitionsToTxn errors), through
+evk-dev-broker --control. With --storm, outages and refused requests come
+at random moments instead, whatever else is going on.
 The same checks must hold, except that the outbox may repeat a notification
 with the same id (at-least-once side effects) and services may log errors;
 in addition every poison message must be in orders.dlq once per service
@@ -86,6 +89,11 @@ DEV_BROKERS = 3  # evk-dev-broker's default
 # member's session, a rebalance, docs/SCALING.md), and an order's path must
 # fit between two of them for its wait to measure one.
 SETTLE_S = 10
+# With --broker-faults, outages of each broker among those disruptions, and
+# after a burst of refused requests (librdkafka retries them within ~2.5 s)
+# the time to the next disruption.
+OUTAGES_PER_BROKER = 2
+ERRORS_SETTLE_S = 5
 # What a service logs when a stop gives its open batch up (exit 4).
 ABANDONED = "the next instance redoes it"
 CREDIT_LIMIT = 60000
@@ -539,91 +547,118 @@ class Faults:
     """kill -9 / SIGTERM / SIGINT and restart the services, break the dev
     broker and write poison to `orders`, at random points while orders flow."""
 
-    def __init__(self, cluster, seed, kill, broker_faults, instances=1):
+    def __init__(self, cluster, seed, kill, broker_faults, instances=1, storm=False):
         self.kill, self.broker_faults, self.instances = kill, broker_faults, instances
+        self.storm = storm  # broker outages at random, not one disruption at a time
         self.cluster, self.rng = cluster, random.Random(seed)
-        self.kills = self.stops = self.broker = self.added = 0
+        self.kills = self.stops = self.outages = self.refused = self.added = 0
         self.poison = {}  # key -> (value, expected evk_dlq_error)
         self.errors = []
         self.done = threading.Event()  # the orders are all produced
         self.schedule = self.plan()
 
     def plan(self):
-        """[(service, signal or None to add a copy)] in the order to apply."""
+        """[(kind, what, arg)] in the order to apply: ("add", service, None)
+        adds a copy, ("signal", service, sig) stops one with sig and restarts
+        it, ("outage", broker, None) takes a broker down for 0.5-3 s, and
+        ("errors", api, error) fails the next 1-5 requests of api."""
         # Everyone is killed first, so that every later SIGTERM/SIGINT goes to a
         # child of this script, whose exit status can be checked.
         # Without --kill the first round is SIGTERM, whose exit status cannot be
         # seen (start-services' children are not ours).
         first_sig = signal.SIGKILL if self.kill else signal.SIGTERM
         # With several instances, the copies join while orders flow first.
-        adds = [(s, None) for s in SERVICES for _ in range(self.instances - 1)]
-        first = [(s, first_sig) for s in self.rng.sample(SERVICES, len(SERVICES))]
-        rest = [(s, signal.SIGKILL) for s in SERVICES if self.kill]
-        rest += [(s, self.rng.choice((signal.SIGTERM, signal.SIGINT))) for s in SERVICES]
+        adds = [("add", s, None) for s in SERVICES for _ in range(self.instances - 1)]
+        first = [("signal", s, first_sig) for s in self.rng.sample(SERVICES, len(SERVICES))]
+        rest = [("signal", s, signal.SIGKILL) for s in SERVICES if self.kill]
+        rest += [("signal", s, self.rng.choice((signal.SIGTERM, signal.SIGINT)))
+                 for s in SERVICES]
+        if self.broker_faults and not self.storm:
+            rest += [("outage", b, None) for b in range(1, DEV_BROKERS + 1)
+                     for _ in range(OUTAGES_PER_BROKER)]
+            rest += [("errors", api, err) for api, err in REQUEST_ERRORS]
         self.rng.shuffle(adds)
         self.rng.shuffle(rest)
         return adds + first + rest
 
+    @staticmethod
+    def settle(kind):
+        """Seconds from a disruption of @kind to the next."""
+        return ERRORS_SETTLE_S if kind == "errors" else SETTLE_S
+
     def duration(self):
         """Seconds the schedule takes at its pace: the orders are spread over it."""
-        return len(self.schedule) * (SETTLE_S + 1)
+        return sum(self.settle(kind) + 1 for kind, _, _ in self.schedule)
 
     def services(self):
-        """Apply plan() at random points, one disruption at a time: the group
-        it hit settles (its rebalance, a dead member's session timing out)
-        before the next, so that a wait measures one disruption."""
+        """Apply plan() at random points, one disruption at a time: what it
+        hit settles (a rebalance, a dead member's session timing out, a
+        broker back) before the next, so that a wait measures one
+        disruption."""
         try:
-            last = time.monotonic()
-            for service, sig in self.schedule:
-                time.sleep(self.rng.uniform(0, 2) + max(0, last + SETTLE_S - time.monotonic()))
+            last, settle = time.monotonic(), 0
+            for kind, what, arg in self.schedule:
+                time.sleep(self.rng.uniform(0, 2) + max(0, last + settle - time.monotonic()))
                 self.cluster.supervise()
-                if sig is None:
-                    self.cluster.add_copy(service)
-                    self.added += 1
-                else:
-                    copy = self.rng.randrange(self.cluster.instances[service])
-                    # Copy 0 is start-services' child until this script restarts
-                    # it: only then can its exit status be seen.
-                    if copy == 0 and service not in self.cluster.children:
-                        sig = signal.SIGKILL if self.kill else signal.SIGTERM
-                    self.cluster.restart(service, sig, copy)
-                    if sig == signal.SIGKILL:
-                        self.kills += 1
-                    else:
-                        self.stops += 1
-                last = time.monotonic()
+                self.apply(kind, what, arg)
+                last, settle = time.monotonic(), self.settle(kind)
         except Exception as e:  # reported by the main thread
             self.errors.append(e)
+
+    def apply(self, kind, what, arg):
+        if kind == "outage":
+            self.outage(what)
+        elif kind == "errors":
+            self.cluster.inject(f"err {what} {self.rng.randint(1, 5)} {arg}")
+            self.refused += 1
+        elif kind == "add":
+            self.cluster.add_copy(what)
+            self.added += 1
+        else:
+            sig = arg
+            copy = self.rng.randrange(self.cluster.instances[what])
+            # Copy 0 is start-services' child until this script restarts
+            # it: only then can its exit status be seen.
+            if copy == 0 and what not in self.cluster.children:
+                sig = signal.SIGKILL if self.kill else signal.SIGTERM
+            self.cluster.restart(what, sig, copy)
+            if sig == signal.SIGKILL:
+                self.kills += 1
+            else:
+                self.stops += 1
+
+    def outage(self, b):
+        """Broker @b unreachable for 0.5-3 s: its partitions' leaders and the
+        coordinators it hosts are out of reach, then back."""
+        self.cluster.inject(f"down {b}")
+        time.sleep(self.rng.uniform(0.5, 3))
+        self.cluster.inject(f"up {b}")
+        self.outages += 1
 
     def brokers(self, services_thread):
         from confluent_kafka import Producer
         producer = Producer({"bootstrap.servers": self.cluster.brokers,
                              "enable.idempotence": True,
-                             "log_level": 3})  # the outages' disconnects are expected
+                             "log_level": 2})  # the outages' disconnects are expected
         kinds = poison_kinds()
         try:
             n = 0
             while services_thread.is_alive() or not self.done.is_set():
                 time.sleep(self.rng.uniform(0.3, 2))
                 what = self.rng.random()
-                if what < 0.8 and not self.broker_faults:
-                    continue
+                storm = self.broker_faults and self.storm
                 if what < 0.4:
-                    b = self.rng.randint(1, DEV_BROKERS)
-                    self.cluster.inject(f"down {b}")
-                    time.sleep(self.rng.uniform(0.5, 3))  # the outage itself
-                    self.cluster.inject(f"up {b}")
+                    if storm:
+                        self.outage(self.rng.randint(1, DEV_BROKERS))
                 elif what < 0.8:
-                    api, err = self.rng.choice(REQUEST_ERRORS)
-                    self.cluster.inject(f"err {api} {self.rng.randint(1, 5)} {err}")
+                    if storm:
+                        self.apply("errors", *self.rng.choice(REQUEST_ERRORS))
                 else:
                     kind, value, want = kinds[n % len(kinds)]
                     key = f"poison-{kind}-{n}"
                     producer.produce("orders", key=key, value=value)
                     self.poison[key] = (value, want)
                     n += 1
-                    continue
-                self.broker += 1
             # Poison of every kind, even if the dice never chose one.
             for kind, value, want in kinds:
                 key = f"poison-{kind}-last"
@@ -723,7 +758,7 @@ def run(args, work):
     control = os.path.join(work, "broker-control") if args.chaos else None
     cluster = Cluster(work, cfg, args.partitions, control, args.keep)
     faults = Faults(cluster, args.seed, args.kill, args.broker_faults,
-                    args.instances) if args.chaos else None
+                    args.instances, args.storm) if args.chaos else None
     if not faults:
         for service in SERVICES:
             for _ in range(args.instances - 1):
@@ -772,8 +807,9 @@ def run(args, work):
         injected = ""
         if faults:
             injected = (f" ({faults.added} added while orders flowed), faults injected "
-                        f"{faults.kills + faults.stops + faults.broker} (kills {faults.kills}, "
-                        f"SIGTERM/SIGINT restarts {faults.stops}, broker {faults.broker})")
+                        f"{faults.kills + faults.stops + faults.outages + faults.refused} "
+                        f"(kills {faults.kills}, SIGTERM/SIGINT restarts {faults.stops}, "
+                        f"broker outages {faults.outages}, requests refused {faults.refused})")
         print(f"orders {args.orders}, instances {args.instances} per service{injected}, "
               f"lost {lost}, duplicated {dup}, redelivered {sum(cluster.redeliveries.values())}, "
               f"longest wait for an outcome {wait[0]:.1f} s ({wait[1]}, placed {wait[2]} UTC)",
@@ -850,6 +886,10 @@ def main():
                    help="with --chaos, also take brokers down and up and push request errors "
                         "(the transactions they abort stay visible on the dev broker: "
                         "redeliveries)")
+    p.add_argument("--storm", action="store_true",
+                   help="with --broker-faults, take brokers down at random moments, whatever "
+                        "else is going on (some broker is down ~40%% of the time), instead of "
+                        "one disruption at a time")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory, with the topics as last read in topics/ "
                         "and the faults' times in faults.log")
