@@ -549,7 +549,7 @@ class Faults:
 
     def __init__(self, cluster, seed, kill, broker_faults, instances=1, storm=False):
         self.kill, self.broker_faults, self.instances = kill, broker_faults, instances
-        self.storm = storm  # broker outages at random, not one disruption at a time
+        self.storm = storm  # broker faults at random moments, not one disruption at a time
         self.cluster, self.rng = cluster, random.Random(seed)
         self.kills = self.stops = self.outages = self.refused = self.added = 0
         self.poison = {}  # key -> (value, expected evk_dlq_error)
@@ -606,6 +606,7 @@ class Faults:
             self.errors.append(e)
 
     def apply(self, kind, what, arg):
+        """One disruption of plan()'s."""
         if kind == "outage":
             self.outage(what)
         elif kind == "errors":
