@@ -888,9 +888,9 @@ def main():
                         "(the transactions they abort stay visible on the dev broker: "
                         "redeliveries)")
     p.add_argument("--storm", action="store_true",
-                   help="with --broker-faults, take brokers down at random moments, whatever "
-                        "else is going on (some broker is down ~40%% of the time), instead of "
-                        "one disruption at a time")
+                   help="with --broker-faults, bring the outages and refused requests at random "
+                        "moments, whatever else is going on (some broker is down ~40%% of the "
+                        "time), instead of one disruption at a time")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory, with the topics as last read in topics/ "
                         "and the faults' times in faults.log")
