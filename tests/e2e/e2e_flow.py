@@ -596,7 +596,7 @@ class Faults:
         broker back) before the next, so that a wait measures one
         disruption."""
         try:
-            last, settle = time.monotonic(), 0
+            last, settle = time.monotonic(), SETTLE_S  # the services settle after start too
             for kind, what, arg in self.schedule:
                 time.sleep(self.rng.uniform(0, 2) + max(0, last + settle - time.monotonic()))
                 self.cluster.supervise()
