@@ -907,11 +907,10 @@ static int standby_held(const evk_service_t *svc, const char *topic, int32_t p) 
 
 /* Every partition of every changelog that no store holds, each from its
  * checkpoint. */
-static evk_err_t standby_list(evk_service_t *svc, rd_kafka_topic_partition_list_t *list) {
+static evk_err_t standby_list(evk_service_t *svc, rd_kafka_t *rk,
+                              rd_kafka_topic_partition_list_t *list) {
     char errstr[256];
     int64_t deadline = evk__now_ms() + svc->restore_timeout_ms;
-    rd_kafka_t *rk = stores_restore_rk(svc, errstr, sizeof errstr);
-    if (!rk) return EVK_ERR_KAFKA;
     for (size_t i = 0; i < svc->nstores; i++) {
         const char *topic = changelog_once(svc, i);
         int partitions = 0;
@@ -954,14 +953,18 @@ static const char *standby_topic(const evk_service_t *svc, const char *topic) {
 
 /* After an assignment: the standby set becomes every partition not held. A
  * failure leaves the instance without standby replicas until the next
- * assignment (its restores read more), which is said, not fatal. */
+ * assignment (its restores read more), which is said, not fatal. The
+ * metadata it needs is asked through the idle restore consumer. */
 static void standby_assign(evk_service_t *svc) {
     if (!svc->disk || !svc->standby_on) return;
+    char errstr[256];
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     standby_part_t *v = NULL;
+    rd_kafka_t *rk = NULL;
     evk_err_t rc = list ? standby_start(svc) : EVK_ERR_NOMEM;
-    if (!rc && stores_claim_disk(svc, svc->standby->rk)) rc = EVK_ERR_IO;
-    if (!rc && svc->disk_claimed) rc = standby_list(svc, list);
+    if (!rc && !(rk = stores_restore_rk(svc, errstr, sizeof errstr))) rc = EVK_ERR_KAFKA;
+    if (!rc && stores_claim_disk(svc, rk)) rc = EVK_ERR_IO;
+    if (!rc && svc->disk_claimed) rc = standby_list(svc, rk, list);
     if (!rc && list->cnt && !(v = calloc((size_t)list->cnt, sizeof *v))) rc = EVK_ERR_NOMEM;
     if (!rc && rd_kafka_assign(svc->standby->rk, list)) rc = EVK_ERR_KAFKA;
     for (int i = 0; !rc && i < list->cnt; i++)
